@@ -54,8 +54,23 @@ def prepare(cfg):
         platform = resolve_platform(cfg.platform)
     except BackendUnavailable as exc:
         raise OptionError(str(exc)) from None
-    cfg = cfg.replace(platform=platform)
+    precision = cfg.precision if cfg.precision != "auto" else ("fp32" if platform == "cpu" else "fp16")
+    origin = dict(cfg.origin)
+    for name, before, after in (("platform", cfg.platform, platform), ("precision", cfg.precision, precision)):
+        if before != after:
+            origin[name] = f"{origin[name]} ({before} -> {after})"
+    cfg = cfg.replace(platform=platform, precision=precision, origin=origin)
     check_output_dir(cfg.output_dir)
+    from .launcher import preflight
+
+    preflight(cfg)  # pinning the user insists on, DEVICES, SOCKET: refused here, in a second
+    if not cfg.dummy:  # a broken dataset fails in a second, not after the models are loaded
+        from .dataset import ACCEPTED, DatasetError, triplets
+
+        try:
+            triplets(cfg.dataset_dir, cfg.num_inputs)
+        except DatasetError as exc:
+            raise OptionError(f"--data/DATASET_DIR: {exc} (accepted: {ACCEPTED})") from None
     return cfg, check_weights(cfg)
 
 

@@ -1,49 +1,67 @@
-"""Processes, pinning, barriers and the watchdog. Knows processes, not models.
+"""Processes, pinning, the start barrier and the watchdog. Knows processes, not models.
 
-Each stream is a spawned process (never forked: torch and its thread pools do
-not survive a fork). Every stream warms up, then all pass one start barrier
-whose action stamps the common start time; a watchdog fails the whole run
-within bounded time when any stream raises, exits or is killed, and stops the
-rest. Only plain data crosses the process boundary.
+Each stream is a fresh interpreter (`python -m rifebench.worker`, see worker.py
+for why not multiprocessing), started under numactl or pinned by affinity as
+pinning.plan says, and linked to the launcher by one socket pair. Every stream
+warms up and says "ready"; when all have, the launcher stamps the common start
+time (time.monotonic, one clock for the whole machine) and releases them; in
+duration mode that also fixes one common deadline. The watchdog fails the whole
+run within bounded time when a stream raises, exits, is killed, is not ready
+within BARRIER_TIMEOUT, or makes no progress for as long; the other streams are
+stopped. Ctrl-C and SIGTERM stop every stream and keep what was measured.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
-import multiprocessing as mp
 import os
-import queue as queue_mod
 import signal
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 from . import pinning
-from .stream import Link, stream_entry
+from .options import OptionError
+from .worker import EXIT_STOPPED
 
 PROGRESS_EVERY_S = 5.0
 GRACE_S = 10.0  # how long stopped streams get to report before they are killed
+EXIT_SETTLE_S = 1.0  # how long a dead stream's last words may take to arrive
 
 
 @dataclass
 class Outcome:
-    status: str  # passed-so-far ("completed"), failed, interrupted
-    streams: list = field(default_factory=list)  # one result dict per stream
+    status: str  # completed (verdict still to come), failed, interrupted
+    streams: list = field(default_factory=list)  # one result dict per stream that reported
     failures: list = field(default_factory=list)  # {"stream": id, "reason": ...}
     start: float | None = None
     warnings: list = field(default_factory=list)
     pinning: dict = field(default_factory=dict)
+    telemetry: dict | None = None
 
 
-def _stamp(value) -> None:
-    value.value = time.monotonic()
+@dataclass
+class _Stream:
+    sid: int
+    proc: subprocess.Popen
+    conn: Connection
+    ready: bool = False
+    result: dict | None = None
+    pairs: int = 0
+    seen: float = 0.0  # last message, for the no-progress watchdog
+    closed: bool = False
+    exited: float | None = None
+    accounted: bool = False  # result, failure or "stopped" recorded
 
 
 class _Signals:
-    """SIGINT/SIGTERM set a flag; the launcher loop turns it into a clean stop."""
+    """SIGINT/SIGTERM set a flag; the watch loop turns it into a clean stop."""
 
     def __init__(self):
-        self.received = None
-        self._old = {}
+        self.received, self._old = None, {}
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -51,136 +69,264 @@ class _Signals:
         return self
 
     def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
+        self.received = self.received or signal.Signals(signum).name
 
     def __exit__(self, *exc):
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
 
 
-def launch(cfg, log=print, on_start=None, on_stop=None) -> Outcome:
-    n = cfg.streams
-    plan = pinning.plan(cfg)
+def gpu_identities(cfg) -> list:
+    if cfg.platform == "cpu":
+        return []
+    from .backends import device_count
+    from .config import device_indices
+    from .topology import gpu_identity
+
+    count = device_count(cfg.platform)
+    wanted = device_indices(cfg)
+    bad = [i for i in wanted or [] if i >= count]
+    if bad:
+        raise OptionError(f"--devices/DEVICES: device {bad[0]} is not visible ({count} {cfg.platform} device(s)) "
+                          f"(accepted: indices 0 to {count - 1}, comma-separated)")
+    return [gpu_identity(cfg.platform, i) for i in (wanted or range(count))]
+
+
+def preflight(cfg) -> pinning.Plan:
+    """Everything about streams that can refuse the run before anything heavy:
+    the pinning the user insists on, the devices, the collector socket."""
+    from .telemetry import check_socket
+
+    plan = pinning.plan(cfg, gpus=gpu_identities(cfg))
+    if cfg.devices is not None and cfg.platform == "cpu":
+        plan.notes.append("DEVICES is ignored on the CPU platform")
+    if cfg.socket is not None:
+        why = check_socket(cfg.socket)
+        if why is not None:
+            raise OptionError(f"--socket/SOCKET: {cfg.socket!r}: {why} (accepted: the Unix socket of a running "
+                              "telemetry collector)")
+    return plan
+
+
+def _spawn(cfg, plan, sid: int, fields: dict) -> _Stream:
+    parent_end, child_end = socket.socketpair()
+    slot = plan.slots[sid]
+    cmd = [*plan.prefix(sid), sys.executable, "-m", "rifebench.worker", "--fd", str(child_end.fileno()),
+           "--stream", str(sid), "--parent", str(os.getpid())]
+    if plan.method == "affinity" and slot.cpus:
+        from .topology import format_cpulist
+
+        cmd += ["--cpus", format_cpulist(slot.cpus)]
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # Thread pools are sized at start-up; size them to the share from the outset.
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(slot.threads)
+    # Its own session: the terminal's Ctrl-C reaches the launcher only, which
+    # stops the streams in order; PR_SET_PDEATHSIG covers the launcher's death.
+    proc = subprocess.Popen(cmd, pass_fds=(child_end.fileno(),), env=env, start_new_session=True)
+    child_end.close()
+    conn = Connection(parent_end.detach())
+    info = {"device": slot.device, "threads": slot.threads, "barrier_timeout": cfg.barrier_timeout,
+            "method": plan.method}
+    conn.send(("config", fields, info))
+    return _Stream(sid, proc, conn, seen=time.monotonic())
+
+
+def launch(cfg, log=print, on_start=None, on_stop=None, plan: pinning.Plan | None = None) -> Outcome:
+    from .telemetry import Telemetry
+
+    try:
+        plan = plan or preflight(cfg)
+    except OptionError as exc:
+        log(f"error: {exc}")
+        return Outcome(status="failed", failures=[{"stream": None, "reason": str(exc)}])
     outcome = Outcome(status="completed", warnings=list(plan.warnings), pinning=plan.describe())
     for w in plan.warnings:
         log(f"warning: {w}")
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    start_value = ctx.Value("d", 0.0)
-    barrier = ctx.Barrier(n, action=functools.partial(_stamp, start_value))
-    stop = ctx.Event()
-    progress = ctx.Array("q", n)
+    for note in plan.notes:
+        log(f"note: {note}")
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-    procs = []
-    for sid in range(n):
-        link = Link(sid, barrier, start_value, stop, progress, cfg.barrier_timeout, plan.devices[sid])
-        p = ctx.Process(target=pinning.pinned_entry, args=(plan.streams[sid], stream_entry, fields, link, q),
-                        name=f"rife-stream-{sid}", daemon=True)
-        procs.append(p)
-    log(f"launching {n} stream(s): {plan.summary()}")
+    log(f"launching {cfg.streams} stream(s): {plan.summary()}")
+    tel = Telemetry(cfg.platform, plan.gpus, cfg.socket, log)
+    streams: list[_Stream] = []
     with _Signals() as sigs:
-        for p in procs:
-            p.start()
-        _watch(cfg, procs, q, barrier, stop, progress, start_value, outcome, sigs, log, on_start)
-    if on_stop is not None:
-        on_stop()
-    outcome.start = start_value.value or None
+        try:
+            for sid in range(cfg.streams):
+                try:
+                    streams.append(_spawn(cfg, plan, sid, fields))
+                except OSError as exc:
+                    outcome.status = "failed"
+                    outcome.failures.append({"stream": sid, "reason": f"could not start: {exc}"})
+                    log(f"error: stream {sid} could not start: {exc}")
+                    break
+                tel.add_stream(sid, streams[-1].proc.pid, plan.slots[sid].cpus or list(os.sched_getaffinity(0)),
+                               plan.slots[sid].threads)
+            _Watch(cfg, streams, outcome, sigs, log, tel, on_start, on_stop).run()
+        finally:
+            _reap(streams)
+            tel.close()
     outcome.streams.sort(key=lambda r: r["id"])
+    outcome.telemetry = tel.summary(sum(r.get("images", 0) for r in outcome.streams if r.get("end") is not None))
     return outcome
 
 
-def _watch(cfg, procs, q, barrier, stop, progress, start_value, outcome, sigs, log, on_start):
-    n = len(procs)
-    ready, results, dead_since = set(), {}, {}
-    t_launch = time.monotonic()
-    next_progress = None
-    started = False
-    stop_deadline = None
-
-    def fail(sid, reason):
-        if not any(f["stream"] == sid for f in outcome.failures):
-            outcome.failures.append({"stream": sid, "reason": reason})
-            log(f"error: stream {sid} failed: {reason}")
-
-    while len(results) + len(outcome.failures) < n or any(p.is_alive() for p in procs):
+def _reap(streams: list) -> None:
+    """Every stream process is gone when launch returns: those that reported
+    get a moment to exit on their own, the rest are killed."""
+    until = time.monotonic() + GRACE_S
+    for s in streams:
         try:
-            kind, sid, payload = q.get(timeout=0.2)
-        except queue_mod.Empty:
-            kind = None
-        now = time.monotonic()
-        if kind == "ready":
-            ready.add(sid)
-            w = payload["warmup"]
-            log(f"stream {sid} ready: set-up {payload['setup_s']:.1f} s, warm-up {w['pairs']} pairs "
-                f"in {w['seconds']:.2f} s")
-        elif kind == "result":
-            results[sid] = payload
-            outcome.streams.append(payload)
-        elif kind == "error":
-            fail(sid, payload["error"])
-            log(payload["traceback"].rstrip())
-        if not started and start_value.value:
-            started = True
-            next_progress = now + PROGRESS_EVERY_S
-            log(f"all {n} stream(s) passed the start barrier; timing")
-            if on_start is not None:
-                on_start()
-        # Watchdog: a process that is gone without a result has failed; give
-        # its last message a moment to arrive through the queue first.
-        for sid, p in enumerate(procs):
-            if not p.is_alive() and sid not in results and not any(f["stream"] == sid for f in outcome.failures):
-                dead_since.setdefault(sid, now)
-                if now - dead_since[sid] > 1.0:
-                    code = p.exitcode
-                    why = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
-                           else f"exited with status {code} without a result")
-                    fail(sid, why)
-        if not started and len(ready) < n and now - t_launch > cfg.barrier_timeout and not outcome.failures:
-            missing = sorted(set(range(n)) - ready)
-            fail(missing[0], f"not ready after --barrier-timeout {cfg.barrier_timeout:g} s "
-                             f"(streams not ready: {missing})")
-        if sigs.received and not stop.is_set():
-            log(f"received {sigs.received}: stopping all streams")
-            outcome.status = "interrupted"
-        if (outcome.failures or sigs.received) and stop_deadline is None:
-            stop.set()
-            barrier.abort()
-            stop_deadline = now + GRACE_S
-        if stop_deadline is not None and now > stop_deadline:
-            for p in procs:
-                if p.is_alive():
-                    p.kill()
-            for p in procs:
-                p.join(timeout=5)
-            break
-        if started and next_progress is not None and now >= next_progress and not stop.is_set():
-            _progress(cfg, progress, start_value.value, now, log)
-            next_progress = now + PROGRESS_EVERY_S
-    for p in procs:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.kill()
-    if outcome.failures:
-        outcome.status = "failed"
+            s.proc.wait(timeout=max(0.0, until - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            s.proc.kill()
+            s.proc.wait()
+        s.conn.close()
 
 
-def _progress(cfg, progress, start, now, log):
-    done = list(progress[:])
-    elapsed = now - start
-    total = sum(done)
-    rate = total / elapsed if elapsed > 0 else 0.0
-    slowest = min(done)
-    if cfg.dummy:
-        per_stream_rate = rate / len(done) if done else 0
-        left_count = (cfg.num_inputs - slowest) / per_stream_rate if per_stream_rate > 0 else float("inf")
-        left = max(cfg.min_test_duration - elapsed, left_count, 0.0)
-        if cfg.max_test_duration is not None:
-            left = min(left, max(cfg.max_test_duration - elapsed, 0.0))
-    else:
-        per_stream_rate = rate / len(done) if done else 0
-        left = (cfg.num_inputs - slowest) / per_stream_rate if per_stream_rate > 0 else float("inf")
-    left_text = f"~{left:.0f} s left" if left != float("inf") else "time left unknown"
-    log(f"progress: {total} pairs in {elapsed:.1f} s, {rate:.2f} pairs/s, {left_text}")
+class _Watch:
+    def __init__(self, cfg, streams, outcome, sigs, log, tel, on_start, on_stop):
+        self.cfg, self.streams, self.outcome, self.sigs, self.log = cfg, streams, outcome, sigs, log
+        self.tel, self.on_start, self.on_stop = tel, on_start, on_stop
+        self.by_conn = {id(s.conn): s for s in streams}
+        self.t_launch = time.monotonic()
+        self.started = self.stopping = self.finished = False
+        self.deadline = self.next_progress = None
+
+    def fail(self, sid, reason: str) -> None:
+        if any(f["stream"] == sid for f in self.outcome.failures):
+            return
+        self.outcome.failures.append({"stream": sid, "reason": reason})
+        if self.outcome.status == "completed":  # the first cause names the run
+            self.outcome.status = "failed"
+        self.log(f"error: stream {sid} failed: {reason}")
+
+    def run(self) -> None:
+        while not all(s.accounted for s in self.streams):
+            self.receive()
+            now = time.monotonic()
+            self.check_exits(now)
+            self.check_start(now)
+            self.check_time(now)
+            if self.sigs.received and self.outcome.status == "completed":
+                self.outcome.status = "interrupted"
+                self.log(f"received {self.sigs.received}: stopping all streams")
+            if (self.outcome.failures or self.sigs.received) and not self.stopping:
+                self.stop(now)
+            if self.stopping and now > self.deadline:
+                for s in self.streams:
+                    if s.proc.poll() is None:
+                        self.log(f"stream {s.sid} did not stop within {GRACE_S:g} s: killing it")
+                        s.proc.kill()
+                        s.proc.wait()
+                self.deadline = float("inf")  # killed: their exits are accounted next round
+            self.check_finished(now)
+            if self.started and not self.stopping and now >= self.next_progress:
+                self.progress(now)
+                self.next_progress = now + PROGRESS_EVERY_S
+        self.check_finished(time.monotonic())
+
+    def receive(self) -> None:
+        open_conns = [s.conn for s in self.streams if not s.closed]
+        if not open_conns:
+            time.sleep(0.2)
+        for conn in wait(open_conns, timeout=0.2) if open_conns else []:
+            s = self.by_conn[id(conn)]
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                s.closed = True
+                continue
+            s.seen = time.monotonic()
+            if kind == "ready":
+                s.ready = True
+                w = payload["warmup"]
+                self.log(f"stream {s.sid} ready: set-up {payload['setup_s']:.1f} s, warm-up {w['pairs']} pairs "
+                         f"in {w['seconds']:.2f} s")
+            elif kind == "progress":
+                s.pairs = payload
+            elif kind == "result":
+                s.result, s.accounted = payload, True
+                self.outcome.streams.append(payload)
+            elif kind == "error":
+                s.accounted = True
+                if self.stopping and payload["error"].startswith("StreamAborted"):
+                    continue  # stopped before the start, as asked
+                if payload.get("traceback"):
+                    self.log(payload["traceback"].rstrip())
+                self.fail(s.sid, payload["error"])
+
+    def check_exits(self, now: float) -> None:
+        for s in self.streams:
+            code = s.proc.poll()
+            if code is None or s.accounted:
+                continue
+            s.exited = s.exited or now
+            if not s.closed and now - s.exited < EXIT_SETTLE_S:
+                continue  # its last message may still be on the way
+            s.accounted = True
+            if self.stopping and code in (EXIT_STOPPED, -signal.SIGKILL):
+                continue  # left when told to, or killed by us after the grace period
+            why = (f"killed by signal {signal.Signals(-code).name}" if code < 0
+                   else f"exited with status {code} without a result")
+            self.fail(s.sid, why)
+
+    def check_start(self, now: float) -> None:
+        if self.started or self.stopping or not all(s.ready for s in self.streams):
+            return
+        t0 = time.monotonic()
+        for s in self.streams:
+            s.conn.send(("start", t0))
+            s.seen = t0
+        self.started, self.outcome.start = True, t0
+        self.next_progress = t0 + PROGRESS_EVERY_S
+        self.log(f"all {len(self.streams)} stream(s) passed the start barrier; timing")
+        self.tel.started(t0)
+        if self.on_start is not None:
+            self.on_start()
+
+    def check_time(self, now: float) -> None:
+        if self.stopping:
+            return
+        limit = self.cfg.barrier_timeout
+        if not self.started and now - self.t_launch > limit:
+            missing = [s.sid for s in self.streams if not s.ready]
+            self.fail(missing[0], f"not ready after --barrier-timeout {limit:g} s (streams not ready: {missing})")
+        if self.started:
+            for s in self.streams:
+                if s.result is None and not s.accounted and now - s.seen > limit:
+                    self.fail(s.sid, f"no progress for {limit:g} s (--barrier-timeout): the stream is stuck")
+
+    def stop(self, now: float) -> None:
+        self.stopping, self.deadline = True, now + GRACE_S
+        for s in self.streams:
+            if not s.accounted:
+                try:
+                    s.conn.send(("stop", self.outcome.status))
+                except OSError:
+                    pass
+
+    def check_finished(self, now: float) -> None:
+        """`stop` goes out once the last stream has finished, not the first."""
+        if self.finished or not self.started or not all(s.accounted for s in self.streams):
+            return
+        self.finished = True
+        self.tel.stopped(now)
+        if self.on_stop is not None:
+            self.on_stop()
+
+    def progress(self, now: float) -> None:
+        done = [s.pairs for s in self.streams]
+        elapsed = now - self.outcome.start
+        rate = sum(done) / elapsed if elapsed > 0 else 0.0
+        per_stream = rate / len(done)
+        left = (self.cfg.num_inputs - min(done)) / per_stream if per_stream > 0 else float("inf")
+        if self.cfg.dummy:
+            left = max(self.cfg.min_test_duration - elapsed, left, 0.0)
+            if self.cfg.max_test_duration is not None:
+                left = min(left, max(self.cfg.max_test_duration - elapsed, 0.0))
+        left_text = f"~{left:.0f} s left" if left != float("inf") else "time left unknown"
+        self.log(f"progress: {sum(done)} pairs in {elapsed:.1f} s, {rate:.2f} pairs/s, {left_text}")
 
 
 def cpu_count_usable() -> int:

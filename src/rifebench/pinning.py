@@ -1,83 +1,248 @@
-"""Which CPUs and which device each stream gets, and applying it in the child.
+"""Which CPUs, memory nodes and device each stream gets, and how that is applied.
 
-The CPUs the harness may use are its affinity mask (not nproc); they are split
-evenly and contiguously, one slice per stream. With more streams than CPUs the
-streams share CPUs (round-robin) and a warning says so.
+`split` is pure (a Topology in, CPU slices out) so that tests can feed it any
+machine. The rules, in order:
+- only usable CPUs: the affinity mask (which honours the cgroup cpuset), cut
+  down to the cgroup CPU quota when that is smaller;
+- every stream gets the same share, in whole cores when there are at least as
+  many cores as streams; CPUs that do not divide evenly stay idle (and are
+  listed), so no stream is favoured;
+- a stream's CPUs lie on one NUMA node whenever the share fits in a node,
+  otherwise slices are contiguous and a note says which streams span nodes;
+- a GPU stream is kept on the node its GPU is attached to when the system says
+  which, even if that leaves other nodes idle (its host work feeds the GPU);
+- more streams than CPUs: the streams share CPUs round-robin, one each, with a
+  warning.
+Memory is bound (numactl --membind) only to nodes that have memory.
 """
 from __future__ import annotations
 
-import os
-import signal
+import shutil
+import subprocess
 from dataclasses import dataclass, field
+
+from .options import OptionError
+from .topology import Topology, format_cpulist, quota_share
+
+
+class PinError(OptionError):
+    """PIN asks for a pinning method this machine does not allow (exit 2)."""
+
+
+@dataclass
+class Split:
+    slices: list  # per stream: CPU ids
+    warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    unused: list = field(default_factory=list)  # usable CPUs no stream got
+
+
+def _order(topo: Topology, first_nodes) -> list[int]:
+    """CPUs by node (preferred nodes first), then core, so siblings stay together."""
+    rank = {n: i for i, n in enumerate(dict.fromkeys(first_nodes))}
+    return sorted(topo.cpus, key=lambda c: (rank.get(topo.node(c), len(rank)), topo.node(c), topo.core(c), c))
+
+
+def _group(cpus: list[int], key) -> list[list[int]]:
+    groups: dict = {}
+    for c in cpus:
+        groups.setdefault(key(c), []).append(c)
+    return list(groups.values())
+
+
+def split(topo: Topology, n: int, prefer_nodes=None) -> Split:
+    """CPU slices for n streams. prefer_nodes[i]: NUMA node of stream i's GPU, or None."""
+    prefer = list(prefer_nodes or [None] * n)
+    known = [p for p in prefer if p is not None]
+    cpus = _order(topo, known)
+    out = Split([])
+    if not cpus:
+        raise PinError("--pin/PIN: this process may run on no CPU at all (empty affinity mask)")
+    share = quota_share(topo.quota_cpus, len(cpus))
+    if share < len(cpus):
+        out.warnings.append(
+            f"the cgroup CPU quota allows {topo.quota_cpus:g} CPUs of the {len(cpus)} in the affinity mask: "
+            f"streams are pinned to {share} of them (give the container more CPUs, e.g. docker --cpus, to use all)")
+        out.unused, cpus = cpus[share:], cpus[:share]
+    if n > len(cpus):
+        out.warnings.append(
+            f"{n} streams on {len(cpus)} usable CPUs: streams share CPUs round-robin, one CPU and one thread "
+            f"each; per-stream throughput drops and latency includes waiting for the CPU (use STREAMS <= "
+            f"{len(cpus)} for a clean measurement)")
+        out.slices = [[cpus[i % len(cpus)]] for i in range(n)]
+        return out
+    cores = _group(cpus, topo.core)
+    if n <= len(cores):
+        units = cores
+    else:
+        units = [[c] for c in cpus]
+        out.notes.append(f"{n} streams on {len(cores)} physical cores: streams get single hardware threads and "
+                         "may share a core with another stream")
+    s = len(units) // n
+    by_node: dict = {}
+    for u in units:
+        by_node.setdefault(topo.node(u[0]), []).append(u)
+    wanting = {j: prefer.count(j) for j in known if j in by_node}
+    if wanting:
+        fit = min(len(by_node[j]) // k for j, k in wanting.items())
+        if 1 <= fit < s:
+            out.notes.append(f"GPU streams are kept on their GPU's NUMA node: {fit} of {s} possible "
+                             f"{'cores' if units is cores else 'CPUs'} each; the other nodes' CPUs stay idle")
+            s = fit
+    placed = _place(by_node, n, s, prefer)
+    if placed is None:
+        s = len(units) // n
+        placed = [units[i * s:(i + 1) * s] for i in range(n)]
+        spanning = [i for i, p in enumerate(placed) if len({topo.node(u[0]) for u in p}) > 1]
+        if spanning:
+            nodes = sorted(by_node)
+            out.notes.append(f"stream(s) {spanning} span NUMA nodes: a share of {s} {'cores' if units is cores else 'CPUs'} "
+                             f"does not fit one node (nodes {nodes}); use a multiple of {len(nodes)} streams "
+                             "to keep each stream on one node")
+    taken = {c for p in placed for u in p for c in u}
+    left = [c for u in units for c in u if c not in taken]
+    if left:
+        out.notes.append(f"CPUs {format_cpulist(left)} stay idle so that every stream gets the same share")
+    out.unused = sorted(out.unused + left)
+    out.slices = [sorted(c for u in p for c in u) for p in placed]
+    for i, (p, sl) in enumerate(zip(prefer, out.slices)):
+        if p is not None and {topo.node(c) for c in sl} != {p}:
+            out.notes.append(f"stream {i}'s GPU is on NUMA node {p}, but its CPUs are on node(s) "
+                             f"{sorted({topo.node(c) for c in sl})}")
+    return out
+
+
+def _place(by_node: dict, n: int, s: int, prefer: list):
+    """s units per stream, each stream inside one node (its preferred node first);
+    None when the nodes cannot hold n such shares."""
+    left = {j: list(us) for j, us in by_node.items()}
+    placed = [None] * n
+    for i in sorted(range(n), key=lambda i: prefer[i] is None):
+        options = [j for j in left if len(left[j]) >= s]
+        if prefer[i] in options:
+            options.insert(0, prefer[i])
+        if not options:
+            return None
+        j = options[0]
+        placed[i], left[j] = left[j][:s], left[j][s:]
+    return placed
+
+
+@dataclass
+class Slot:
+    cpus: list  # planned CPUs (what the worker is pinned to; empty with PIN=none)
+    mem_nodes: list  # numactl --membind nodes (empty: memory not bound)
+    threads: int  # torch threads: the stream's CPU share
+    device: int
 
 
 @dataclass
 class Plan:
-    streams: list  # per stream: list of CPU ids (empty = do not pin)
-    devices: list  # per stream: device index
-    method: str  # affinity | none
+    slots: list
+    method: str  # numactl | affinity | none
     warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    unused: list = field(default_factory=list)
+    numactl: str | None = None
+    topology: dict = field(default_factory=dict)
+    gpus: list = field(default_factory=list)
+
+    @property
+    def devices(self) -> list:
+        return [s.device for s in self.slots]
+
+    def prefix(self, sid: int) -> list[str]:
+        """Command prefix that starts stream sid under numactl (empty otherwise)."""
+        slot = self.slots[sid]
+        if self.method != "numactl":
+            return []
+        return numactl_args(self.numactl, slot.cpus, slot.mem_nodes)
 
     def summary(self) -> str:
-        cpus = "; ".join(f"stream {i}: cpus {_ranges(c) or 'any'}" for i, c in enumerate(self.streams))
-        return f"pinning by {self.method} ({cpus})"
+        parts = []
+        for i, s in enumerate(self.slots):
+            where = f"cpus {format_cpulist(s.cpus)}" if s.cpus else "any cpu"
+            mem = f", memory node(s) {format_cpulist(s.mem_nodes)}" if s.mem_nodes and self.method == "numactl" else ""
+            parts.append(f"stream {i}: {where}{mem}, {s.threads} thread(s), device {s.device}")
+        return f"pinning by {self.method} ({'; '.join(parts)})"
 
     def describe(self) -> dict:
-        return {"method": self.method, "planned_cpus": self.streams, "devices": self.devices}
+        return {
+            "method": self.method,
+            "numactl": self.numactl,
+            "streams": [{"id": i, "planned_cpus": s.cpus, "mem_nodes": s.mem_nodes if self.method == "numactl" else [],
+                         "threads": s.threads, "device": s.device, "command_prefix": self.prefix(i)}
+                        for i, s in enumerate(self.slots)],
+            "unused_cpus": self.unused,
+            "notes": self.notes,
+            "topology": self.topology,
+            "gpus": self.gpus,
+        }
 
 
-def usable_cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
+def numactl_args(exe: str | None, cpus, mem_nodes) -> list[str]:
+    args = [exe or "numactl", f"--physcpubind={format_cpulist(cpus)}"]
+    if mem_nodes:
+        args.append(f"--membind={format_cpulist(mem_nodes)}")
+    return args
 
 
-def split_cpus(cpus: list[int], n: int) -> tuple[list[list[int]], list[str]]:
-    """Even, contiguous slices; the first (len % n) slices get one more CPU."""
-    warnings = []
-    if n > len(cpus):
-        warnings.append(f"{n} streams on {len(cpus)} usable CPUs: streams share CPUs round-robin "
-                        "(one CPU each); expect lower per-stream throughput")
-        return [[cpus[i % len(cpus)]] for i in range(n)], warnings
-    base, extra = divmod(len(cpus), n)
-    out, pos = [], 0
-    for i in range(n):
-        size = base + (1 if i < extra else 0)
-        out.append(cpus[pos : pos + size])
-        pos += size
-    return out, warnings
+def probe_numactl(exe: str | None, slots) -> str | None:
+    """None when numactl may pin every slot as planned, else why not (its own words).
+    In a container, binding memory needs CAP_SYS_NICE (docker --cap-add SYS_NICE)."""
+    if exe is None:
+        return "numactl is not installed (apt-get install numactl)"
+    for key in {(tuple(s.cpus), tuple(s.mem_nodes)) for s in slots}:
+        try:
+            proc = subprocess.run([*numactl_args(exe, *key), "true"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"numactl cannot run: {exc}"
+        if proc.returncode != 0:
+            said = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[0]
+            return f"numactl {' '.join(numactl_args(exe, *key)[1:])} failed: {said}"
+    return None
 
 
-def plan(cfg) -> Plan:
+def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: str | None | bool = True) -> Plan:
+    """The whole plan for cfg. topo/gpus/numactl are for tests: a synthetic
+    machine, GPU identities ({"index", "numa_node", ...}) and the numactl path
+    (True: look it up; None: absent)."""
+    from . import topology
     from .config import device_indices
 
-    cpus = usable_cpus()
-    slices, warnings = split_cpus(cpus, cfg.streams)
-    method = "affinity"
+    topo = topology.read() if topo is None else topo
+    n = cfg.streams
+    indices = device_indices(cfg) or ([g["index"] for g in gpus] if gpus else [0])
+    devices = [indices[i % len(indices)] for i in range(n)]
+    node_of_dev = {g["index"]: g.get("numa_node") for g in gpus or []}
+    result = split(topo, n, [node_of_dev.get(d) for d in devices] if cfg.platform != "cpu" else None)
+    slots = [Slot(sl, sorted({topo.node(c) for c in sl} & topo.mem_nodes), len(sl), d)
+             for sl, d in zip(result.slices, devices)]
+    exe = shutil.which("numactl") if numactl is True else numactl
+    p = Plan(slots, "none", list(result.warnings), list(result.notes), result.unused, exe,
+             {"usable_cpus": list(topo.cpus), "quota_cpus": topo.quota_cpus,
+              "nodes": sorted(set(topo.node(c) for c in topo.cpus)), "mem_nodes": sorted(topo.mem_nodes)},
+             list(gpus or []))
+    multi_node = len(topo.mem_nodes) > 1
     if cfg.pin == "none":
-        slices, method = [[] for _ in range(cfg.streams)], "none"
-    indices = device_indices(cfg) or [0]
-    devices = [indices[i % len(indices)] for i in range(cfg.streams)]
-    return Plan(slices, devices, method, warnings)
-
-
-def pinned_entry(cpus: list, fn, *args) -> None:
-    """Child-side: pin first (before torch starts its thread pools), then run.
-    Ctrl-C reaches the whole process group; only the launcher acts on it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if cpus:
-        os.sched_setaffinity(0, cpus)
-    fn(*args)
-
-
-def _ranges(cpus: list[int]) -> str:
-    parts, start, prev = [], None, None
-    for c in cpus:
-        if start is None:
-            start = prev = c
-        elif c == prev + 1:
-            prev = c
-        else:
-            parts.append(f"{start}-{prev}" if start != prev else str(start))
-            start = prev = c
-    if start is not None:
-        parts.append(f"{start}-{prev}" if start != prev else str(start))
-    return ",".join(parts)
+        for s in slots:
+            s.cpus, s.mem_nodes = [], []
+        p.notes.append("PIN=none: streams are not pinned; each uses its CPU share as its thread count")
+        return p
+    if cfg.pin == "affinity":
+        p.method = "affinity"
+        return p
+    why = probe_numactl(exe, slots)
+    if why is None:
+        p.method = "numactl"
+        return p
+    if cfg.pin == "numactl":
+        raise PinError(f"--pin/PIN: 'numactl' is not usable here: {why} (accepted here: auto, affinity, none; "
+                       "in a container add --cap-add SYS_NICE)")
+    p.method = "affinity"
+    text = f"{why}: pinning by CPU affinity instead, memory not bound"
+    if multi_node or exe is not None:
+        p.warnings.append(text + (" (in a container add --cap-add SYS_NICE)" if exe else ""))
+    else:
+        p.notes.append(text)
+    return p

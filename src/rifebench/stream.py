@@ -20,12 +20,13 @@ class Link:
     """What a stream shares with the launcher. Only these cross the boundary."""
 
     stream_id: int
-    barrier: Any  # multiprocessing.Barrier; its action stamps start_time
-    start_time: Any  # multiprocessing.Value('d')
-    stop: Any  # multiprocessing.Event: stop early (Ctrl-C, another stream failed)
-    progress: Any  # multiprocessing.Array('q'): pairs done per stream
+    barrier: Any  # wait(timeout) until the launcher releases all streams (worker.Gate)
+    start_time: Any  # .value: the common start time the launcher stamped
+    stop: Any  # .is_set(): stop early (Ctrl-C, another stream failed)
+    progress: Any  # progress[stream_id] = pairs done
     barrier_timeout: float
     device_index: int = 0
+    threads: int | None = None  # the stream's CPU share (None: its affinity mask)
 
 
 class StreamAborted(RuntimeError):
@@ -77,7 +78,8 @@ def run_stream(cfg, link: Link, report) -> dict:
     result: dict = {"id": link.stream_id, "pid": os.getpid(), "status": "failed"}
     cpus = sorted(os.sched_getaffinity(0))  # read back, not just intended
     result["cpus"] = cpus
-    configure_threads(len(cpus))
+    configure_threads(link.threads or len(cpus))
+    result["threads"] = link.threads or len(cpus)
     t_setup = time.monotonic()
     backend, interp = build(cfg, link.device_index)
     source = make_source(cfg, interp, link.stream_id)
@@ -116,6 +118,8 @@ def run_stream(cfg, link: Link, report) -> dict:
             source.consume(frames, meta, outs) if source.checks_quality else None
             frames += 1
             link.progress[link.stream_id] = frames
+        if source.checks_quality:
+            source.drain()  # the last pairs' scoring belongs to the end-to-end time
         backend.sync()  # drain queued work before reading the end time (ASYNC=0)
         end = time.monotonic()
         result["status"] = "completed"
@@ -123,6 +127,15 @@ def run_stream(cfg, link: Link, report) -> dict:
         backend.sync()
         end = time.monotonic()
         result["status"] = "interrupted"
+    except Exception as exc:
+        if not source.checks_quality:
+            raise
+        # Dataset mode: a bad triplet mid-run fails the stream but keeps the frames
+        # already measured (they go to results.json, marked incomplete).
+        end = time.monotonic()
+        result["status"] = "failed"
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        result["traceback"] = traceback.format_exc()
     finally:
         if cfg.saveimages and cfg.dummy and link.stream_id == 0:
             a, b, _ = source.get(0)

@@ -1,10 +1,28 @@
-"""A description of the machine, for results.json (and sysinfo.json)."""
+"""A description of the machine: the `system` block of every results.json, and
+benchmark.sh's sysinfo.json (the same block plus the svr-info / PerfSpect
+inventory, which takes minutes and so runs once per benchmark, not per run).
+
+Everything here reads files or asks tools with a timeout; a missing tool or file
+gives null, never an exception, because a description must not fail a run.
+
+    python -m rifebench.sysinfo [--inventory DIR]   prints the JSON
+"""
 from __future__ import annotations
 
+import glob
+import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
 from importlib import metadata
+
+from . import smi
+
+# CPU features that decide which precisions are fast on a CPU.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+INVENTORY_TIMEOUT_S = 900
 
 
 def _version(dist: str) -> str | None:
@@ -16,11 +34,64 @@ def _version(dist: str) -> str | None:
 
 def packages() -> dict:
     names = {"torch": "torch", "numpy": "numpy", "opencv": "opencv-python-headless", "pyyaml": "PyYAML",
-             "psutil": "psutil", "ipex": "intel-extension-for-pytorch"}
+             "psutil": "psutil", "ipex": "intel-extension-for-pytorch", "matplotlib": "matplotlib"}
     out = {k: _version(v) for k, v in names.items()}
     if out["opencv"] is None:
         out["opencv"] = _version("opencv-python")
     return out
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    for line in (text or "").splitlines():
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in CPU_FLAGS if f in have]
+    return []
+
+
+def sockets(root: str = "/sys/devices/system/cpu") -> int | None:
+    ids = {_read(p).strip() for p in glob.glob(f"{root}/cpu[0-9]*/topology/physical_package_id") if _read(p)}
+    return len(ids) or None
+
+
+def numa_nodes(root: str = "/sys/devices/system/node") -> list[dict]:
+    """One entry per NUMA node: its CPUs (as the kernel lists them) and memory."""
+    nodes = []
+    for path in sorted(glob.glob(f"{root}/node[0-9]*"), key=lambda p: int(p.rsplit("node", 1)[1])):
+        mem = None
+        for line in (_read(f"{path}/meminfo") or "").splitlines():
+            if "MemTotal:" in line:
+                mem = int(line.split("MemTotal:")[1].split()[0]) * 1024  # kB
+        nodes.append({"node": int(path.rsplit("node", 1)[1]), "cpus": (_read(f"{path}/cpulist") or "").strip(),
+                      "memory_bytes": mem})
+    return nodes
+
+
+def container() -> dict | None:
+    """Inside a container: which image. The image sets RIFEBENCH_IMAGE* at build
+    time; benchmark.sh passes the digest it read with `docker image inspect`,
+    because an image cannot know its own digest."""
+    inside = os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+    keys = {"image": "RIFEBENCH_IMAGE", "image_id": "RIFEBENCH_IMAGE_ID", "digest": "RIFEBENCH_IMAGE_DIGEST",
+            "flavour": "RIFEBENCH_IMAGE_FLAVOUR", "base_image": "RIFEBENCH_BASE_IMAGE",
+            "revision": "RIFEBENCH_IMAGE_REVISION"}
+    info = {k: os.environ.get(v) for k, v in keys.items()}
+    if not inside and not any(info.values()):
+        return None
+    return {"detected": inside, **info}
+
+
+def inventory_tools() -> dict:
+    return {name: shutil.which(name) for name in ("svr-info", "perfspect")}
 
 
 def collect() -> dict:
@@ -28,21 +99,59 @@ def collect() -> dict:
 
     from .backends import cpu_model
 
+    gpus, gpu_tool = smi.gpu_inventory()
+    cores = psutil.cpu_count(logical=False)
+    logical = psutil.cpu_count(logical=True)
     info = {
         "hostname": platform.node(),
         "cpu_model": cpu_model(),
-        "cpu_logical": psutil.cpu_count(logical=True),
-        "cpu_physical": psutil.cpu_count(logical=False),
+        "sockets": sockets(),
+        "cpu_physical": cores,
+        "cpu_logical": logical,
+        "threads_per_core": (logical // cores) if cores and logical else None,
         "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_flags": cpu_flags(),
+        "numa_nodes": numa_nodes(),
         "memory_bytes": psutil.virtual_memory().total,
         "os": _os_release(),
         "kernel": platform.release(),
         "machine": platform.machine(),
         "python": sys.version.split()[0],
         "packages": packages(),
+        "gpu_tool": gpu_tool,
+        "gpus": gpus,
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+        "container": container(),
+        "inventory_tools": inventory_tools(),
     }
     return info
+
+
+def run_inventory(out_dir: str, log=print) -> list[dict]:
+    """Run svr-info and/or PerfSpect (whichever is on PATH) into out_dir. Each
+    entry records the command, its exit status and the report files it wrote."""
+    commands = {
+        "svr-info": ["-output"],
+        "perfspect": ["report", "--format", "json,txt", "--noupdate", "--output"],
+    }
+    done = []
+    for name, path in inventory_tools().items():
+        if not path:
+            continue
+        tool_dir = os.path.join(out_dir, name)
+        os.makedirs(tool_dir, exist_ok=True)
+        cmd = [path, *commands[name], tool_dir]
+        log(f"system inventory: running {' '.join(cmd)} (up to {INVENTORY_TIMEOUT_S} s)")
+        entry = {"tool": name, "command": cmd}
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=INVENTORY_TIMEOUT_S, cwd=tool_dir)
+            entry.update(exit_code=proc.returncode, stderr_tail=proc.stderr.strip().splitlines()[-5:])
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            entry.update(exit_code=None, error=f"{type(exc).__name__}: {exc}")
+        entry["files"] = sorted(os.path.relpath(os.path.join(d, f), out_dir)
+                                for d, _, fs in os.walk(tool_dir) for f in fs)
+        done.append(entry)
+    return done
 
 
 def _os_release() -> str:
@@ -54,3 +163,20 @@ def _os_release() -> str:
     except OSError:
         pass
     return platform.platform()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rifebench.sysinfo", description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", metavar="DIR", help="also run svr-info / PerfSpect into DIR")
+    args = parser.parse_args(argv)
+    info = collect()
+    if args.inventory:
+        info["inventory"] = run_inventory(args.inventory, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,7 @@ names the file and what is wrong with it.
 from __future__ import annotations
 
 import os
+import warnings
 import pickle
 import re
 import zipfile
@@ -54,7 +55,11 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.stat().st_size == 0:
         raise WeightsError(f"weights file {path} is empty")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # The safe unpickler warns about pickle protocols before refusing a
+        # file; the refusal is our one-line error, the warning is noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here; all mean "unusable file"
         raise WeightsError(f"weights file {path} is {_why_unreadable(exc)}") from exc
     if not isinstance(obj, dict) or not obj:

@@ -88,6 +88,7 @@ class IFNetPaper(nn.Module):
         self.unet = Unet()
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """The frame at t = 0.5 of two N,3,H,W frames padded to the modulus, in [0, 1]."""
         scales = [s / scale for s in SCALES]
         flow, mask = self.block0(torch.cat((img0, img1), 1), None, scales[0])
         w0, w1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])

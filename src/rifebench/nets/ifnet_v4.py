@@ -129,6 +129,8 @@ class IFNetV4(nn.Module):
         return bool(f[:, :2].abs().max() > LARGE_MOTION_PX) and bool(f[:, 2:4].abs().max() > LARGE_MOTION_PX)
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, timestep=0.5, scale: float = 1.0) -> torch.Tensor:
+        """img0, img1: N,3,H,W padded to the modulus; timestep: a float or N values in
+        (0, 1). Returns the merged frame at timestep (not clamped)."""
         t = timestep_map(timestep, img0)
         scales = [s / scale for s in SCALES]
         blocks = (self.block0, self.block1, self.block2, self.block3)

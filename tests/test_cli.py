@@ -1,0 +1,178 @@
+"""The runner as a user meets it: bad input is refused in one line with exit 2,
+and a small dummy run writes the reference outputs."""
+import json
+import pickle
+import subprocess
+
+import pytest
+import yaml
+
+from helpers import REPO, clean_env, run_harness
+
+SMALL = ["--dummy", "--data-height", "64", "--data-width", "64", "--num-inputs", "3", "--warmup", "1",
+         "--precision", "fp32"]
+
+
+def assert_usage_error(proc, *needles, out=None):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr  # one line, no traceback
+    assert lines[0].startswith("run_model.sh: error: ")
+    for n in needles:
+        assert n in lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    if out is not None:
+        assert not (out / "results.yaml").exists()
+
+
+@pytest.mark.parametrize("env,needles", [
+    ({"PLATFORM": "tpu"}, ["PLATFORM", "'tpu'", "cpu, cuda, xpu"]),
+    ({"PRECISION": "int4"}, ["PRECISION", "'int4'", "fp16, bf16, fp32"]),
+    ({"MODEL": "5.0"}, ["MODEL", "'5.0'", "4.0, 4.6, paper"]),
+    ({"IPEX": "sometimes"}, ["IPEX", "'sometimes'", "yes, no"]),
+    ({"NUM_INPUTS": "0"}, ["NUM_INPUTS", "'0'", ">= 1"]),
+    ({"STREAMS": "two"}, ["STREAMS", "'two'", "integer"]),
+    ({"WARMUP": "-3"}, ["WARMUP", "'-3'"]),
+    ({"ASYNC": "x"}, ["ASYNC", "'x'"]),
+    ({"INTERPOLATION": "0"}, ["INTERPOLATION", "'0'"]),
+    ({"DATA_HEIGHT": "0"}, ["DATA_HEIGHT", "'0'"]),
+    ({"MIN_PSNR_DB": "high"}, ["MIN_PSNR_DB", "'high'"]),
+    ({"MIN_PASS_PCT": "120"}, ["MIN_PASS_PCT", "'120'", "<= 100"]),
+    ({"MIN_TEST_DURATION": "9", "MAX_TEST_DURATION": "3"}, ["MIN_TEST_DURATION", "MAX_TEST_DURATION"]),
+])
+def test_bad_variables(tmp_path, env, needles):
+    proc = run_harness(["--dummy", "--output-dir", tmp_path], env=clean_env(**env))
+    assert_usage_error(proc, *needles, out=tmp_path)
+
+
+def test_bad_flags(tmp_path):
+    assert_usage_error(run_harness(["--dummy", "--data", tmp_path]), "--dummy", "--data")
+    assert_usage_error(run_harness(["--data", tmp_path / "missing"]), "does not exist")
+    assert_usage_error(run_harness(["--dummy", "--bogus"]), "--bogus")
+    assert_usage_error(run_harness(["--dummy", "--num-inputs"]), "--num-inputs")
+
+
+def test_unavailable_platform(tmp_path):
+    proc = run_harness([*SMALL, "--platform", "cuda", "--output-dir", tmp_path])
+    assert_usage_error(proc, "--platform/PLATFORM", "'cuda' is not available", out=tmp_path)
+    proc = run_harness([*SMALL, "--platform", "max", "--output-dir", tmp_path])
+    assert_usage_error(proc, "'xpu' is not available", out=tmp_path)
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run_harness([*SMALL, "--output-dir", blocker / "out"])
+    assert_usage_error(proc, "--output-dir/OUTPUT_DIR", "not writable")
+
+
+class Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch " + str(MARKER),))
+
+
+MARKER = None
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "foreign", "malicious", "empty"])
+def test_bad_weights(tmp_path, kind, weights_40):
+    global MARKER
+    path = tmp_path / "w.pkl"
+    MARKER = tmp_path / "pwned"
+    if kind == "truncated":
+        path.write_bytes(weights_40.read_bytes()[:100_000])
+    elif kind == "foreign":
+        import torch
+
+        torch.save({"conv.weight": torch.zeros(3, 3)}, path)
+    elif kind == "malicious":
+        path.write_bytes(pickle.dumps(Evil()))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    proc = run_harness([*SMALL, "--pretrained-weights", path, "--output-dir", tmp_path / "out"])
+    assert_usage_error(proc, "LOAD_PATH", str(path) if kind != "missing" else "does not exist")
+    assert not MARKER.exists(), "a malicious pickle ran code"
+    if kind == "foreign":
+        assert "4.0" in proc.stderr
+    assert not (tmp_path / "out" / "results.yaml").exists()
+
+
+def test_help_lists_every_option_with_default():
+    proc = run_harness(["--help"])
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # undo line wrapping
+    assert "[NUM_INPUTS]" in text and "default: 100" in text
+    assert "durations are ignored" in text
+
+
+def test_dummy_run_writes_reference_outputs(tmp_path, weights_40):
+    out = tmp_path / "out"
+    proc = run_harness([*SMALL, "--output-dir", out, "--pretrained-weights", weights_40])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = yaml.safe_load((out / "results.yaml").read_text())
+    keys = [(r["key"], r["unit"]) for r in doc["results"]]
+    assert keys == [("throughput", "img/s"), ("latency", "ms"), ("accuracy", "percents")]
+    assert doc["results"][0]["value"] > 0 and doc["results"][2]["value"] == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["status"] == "passed" and res["exit_code"] == 0
+    assert res["config"]["num_inputs"] == 3 and res["config"]["precision"] == "fp32"
+    assert res["model"]["sha256"] == "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29"
+    m = res["metrics"]
+    assert m["frames"] == 3 and m["warmup_pairs"] == 1
+    assert m["latency_ms"]["count"] == 3
+    assert m["latency_ms"]["p50"] <= m["latency_ms"]["p99"] <= m["latency_ms"]["max"]
+    s = res["streams"][0]
+    assert s["id"] == 0 and s["frames"] == 3 and s["cpus"] and len(s["latency_samples_ms"]) == 3
+    assert s["end"] > s["start"]
+    assert res["system"]["cpu_model"] and res["system"]["packages"]["torch"].startswith("2.")
+    log = (out / "output.log").read_text()
+    assert "throughput:" in log and "status: passed" in log and "stream 0 ready" in log
+    # durations: throughput is frames over the timed window
+    assert m["throughput_img_s"] == pytest.approx(m["images"] / m["duration_s"])
+
+
+def test_min_duration_overrides_count(tmp_path, weights_40):
+    out = tmp_path / "out"
+    args = ["--dummy", "--data-height", "32", "--data-width", "32", "--num-inputs", "1", "--warmup", "0",
+            "--precision", "fp32", "--min-test-duration", "1.5", "--pretrained-weights", weights_40,
+            "--output-dir", out]
+    proc = run_harness(args)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((out / "results.json").read_text())["metrics"]
+    assert m["duration_s"] >= 1.5 and m["frames"] > 1
+
+
+def test_max_duration_stops_before_count(tmp_path, weights_40):
+    out = tmp_path / "out"
+    args = ["--dummy", "--data-height", "32", "--data-width", "32", "--num-inputs", "100000", "--warmup", "0",
+            "--precision", "fp32", "--max-test-duration", "1", "--pretrained-weights", weights_40,
+            "--output-dir", out]
+    proc = run_harness(args)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((out / "results.json").read_text())["metrics"]
+    assert 1.0 <= m["duration_s"] < 3.0 and m["frames"] < 100000
+
+
+def test_stale_results_are_set_aside(tmp_path, weights_40):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.yaml").write_text("stale")
+    proc = run_harness([*SMALL, "--output-dir", out, "--pretrained-weights", tmp_path / "nope.pkl"])
+    assert proc.returncode == 2
+    assert (out / "results.yaml").read_text() == "stale"  # refused before anything: nothing touched
+    proc = run_harness([*SMALL, "--output-dir", out, "--pretrained-weights", weights_40])
+    assert proc.returncode == 0
+    assert (out / "results.yaml.prev").read_text() == "stale"
+    assert (out / "results.yaml").read_text() != "stale"
+
+
+def test_run_model_sh_entrypoint(tmp_path, weights_40):
+    proc = subprocess.run(["./run_model.sh", *SMALL, "--output-dir", str(tmp_path), "--pretrained-weights",
+                           str(weights_40)], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "results.yaml").exists()
+    proc = subprocess.run(["./run_model.sh", "--dummy", "--precision", "nope"], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
