@@ -200,6 +200,21 @@ def test_prefetch_serves_any_order(tmp_path, weights_40):
     assert len(src._loads) == 0
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_unwritable_images_fail_the_source(tmp_path, weights_40, background):
+    make_dataset(tmp_path / "data", n=2)
+    (tmp_path / "out").write_text("a file where the output folder should be")
+    cfg = source_cfg(tmp_path / "data", tmp_path / "out", saveimages=True)
+    src = ds.DatasetSource(cfg, make_interp(weights_40), 0, background_scoring=background)
+    a, b, meta = src.get(0)
+    with pytest.raises(ds.DatasetError, match="cannot write"):
+        src.consume(0, meta, src.interp.interpolate(a, b))
+        src.drain()
+    src.close()
+    s = src.summary()
+    assert s["complete"] is False and "cannot write" in s["error"] and s["saved_images"] == 0
+
+
 # --- end to end through the CLI ----------------------------------------------------------
 
 def test_saved_frames_are_the_scored_frames(tmp_path, weights_40):

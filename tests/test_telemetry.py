@@ -151,7 +151,7 @@ def test_gpu_summary_and_energy_per_image(monkeypatch, counter):
     s = tel.summary(images=30)
     g = s["gpus"][0]
     assert g["power_w"]["mean"] == 200.0 and g["util_pct"]["count"] == 3
-    assert g["throttle_reasons"] == {"sw_power_cap": 2}
+    assert g["throttle_reasons"] == {"sw_power_cap": 1}  # samples 2, 3, 4: only 3 throttled
     if counter:  # counter read at the start (after 1 sample) and at the stop (after 4)
         assert g["energy_method"] == "energy counter" and g["energy_j"] == pytest.approx(450.0)
     else:
@@ -246,3 +246,17 @@ def test_socket_that_is_not_a_socket_is_refused_before_anything(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "--socket/SOCKET" in proc.stderr and "none.sock" in proc.stderr
+
+
+def test_cpu_use_by_other_processes_is_only_judged_on_exclusive_cpus():
+    tel = Telemetry("cpu", [], None, interval=60)
+    for sid, cpus in ((0, [0]), (1, [1]), (2, [1])):  # streams 1 and 2 share CPU 1
+        tel.add_stream(sid, os.getpid(), cpus, 1)
+    tel.started(10.0)
+    tel.floor = 10.0
+    tel.samples = [{"t": 11.0, "gpus": {}, "streams": {
+        sid: {"cpu_pct_of_share": 40.0, "rss_bytes": 1, "cpus_busy_pct": 100.0} for sid in (0, 1, 2)}}]
+    tel.marks["stop"] = 12.0
+    tel.close()
+    others = [s["others_pct_of_cpus"] for s in tel.summary(0)["streams"]]
+    assert others == [pytest.approx(60.0), None, None]

@@ -60,6 +60,12 @@ def prepare(cfg):
         if before != after:
             origin[name] = f"{origin[name]} ({before} -> {after})"
     cfg = cfg.replace(platform=platform, precision=precision, origin=origin)
+    from .knobs import KnobError, preflight as check_knobs
+
+    try:
+        check_knobs(cfg)  # e.g. IPEX=yes without the extension, COMPILE without a C++ compiler
+    except KnobError as exc:
+        raise OptionError(str(exc)) from None
     check_output_dir(cfg.output_dir)
     from .launcher import preflight
 

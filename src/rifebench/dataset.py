@@ -164,10 +164,12 @@ class DatasetSource:
 
     # -- input side -------------------------------------------------------------------------
     def _schedule(self, index: int) -> None:
-        wanted = {(index + k) % len(self.triplets) for k in range(PREFETCH + 1)}
+        # No wrap-around: the timed loop ends at the last triplet, and decoding past it
+        # would only take CPU from the last pairs being timed.
+        wanted = range(index, min(index + PREFETCH + 1, len(self.triplets)))
         for i in [i for i in self._loads if i not in wanted]:
             self._loads.pop(i).cancel()  # keeps memory bounded when the order jumps (warm-up -> timed)
-        for i in sorted(wanted, key=lambda i: (i - index) % len(self.triplets)):
+        for i in wanted:
             if i not in self._loads:
                 self._loads[i] = self._loader.submit(_decode, self.triplets[i])
 
@@ -182,7 +184,7 @@ class DatasetSource:
             self._error = str(exc)
             raise
         finally:
-            self._schedule((index + 1) % len(self.triplets))
+            self._schedule(index + 1)
         t1 = time.monotonic()
         img0, img1 = self.interp.prepare(a), self.interp.prepare(b)
         self._io["load_wait_s"] += t1 - t0
@@ -207,7 +209,10 @@ class DatasetSource:
         else:
             self._raise_failed()
             while len(self._scoring) >= MAX_BACKLOG:
-                self._scoring.pop(0).result()
+                exc = self._scoring.pop(0).exception()
+                if exc is not None:
+                    self._error = str(exc)
+                    raise exc
             self._scoring.append(self._scorer.submit(self._score, meta, host))
         self._io["consume_s"] += time.monotonic() - t0
 

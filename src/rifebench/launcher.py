@@ -30,6 +30,7 @@ from .worker import EXIT_STOPPED
 PROGRESS_EVERY_S = 5.0
 GRACE_S = 10.0  # how long stopped streams get to report before they are killed
 EXIT_SETTLE_S = 1.0  # how long a dead stream's last words may take to arrive
+NOISY_PCT = 25.0  # CPU use by other processes on a stream's own CPUs that earns a warning
 
 
 @dataclass
@@ -148,7 +149,8 @@ def launch(cfg, log=print, on_start=None, on_stop=None, plan: pinning.Plan | Non
         log(f"note: {note}")
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     log(f"launching {cfg.streams} stream(s): {plan.summary()}")
-    tel = Telemetry(cfg.platform, plan.gpus, cfg.socket, log)
+    used = set(plan.devices)  # idle GPUs would only add their idle power to the energy per image
+    tel = Telemetry(cfg.platform, [g for g in plan.gpus if g["index"] in used], cfg.socket, log)
     streams: list[_Stream] = []
     with _Signals() as sigs:
         try:
@@ -168,7 +170,31 @@ def launch(cfg, log=print, on_start=None, on_stop=None, plan: pinning.Plan | Non
             tel.close()
     outcome.streams.sort(key=lambda r: r["id"])
     outcome.telemetry = tel.summary(sum(r.get("images", 0) for r in outcome.streams if r.get("end") is not None))
+    _report_telemetry(outcome, log)
     return outcome
+
+
+def _report_telemetry(outcome: Outcome, log) -> None:
+    t = outcome.telemetry
+    noisy = [(s["id"], s["others_pct_of_cpus"]) for s in t["streams"] if (s["others_pct_of_cpus"] or 0) > NOISY_PCT]
+    if noisy:
+        worst = max(p for _, p in noisy)
+        w = (f"other processes used up to {worst:.0f}% of the CPUs of stream(s) {[i for i, _ in noisy]} during "
+             "the timed window: the machine was not quiet and the figures understate it (find them with top)")
+        outcome.warnings.append(w)
+        log(f"warning: {w}")
+    if t["note"]:
+        log(f"note: {t['note']}")
+    for g in t["gpus"]:
+        util, power = g["util_pct"], g["power_w"]
+        parts = [f"utilisation mean {util['mean']:.0f}%" if util else "utilisation unknown"]
+        if power:
+            parts.append(f"power mean {power['mean']:.0f} W, max {power['max']:.0f} W")
+        if g["throttle_reasons"]:
+            parts.append(f"clocks limited by {', '.join(g['throttle_reasons'])}")
+        log(f"telemetry: gpu {g['index']}: {'; '.join(parts)}")
+    if t["energy_per_image_j"] is not None:
+        log(f"telemetry: {t['energy_per_image_j']:.3f} J per image ({t['energy_j']:.0f} J in the timed window)")
 
 
 def _reap(streams: list) -> None:
@@ -272,7 +298,9 @@ class _Watch:
             self.fail(s.sid, why)
 
     def check_start(self, now: float) -> None:
-        if self.started or self.stopping or not all(s.ready for s in self.streams):
+        if self.started or self.stopping or self.outcome.failures or self.sigs.received:
+            return
+        if not all(s.ready and not s.accounted for s in self.streams):
             return
         t0 = time.monotonic()
         for s in self.streams:
@@ -327,7 +355,3 @@ class _Watch:
                 left = min(left, max(self.cfg.max_test_duration - elapsed, 0.0))
         left_text = f"~{left:.0f} s left" if left != float("inf") else "time left unknown"
         self.log(f"progress: {sum(done)} pairs in {elapsed:.1f} s, {rate:.2f} pairs/s, {left_text}")
-
-
-def cpu_count_usable() -> int:
-    return len(os.sched_getaffinity(0))

@@ -116,7 +116,8 @@ OPTIONS: tuple[Option, ...] = (
            "device: auto picks XPU if usable, else CUDA, else CPU; Flex and Max mean XPU (case-insensitive)",
            "run", choices=("auto", "cpu", "cuda", "xpu"), aliases=(("flex", "xpu"), ("max", "xpu"), ("gpu", "cuda"))),
     Option("ipex", "--ipex", "IPEX", "choice", "yes",
-           "XPU only: yes = Intel Extension for PyTorch (ipex.optimize), no = PyTorch's own torch.xpu",
+           "XPU: yes = Intel Extension for PyTorch (ipex.optimize), no = PyTorch's own torch.xpu. CPU: the "
+           "optimized preset uses the extension when it imports; IPEX=yes set explicitly insists, IPEX=no never",
            "run", choices=("yes", "no")),
     Option("precision", "--precision", "PRECISION", "choice", "auto",
            "compute precision; the warp always runs in fp32. auto = fp16 on GPUs (the reference default), "

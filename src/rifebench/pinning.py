@@ -78,6 +78,7 @@ def split(topo: Topology, n: int, prefer_nodes=None) -> Split:
         units = [[c] for c in cpus]
         out.notes.append(f"{n} streams on {len(cores)} physical cores: streams get single hardware threads and "
                          "may share a core with another stream")
+    what = "cores" if units is cores else "CPUs"
     s = len(units) // n
     by_node: dict = {}
     for u in units:
@@ -86,8 +87,8 @@ def split(topo: Topology, n: int, prefer_nodes=None) -> Split:
     if wanting:
         fit = min(len(by_node[j]) // k for j, k in wanting.items())
         if 1 <= fit < s:
-            out.notes.append(f"GPU streams are kept on their GPU's NUMA node: {fit} of {s} possible "
-                             f"{'cores' if units is cores else 'CPUs'} each; the other nodes' CPUs stay idle")
+            out.notes.append(f"GPU streams are kept on their GPU's NUMA node: {fit} of {s} possible {what} "
+                             "each; the other nodes' CPUs stay idle")
             s = fit
     placed = _place(by_node, n, s, prefer)
     if placed is None:
@@ -96,9 +97,9 @@ def split(topo: Topology, n: int, prefer_nodes=None) -> Split:
         spanning = [i for i, p in enumerate(placed) if len({topo.node(u[0]) for u in p}) > 1]
         if spanning:
             nodes = sorted(by_node)
-            out.notes.append(f"stream(s) {spanning} span NUMA nodes: a share of {s} {'cores' if units is cores else 'CPUs'} "
-                             f"does not fit one node (nodes {nodes}); use a multiple of {len(nodes)} streams "
-                             "to keep each stream on one node")
+            out.notes.append(f"stream(s) {spanning} span NUMA nodes: a share of {s} {what} does not fit one "
+                             f"node (nodes {nodes}); use a multiple of {len(nodes)} streams to keep each stream "
+                             "on one node")
     taken = {c for p in placed for u in p for c in u}
     left = [c for u in units for c in u if c not in taken]
     if left:

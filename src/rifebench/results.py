@@ -134,8 +134,8 @@ def finish(cfg, model_info: dict, outcome, started_wall: float) -> tuple[dict, i
     t0 = combined.get("window", {}).get("first_start") or 0.0
     quality = quality_section(cfg, outcome.streams)
     # A stream that failed mid-run (dataset mode) still returns its measured frames.
-    failures = outcome.failures + [{"stream": r["id"], "reason": r["error"]} for r in outcome.streams
-                                   if r.get("status") == "failed" and r.get("error")]
+    failures = outcome.failures + [{"stream": r["id"], "reason": r["error"], "partial_result": True}
+                                   for r in outcome.streams if r.get("status") == "failed" and r.get("error")]
     status = outcome.status  # completed | failed | interrupted
     if status == "completed":
         status = "failed" if failures or (quality and quality.get("verdict") != "pass") else "passed"
@@ -177,6 +177,7 @@ def finish(cfg, model_info: dict, outcome, started_wall: float) -> tuple[dict, i
         "warnings": outcome.warnings,
         "pinning": outcome.pinning,
         "telemetry": getattr(outcome, "telemetry", None),
+        "knobs": _knobs(outcome.streams),
     }
     write_json(cfg.output_dir, doc)
     if status == "passed" or (status == "failed" and not failures and quality
@@ -193,6 +194,12 @@ def model_throughput(streams: list[dict]) -> float | None:
     if not timed:
         return None
     return rate(sum(r.get("images", 0) for r in timed), max(r["model_seconds"] for r in timed))
+
+
+def _knobs(streams: list[dict]) -> dict | None:
+    from .knobs import summarize
+
+    return summarize([r.get("knobs") for r in streams])
 
 
 def latency_basis(cfg) -> str:
@@ -236,4 +243,13 @@ def print_summary(doc: dict, log) -> None:
         log(f"quality note: {q['note']}")
     else:
         log("accuracy: 0 (dummy mode: no quality verdict)")
+    for fail in doc["failures"]:
+        if fail.get("partial_result"):  # the launcher has already printed the others
+            log(f"error: stream {fail['stream']} failed: {fail['reason']}")
+    if doc.get("knobs"):
+        k = doc["knobs"]
+        log(f"knobs ({k['preset']}): " + ", ".join(f"{n}={v}" for n, v in k["effective"].items()
+                                                  if k["source"].get(n) != "n/a"))
+        for f in k["fallbacks"]:
+            log(f"knob fallback: {f['knob']} {f['wanted']} -> {f['effective']}: {f['reason']}")
     log(f"status: {doc['status']}")

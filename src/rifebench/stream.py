@@ -43,12 +43,16 @@ def build(cfg, device_index: int = 0):
     """Backend, model and inference wrapper for this stream, all from the config."""
     from .backends import Backend, torch_dtype
     from .interp import Interpolator
+    from .knobs import probe_caps, resolve
     from .weights import load_model
 
     backend = Backend(cfg.platform, device_index)
     net = load_model(cfg.spec, cfg.load_path)
+    knobs = resolve(cfg, cfg.platform, probe_caps(cfg.platform, net, cfg))  # effective values + fallbacks
+    backend.configure(knobs.values)
     interp = Interpolator(net, cfg.spec, backend.device, torch_dtype(cfg.precision), amp=cfg.amp,
-                          scale=cfg.scale, channels_last=cfg.channels_last == "yes")
+                          scale=cfg.scale, optimize=backend.optimizer(), **knobs.interpolator_options())
+    interp.knobs = knobs
     return backend, interp
 
 
@@ -92,11 +96,12 @@ def run_stream(cfg, link: Link, report) -> dict:
 
     # Warm-up: the same work as the timed loop, outside it.
     t0 = time.monotonic()
-    for i in range(cfg.warmup):
+    warmup = max(cfg.warmup, interp.warmup_needed)  # compile/graph capture never land in the timed loop
+    for i in range(warmup):
         a, b, _ = source.get(i % total if total else i)
         interp.interpolate(a, b, n_frames)
     backend.sync()
-    result["warmup"] = {"pairs": cfg.warmup, "seconds": time.monotonic() - t0}
+    result["warmup"] = {"pairs": warmup, "seconds": time.monotonic() - t0}
     backend.reset_peak_memory()
 
     report("ready", {"warmup": result["warmup"], "setup_s": result["setup_s"]})
@@ -149,6 +154,7 @@ def run_stream(cfg, link: Link, report) -> dict:
         latency_ms=latencies,
         model_seconds=sum(latencies) / 1000.0,
         memory=backend.memory(),
+        knobs=interp.knobs.to_dict() | {"runtime": interp.runtime()} if getattr(interp, "knobs", None) else None,
     )
     if source.checks_quality:
         result["quality"] = source.summary()

@@ -23,6 +23,7 @@ import threading
 import time
 
 INTERVAL_S = 1.0
+STREAM_FIELDS = ("cpu_pct_of_share", "rss_bytes", "cpus_busy_pct")
 
 
 def check_socket(path: str) -> str | None:
@@ -148,10 +149,16 @@ class Telemetry:
         out = {"interval_s": self.interval, "window_s": None if t1 is None or t0 is None else t1 - t0,
                "samples": rows, "socket": self.socket, "gpu_source": getattr(self.gpu, "name", None),
                "note": self.gpu_note, "streams": [], "gpus": []}
-        for sid in sorted(self.streams):
+        for sid, (_, cpus, share) in sorted(self.streams.items()):
             mine = [r["streams"][sid] for r in rows if sid in r["streams"]]
-            out["streams"].append({"id": sid, **{k: stats(m[k] for m in mine)
-                                                 for k in ("cpu_pct_of_share", "rss_bytes", "cpus_busy_pct")}})
+            st = {"id": sid, **{k: stats(m[k] for m in mine) for k in STREAM_FIELDS}}
+            # What else kept this stream's CPUs busy; only meaningful when the
+            # CPUs are its alone and it may use all of them.
+            shared = any(set(cpus) & set(c) for k, (_, c, _) in self.streams.items() if k != sid)
+            alone = share == len(cpus) and not shared
+            own, busy = st["cpu_pct_of_share"], st["cpus_busy_pct"]
+            st["others_pct_of_cpus"] = max(0.0, busy["mean"] - own["mean"]) if alone and own and busy else None
+            out["streams"].append(st)
         energies = []
         for idx in sorted({i for r in rows for i in r["gpus"]}):
             mine = [r["gpus"][idx] for r in rows if idx in r["gpus"]]

@@ -63,9 +63,9 @@ def _mb(n: float) -> str:
 
 def _total_from(resp) -> int | None:
     rng = resp.headers.get("Content-Range", "")
-    m = re.match(r"bytes\s+(\d+)-(\d+)/(\d+)", rng)
+    m = re.match(r"bytes\s+(?:\d+-\d+|\*)/(\d+)", rng)  # "bytes 0-9/10", or "bytes */10" with a 416
     if m:
-        return int(m.group(3))
+        return int(m.group(1))
     length = resp.headers.get("Content-Length", "")
     return int(length) if length.isdigit() else None
 

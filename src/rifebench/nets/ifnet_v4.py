@@ -116,6 +116,9 @@ class IFNetV4(nn.Module):
         # How often 4.0's large-motion branch fired; it makes timing content-dependent,
         # so the benchmark can report it.
         self.large_motion_count = 0
+        # The branch reads a flow magnitude back to the host: torch.compile breaks its
+        # graph there and a CUDA graph cannot capture it.
+        self.data_dependent = variant.large_motion
 
     def _first(self, img0, img1, t, scale, ensemble):
         flow, mask = self.block0(torch.cat((img0, img1, t), 1), None, scale)

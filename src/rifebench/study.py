@@ -1,0 +1,382 @@
+"""The optimisation study: every configuration's speed-up against its cost in
+quality, measured in one run.
+
+    python -m rifebench.study [--sizes 448x256,1280x720] [--configs baseline,...]
+    python -m rifebench.study compare RUN_A RUN_B   # two run_model.sh --saveimages runs
+
+Each configuration is a list of run_model.sh flags resolved by the harness's own
+option table and knobs (so a row measures exactly what a run would), and lives in
+its own process: torch's global switches (threads, cuDNN, denormals), compiled
+code and peak memory stay its own. Workers warm up one after the other (compile
+time is reported apart), then time their pairs in turn, round after round, in a
+rotating order, so that drift and other load hit every configuration alike.
+
+A timed pair is a video step: prepare the two frames (copy, pad, cast; a reused
+frame is free with REUSE_FRAMES) and interpolate; the device is synchronised
+after each pair. Quality: each configuration's outputs for the sequence's pairs
+against the baseline's (PSNR on the float output, SSIM on 8-bit rounded frames
+as the RIFE evaluation computes it, max abs error).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+CONFIGS = {
+    "baseline": [],
+    "channels_last": ["--channels-last", "yes"],
+    "compile": ["--compile", "default"],
+    "bf16": ["--precision", "bf16"],
+    "fp16": ["--precision", "fp16"],
+    "amp_bf16": ["--precision", "bf16", "--amp"],
+    "reuse_frames": ["--reuse-frames", "yes"],
+    "preallocate": ["--preallocate", "yes"],
+    "optimized": ["--optimize", "optimized"],
+    "optimized_bf16": ["--optimize", "optimized", "--precision", "bf16"],
+}
+DEFAULT_CONFIGS = "baseline,channels_last,compile,bf16,optimized"
+SEQUENCE = 3  # frames: pairs (0,1), (1,2), (0,1), ... share one frame each step
+PSNR_CAP_DB = 100.0
+
+
+def video_frames(height: int, width: int, count: int, seed: int):
+    """`count` frames of one smooth random texture moving 3 px down and 3 px
+    left per frame (float32, 1x3xHxW in [0, 1]); the same for every config."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    m = 3 * count + 8
+    coarse = torch.rand(1, 3, (height + m) // 16 + 2, (width + m) // 16 + 2, generator=g)
+    base = F.interpolate(coarse, size=(height + m, width + m), mode="bicubic", align_corners=False)
+    base = (base + 0.05 * torch.rand(base.shape, generator=g)).clamp(0, 1)
+    return [base[:, :, 4 + 3 * k: 4 + 3 * k + height, m - 4 - 3 * k: m - 4 - 3 * k + width].contiguous()
+            for k in range(count)]
+
+
+def pair_of(step: int) -> tuple[int, int]:
+    i = step % (SEQUENCE - 1)
+    return i, i + 1
+
+
+def psnr_float(ref: np.ndarray, out: np.ndarray) -> float:
+    mse = float(np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2))
+    return PSNR_CAP_DB if mse <= 10 ** (-PSNR_CAP_DB / 10) else -10.0 * math.log10(mse)
+
+
+def compare(ref: np.ndarray, out: np.ndarray) -> dict:
+    """PSNR (float, capped), SSIM (8-bit, RIFE's), max abs error of HxWx3 frames in [0, 1]."""
+    from .imageio import to_uint8
+    from .quality import ssim
+
+    return {"psnr_db": psnr_float(ref, out), "ssim": ssim(to_uint8(ref), to_uint8(out)),
+            "max_abs": float(np.max(np.abs(ref.astype(np.float64) - out.astype(np.float64))))}
+
+
+# ------------------------------------------------------------------- worker side
+
+def _worker(conn, flags: list, size: tuple, seed: int, threads: int) -> None:
+    try:
+        _serve(conn, flags, size, seed, threads)
+    except BaseException as exc:  # noqa: BLE001 - the parent must hear about every failure
+        conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    finally:
+        conn.close()
+
+
+def _serve(conn, flags, size, seed, threads) -> None:
+    import torch
+
+    from .backends import resolve_platform
+    from .config import resolve
+    from .stream import build
+
+    torch.set_num_threads(threads)
+    cfg = resolve(["--dummy", *flags], env={})
+    platform = resolve_platform(cfg.platform)
+    precision = cfg.precision if cfg.precision != "auto" else ("fp32" if platform == "cpu" else "fp16")
+    cfg = cfg.replace(platform=platform, precision=precision)
+    backend, interp = build(cfg)
+    frames = video_frames(size[1], size[0], SEQUENCE, seed)
+    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def step(k: int):
+        i, j = pair_of(k)
+        out = interp.interpolate(interp.prepare(frames[i], key=i), interp.prepare(frames[j], key=j), 1)[0]
+        backend.sync()
+        return out
+
+    conn.send(("ready", {"precision": precision, "platform": platform}))
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "warmup":  # every distinct pair once (their outputs are the quality sample), then more
+            t0 = time.monotonic()
+            outs = [step(k)[0].float().permute(1, 2, 0).cpu().numpy() for k in range(SEQUENCE - 1)]
+            first_s = time.monotonic() - t0
+            for k in range(arg):
+                step(k)
+            backend.reset_peak_memory()
+            conn.send(("warm", {"seconds": time.monotonic() - t0, "first_pairs_s": first_s, "outputs": outs}))
+        elif cmd == "time":
+            start, count = arg
+            lat = []
+            for k in range(start, start + count):
+                t0 = time.perf_counter()
+                step(k)
+                lat.append((time.perf_counter() - t0) * 1000.0)
+            conn.send(("timed", lat))
+        elif cmd == "stats":
+            conn.send(("stats", {"memory": backend.memory(), "rss_after_load_bytes": rss_loaded,
+                                 "knobs": interp.knobs.to_dict() | {"runtime": interp.runtime()},
+                                 "device": backend.describe()}))
+        else:
+            return
+
+
+# ------------------------------------------------------------------- parent side
+
+class Worker:
+    def __init__(self, ctx, name, flags, size, seed, threads):
+        self.name, self.flags = name, flags
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, flags, size, seed, threads), daemon=True)
+        self.proc.start()
+        child.close()
+        self.error = None
+
+    def ask(self, cmd, arg=None, expect=None):
+        if self.error:
+            return None
+        try:
+            if cmd is not None:
+                self.conn.send((cmd, arg))
+            kind, payload = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            kind, payload = "error", f"worker died ({type(exc).__name__}, exit code {self.proc.exitcode})"
+        if kind == "error":
+            self.error = payload
+            return None
+        assert kind == expect, (kind, expect)
+        return payload
+
+    def close(self):
+        try:
+            self.conn.send(("quit", None))
+        except OSError:
+            pass
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def run_size(size, names, flags_of, args, log) -> list[dict]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    workers = [Worker(ctx, n, flags_of[n] + args.common, size, args.seed, args.threads) for n in names]
+    rows = {w.name: {"size": f"{size[0]}x{size[1]}", "config": w.name, "flags": " ".join(w.flags)} for w in workers}
+    try:
+        for w in workers:
+            info = w.ask(None, expect="ready")
+            rows[w.name].update(info or {})
+        for w in workers:  # one at a time: compilation and warm-up are not timed
+            warm = w.ask("warmup", args.warmup, expect="warm")
+            if warm:
+                rows[w.name].update(warmup_s=warm["seconds"], first_pairs_s=warm["first_pairs_s"],
+                                    outputs=warm["outputs"], latency_ms=[])
+                log(f"  {size[0]}x{size[1]} {w.name}: warm in {warm['seconds']:.1f} s")
+        for r in range(args.rounds):
+            order = workers[r % len(workers):] + workers[: r % len(workers)]
+            for w in order:
+                lat = w.ask("time", (r * args.pairs, args.pairs), expect="timed")
+                if lat:
+                    rows[w.name]["latency_ms"].extend(lat)
+            log(f"  {size[0]}x{size[1]} round {r + 1}/{args.rounds} done")
+        for w in workers:
+            stats = w.ask("stats", expect="stats")
+            rows[w.name].update(stats or {})
+            if w.error:
+                rows[w.name]["error"] = w.error
+                log(f"  {size[0]}x{size[1]} {w.name}: FAILED: {w.error}")
+    finally:
+        for w in workers:
+            w.close()
+    scored = [score(rows[n], rows[names[0]]) for n in names]
+    for r in scored:
+        r.pop("outputs", None)
+    return scored
+
+
+def score(row: dict, base: dict) -> dict:
+    """Speed and quality of one row against the first (the baseline)."""
+    lat = row.get("latency_ms") or []
+    if not lat or row.get("error"):
+        return row
+    row["ms_mean"], row["ms_p50"] = statistics.fmean(lat), statistics.median(lat)
+    row["fps"] = 1000.0 / row["ms_mean"]
+    blat = base.get("latency_ms") or []
+    row["speedup_p50"] = statistics.median(blat) / row["ms_p50"] if blat and not base.get("error") else None
+    if base.get("outputs") and row.get("outputs"):
+        scores = [compare(a, b) for a, b in zip(base["outputs"], row["outputs"])]
+        row["quality"] = {"psnr_db": min(s["psnr_db"] for s in scores), "ssim": min(s["ssim"] for s in scores),
+                          "max_abs": max(s["max_abs"] for s in scores), "pairs": len(scores)}
+    mem = row.get("memory") or {}
+    # GPUs: the allocator's peak. CPUs: the process's peak RSS, and how much of it
+    # the run added to the loaded model (torch alone is a few hundred MiB).
+    row["peak_mem_bytes"] = mem.get("peak_allocated_bytes") or mem.get("peak_rss_bytes")
+    if mem.get("peak_allocated_bytes") is None and mem.get("peak_rss_bytes") and row.get("rss_after_load_bytes"):
+        row["peak_mem_added_bytes"] = mem["peak_rss_bytes"] - row["rss_after_load_bytes"]
+    row["fallbacks"] = [f"{f['knob']}: {f['reason']}" for f in (row.get("knobs") or {}).get("fallbacks", [])]
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    def f(x, spec):
+        return "n/a" if x is None else format(x, spec)
+
+    out = ["| size | config | FPS | ms/pair p50 | speed-up (p50) | PSNR dB vs baseline | SSIM | max abs "
+           "| peak mem MiB (added) | warm-up s | fell back |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        q = r.get("quality") or {}
+        if r.get("error"):
+            out.append(f"| {r['size']} | {r['config']} | failed: {r['error']} ||||||||| |")
+            continue
+        mem, added = r.get("peak_mem_bytes"), r.get("peak_mem_added_bytes")
+        out.append(f"| {r['size']} | {r['config']} ({r.get('precision')}) | {f(r.get('fps'), '.2f')} | "
+                   f"{f(r.get('ms_p50'), '.0f')} | {f(r.get('speedup_p50'), '.2f')}x | "
+                   f"{f(q.get('psnr_db'), '.1f')} | {f(q.get('ssim'), '.5f')} | {f(q.get('max_abs'), '.2e')} | "
+                   f"{f(mem / 2**20 if mem else None, '.0f')}"
+                   f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {f(r.get('warmup_s'), '.1f')} | "
+                   f"{'; '.join(r.get('fallbacks') or []) or '-'} |")
+    return "\n".join(out)
+
+
+def compare_runs(dir_a: str, dir_b: str) -> dict:
+    """Quality of run B's fingerprint (images/dummy_0.npy of run_model.sh
+    --dummy --saveimages) against run A's."""
+    arrays = []
+    for d in (dir_a, dir_b):
+        path = os.path.join(d, "images", "dummy_0.npy")
+        if not os.path.isfile(path):
+            raise SystemExit(f"study compare: {path} does not exist (accepted: the OUTPUT_DIR of a "
+                             "run_model.sh --dummy --saveimages run)")
+        arrays.append(np.load(path))
+    if arrays[0].shape != arrays[1].shape:
+        raise SystemExit(f"study compare: the runs' frames differ in size ({arrays[0].shape} and {arrays[1].shape})")
+    return compare(*arrays)
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16):
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (accepted: WIDTHxHEIGHT, e.g. 448x256)")
+    return int(w), int(h)
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m rifebench.study", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Predefined configurations (run_model.sh flags): " + "; ".join(
+                                    f"{k} = {' '.join(v) or '(none)'}" for k, v in CONFIGS.items())
+                                + ". Add your own with --config NAME='FLAGS'. The first configuration is "
+                                  "the reference of speed-up and quality.")
+    p.add_argument("--sizes", default="448x256,1280x720", help="WxH list (default: %(default)s)")
+    p.add_argument("--configs", default=DEFAULT_CONFIGS, help="names, first = reference (default: %(default)s)")
+    p.add_argument("--config", action="append", default=[], metavar="NAME=FLAGS",
+                   help="define a configuration, e.g. cl_bf16='--channels-last yes --precision bf16'")
+    p.add_argument("--model", default="4.0")
+    p.add_argument("--platform", default="cpu")
+    p.add_argument("--pretrained-weights", default=None)
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds, configurations in rotating order")
+    p.add_argument("--pairs", type=int, default=3, help="timed pairs per configuration and round")
+    p.add_argument("--warmup", type=int, default=1, help="extra untimed pairs after the first ones")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default="study.json", help="results file (written atomically)")
+    args = p.parse_args(argv)
+    flags_of = dict(CONFIGS)
+    for spec in args.config:
+        name, sep, flags = spec.partition("=")
+        if not sep or not name:
+            p.error(f"--config: invalid value {spec!r} (accepted: NAME='run_model.sh flags')")
+        flags_of[name] = flags.split()
+    args.names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in args.names if n not in flags_of]
+    if unknown or len(set(args.names)) != len(args.names) or not args.names:
+        p.error(f"--configs: invalid value {args.configs!r} (accepted: distinct names among "
+                f"{', '.join(flags_of)})")
+    try:
+        args.sizes = [_size(s) for s in args.sizes.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"--sizes: {exc}")
+    for name in ("rounds", "pairs", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
+    args.common = ["--model", args.model, "--platform", args.platform]
+    if args.pretrained_weights:
+        args.common += ["--pretrained-weights", os.path.abspath(args.pretrained_weights)]
+    args.flags_of = flags_of
+    return args
+
+
+def check_configs(args) -> None:
+    """Every configuration resolves (flags, knobs) before any worker starts."""
+    from .config import resolve
+    from .knobs import KnobError, preflight
+    from .options import OptionError
+
+    for n in args.names:
+        try:
+            cfg = resolve(["--dummy", *args.flags_of[n], *args.common], env={})
+            precision = cfg.precision if cfg.precision != "auto" else ("fp32" if args.platform == "cpu" else "fp16")
+            preflight(cfg.replace(precision=precision))
+        except (OptionError, KnobError) as exc:
+            raise SystemExit(f"study: configuration {n!r}: {exc}") from None
+        if not os.path.isfile(cfg.load_path):
+            raise SystemExit(f"study: weights {cfg.load_path} not found (accepted: an existing file; "
+                             f"./get_model.sh --model {args.model} fetches it)")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        if len(argv) != 3:
+            print("usage: python -m rifebench.study compare RUN_A RUN_B", file=sys.stderr)
+            return 2
+        print(json.dumps(compare_runs(argv[1], argv[2]), indent=2))
+        return 0
+    args = parse(argv)
+    check_configs(args)
+    from .backends import cpu_model
+    from .fsutil import atomic_write_text
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    started = time.time()
+    rows = []
+    for size in args.sizes:
+        log(f"{size[0]}x{size[1]}: {', '.join(args.names)}")
+        rows += run_size(size, args.names, args.flags_of, args, log)
+        doc = {"command": "python -m rifebench.study " + " ".join(argv), "cpu": cpu_model(),
+               "threads": args.threads, "model": args.model, "rounds": args.rounds, "pairs": args.pairs,
+               "started": started, "seconds": time.time() - started, "rows": rows,
+               "complete": size == args.sizes[-1]}
+        atomic_write_text(args.output, json.dumps(doc, indent=2, default=str) + "\n")  # after every size
+    print(table(rows))
+    failed = [r["config"] for r in rows if r.get("error") or not r.get("latency_ms")]
+    if failed:
+        log(f"study: failed configurations: {', '.join(sorted(set(failed)))}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""benchmark.sh: profile checks, the row loop on bare metal (real runs of a tiny
+model size on the CPU), failures recorded while the other rows run, output-folder
+safety, interruption, and the container command line (with a stand-in docker)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rifebench import bench, profiles
+from rifebench.options import BY_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmark.sh"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = "PLATFORM,PRECISION,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP"
+
+
+def clean_env(**extra) -> dict:
+    """The caller's environment without any option or benchmark variable, so a
+    developer's exported PRECISION cannot change what a test runs."""
+    drop = set(BY_ENV) | {"PROFILE", "IMAGE", "OVERWRITE", "INVENTORY", "DOCKER_ARGS"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    return env | {k: str(v) for k, v in extra.items()}
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def run_bench(*args, env=None, timeout=420) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BENCH), *map(str, args)], env=env or clean_env(), capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+# --- the profile is checked whole, before anything runs ------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("PRECISION,BOGUS\nfp32,1\n", "line 1: column 2 'BOGUS' is not an option variable (accepted: MODEL,"),
+    ("PRECISION,STREAMS\nfp8,1\n", "row 1 (line 2), column PRECISION: invalid value 'fp8' (accepted:"),
+    ("PRECISION,STREAMS\nfp32,1\nfp32,0\n", "row 2 (line 3), column STREAMS: value '0' out of range"),
+    ("PRECISION,MODELS_DIR\nfp32,$(rm -rf ~)\n", "row 1 (line 2), column MODELS_DIR: invalid value '$(rm -rf ~)': "
+                                                 "shell metacharacter(s) '$' '(' ')'"),
+    ("PRECISION,SEED\nfp32,1;id\n", "column SEED: invalid value '1;id': shell metacharacter(s) ';'"),
+    ("PRECISION,LOAD_PATH\nfp32,`id`\n", "column LOAD_PATH: invalid value '`id`': shell metacharacter(s) '`'"),
+    ("MIN_TEST_DURATION,MAX_TEST_DURATION\n5,2\n", "row 1 (line 2): --min-test-duration/MIN_TEST_DURATION: 5.0 is "
+                                                   "greater than --max-test-duration/MAX_TEST_DURATION 2.0"),
+    ("PRECISION,STREAMS\nfp32\n", "row 1 (line 2) has 1 cells for 2 columns"),
+    ("OUTPUT_DIR,STREAMS\n/tmp/x,1\n", "column OUTPUT_DIR cannot be set in a profile"),
+    ("PRECISION,precision\nfp32,fp16\n", "column PRECISION appears twice"),
+    ("# only a comment\nPRECISION,STREAMS\n", "header only, no rows"),
+    ("", "no header and no rows"),
+])
+def test_profile_errors_name_row_and_column(tmp_path, text, expected):
+    path = tmp_path / "p.csv"
+    path.write_text(text)
+    try:
+        _, rows = profiles.read(path)
+        problems = profiles.validate(str(path), rows, {})
+    except profiles.ProfileError as exc:
+        problems = [str(exc)]
+    assert len(problems) == 1, problems
+    assert expected in problems[0]
+    assert str(path) in problems[0]
+
+
+def test_cells_columns_comments_and_environment(tmp_path):
+    path = write(tmp_path / "p.csv", """
+        # a comment, then lower-case columns and an empty cell
+        precision, streams ,num_inputs
+
+        bf16,2,
+        fp32,,7
+        """)
+    header, rows = profiles.read(path)
+    assert header == ["PRECISION", "STREAMS", "NUM_INPUTS"]
+    assert [(r.number, r.line, r.cells) for r in rows] == [
+        (1, 4, {"PRECISION": "bf16", "STREAMS": "2"}), (2, 5, {"PRECISION": "fp32", "NUM_INPUTS": "7"})]
+    environ = {"NUM_INPUTS": "3", "STREAMS": "4", "HOME": "/x", "OUTPUT_DIR": "/bench"}
+    assert profiles.validate(str(path), rows, environ) == []
+    # An empty cell leaves the environment's value; a cell wins over it; OUTPUT_DIR never leaks in.
+    assert profiles.row_env(rows[0], environ) == {"NUM_INPUTS": "3", "STREAMS": "2", "PRECISION": "bf16",
+                                                  "DUMMY": "1"}
+    assert profiles.row_env(rows[1], environ)["NUM_INPUTS"] == "7"
+    assert "DUMMY" not in profiles.row_env(rows[1], {"DATASET_DIR": "/data"})
+    cfg = profiles.resolved(rows[0], environ, str(tmp_path / "test_1"))
+    assert (cfg["streams"], cfg["precision"], cfg["num_inputs"], cfg["dummy"]) == (2, "bf16", 3, True)
+    assert cfg["output_dir"] == str(tmp_path / "test_1")
+
+
+def test_shipped_profiles_are_valid_and_shaped_as_documented():
+    names = sorted(p.name for p in (REPO / "profiles").glob("*.csv"))
+    assert names == ["cpu.csv", "rife.bf16.csv", "rife.fp16.csv", "rife.fp32.csv", "rife46.optimizations.csv"]
+    loaded = {}
+    for name in names:
+        path = REPO / "profiles" / name
+        _, rows = profiles.read(path)
+        assert profiles.validate(str(path), rows, {}) == [], name
+        loaded[name] = [profiles.resolved(r, {}, "/tmp/x") for r in rows]
+    for p in ("fp16", "bf16", "fp32"):
+        cfgs = loaded[f"rife.{p}.csv"]
+        assert [(c["precision"], c["streams"]) for c in cfgs] == [(p, 1), (p, 2), (p, 4)]
+    cpu = loaded["cpu.csv"]
+    assert all(c["platform"] == "cpu" and c["data_height"] * c["data_width"] <= 448 * 256 for c in cpu)
+    assert len(cpu) <= 6 and sum(c["min_test_duration"] for c in cpu) <= 60
+    study = loaded["rife46.optimizations.csv"]
+    assert [(c["model"], c["optimize"], c["precision"]) for c in study] == [
+        ("4.6", "baseline", "fp32"), ("4.6", "optimized", "fp32"), ("4.6", "optimized", "fp16")]
+    assert all(c["saveimages"] and c["dummy"] for c in study)  # the fingerprints are compared with row 1
+
+
+def test_bad_profile_fails_in_a_second_and_runs_nothing(tmp_path):
+    prof = write(tmp_path / "bad.csv", """
+        PRECISION,STREAMS,WARMUP
+        fp32,1,2
+        fp32,two,2
+        fp64,1,"$HOME"
+        """)
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    proc = run_bench("--profile", prof, "--output-dir", out)
+    assert proc.returncode == 2, proc.stderr
+    assert time.monotonic() - t0 < 30
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith("benchmark.sh: error: ") for line in lines)
+    assert "row 2 (line 3), column STREAMS: invalid value 'two'" in lines[0]
+    assert "row 3 (line 4), column PRECISION: invalid value 'fp64'" in lines[1]
+    assert "row 3 (line 4), column WARMUP: invalid value '$HOME': shell metacharacter(s) '$'" in lines[2]
+    assert not out.exists()
+
+
+def test_missing_profile_and_unreadable_profile(tmp_path):
+    proc = run_bench("--output-dir", tmp_path / "o")
+    assert proc.returncode == 2 and "--profile/PROFILE: not given" in proc.stderr
+    assert "profiles/cpu.csv" in proc.stderr
+    proc = run_bench(env=clean_env(PROFILE=tmp_path / "nope.csv", OUTPUT_DIR=tmp_path / "o"))
+    assert proc.returncode == 2 and "PROFILE: cannot read" in proc.stderr
+
+
+# --- a real benchmark on the CPU ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cpu_bench(tmp_path_factory):
+    """Three rows at 64x64: a good one, one that cannot run (missing weights file),
+    and a good one with two streams. Both good rows save their fingerprint."""
+    root = tmp_path_factory.mktemp("bench")
+    prof = write(root / "two_good_one_bad.csv", f"""
+        {TINY},STREAMS,SAVEIMAGES,LOAD_PATH
+        cpu,fp32,64,64,3,1,1,1,
+        cpu,fp32,64,64,3,1,1,1,{root}/missing/flownet.pkl
+        cpu,fp32,64,64,3,1,2,1,
+        """)
+    out = root / "out"
+    proc = run_bench("--profile", prof, "--output-dir", out, env=clean_env(INVENTORY="no"))
+    return proc, out
+
+
+def read_summary(out: Path) -> list[dict]:
+    with open(out / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_benchmark_runs_every_row_and_records_the_failure(cpu_bench):
+    proc, out = cpu_bench
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    assert "benchmark.sh: row 2: failed" in proc.stdout
+    assert "benchmark.sh: row 3: passed" in proc.stdout  # the row after the failure still ran
+    for n in (1, 2, 3):
+        row = json.loads((out / f"test_{n}" / "row.json").read_text())
+        assert row["row"] == n and row["command"] == [str(REPO / "run_model.sh")]
+        assert row["resolved"]["output_dir"] == str(out / f"test_{n}")
+    assert json.loads((out / "test_1" / "results.json").read_text())["status"] == "passed"
+    assert json.loads((out / "test_3" / "results.json").read_text())["config"]["streams"] == 2
+    assert "LOAD_PATH" in (out / "test_2" / "console.log").read_text()
+    assert not (out / "test_2" / "results.yaml").exists()
+
+
+def test_summary_csv_one_line_per_row(cpu_bench):
+    _, out = cpu_bench
+    rows = read_summary(out)
+    assert [(r["row"], r["status"], r["exit_code"]) for r in rows] == [("1", "passed", "0"), ("2", "failed", "2"),
+                                                                       ("3", "passed", "0")]
+    assert rows[0]["STREAMS"] == "1" and rows[2]["STREAMS"] == "2"
+    for r in (rows[0], rows[2]):
+        assert float(r["throughput_img_s"]) > 0 and float(r["latency_p99_ms"]) >= float(r["latency_p50_ms"]) > 0
+        assert float(r["accuracy_pct"]) == 0.0 and float(r["peak_mem_mib"]) > 0
+    # A failed row carries its reason and no figures, so it cannot pass for a measured one.
+    assert rows[1]["throughput_img_s"] == "" and rows[1]["latency_p50_ms"] == ""
+    assert "LOAD_PATH" in rows[1]["reason"] and "does not exist" in rows[1]["reason"]
+    # Row 1 is the reference: speed-up 1, and row 3's fingerprint is compared with it.
+    assert float(rows[0]["speedup"]) == 1.0 and float(rows[2]["speedup"]) > 0
+    assert float(rows[2]["psnr_db"]) > 40 and float(rows[2]["ssim"]) > 0.99
+    assert float(rows[2]["max_abs_err"]) < 0.01
+
+
+def test_summary_md_plots_and_sysinfo(cpu_bench):
+    _, out = cpu_bench
+    md = (out / "summary.md").read_text()
+    assert "**Result: 2 of 3 rows passed**, 1 failed" in md
+    assert "- row 2 (failed): exit status 2: run_model.sh: error: --pretrained-weights/LOAD_PATH:" in md
+    assert "| [1](test_1/) | 1 |  | passed |" in md  # varying columns only: STREAMS and LOAD_PATH
+    assert "- Same in every row: `PLATFORM=cpu`, `PRECISION=fp32`" in md
+    for name in ("throughput_vs_streams.png", "latency_distribution.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+        assert f"]({name})" in md
+    system = json.loads((out / "sysinfo.json").read_text())
+    assert system["cpu_model"] and system["numa_nodes"] and system["packages"]["torch"]
+    assert f"- Machine: {system['cpu_model']} (" in md
+    # The same block as every run's results.json (the inventory only runs once, here).
+    run_system = json.loads((out / "test_1" / "results.json").read_text())["system"]
+    assert set(run_system) == set(system) - {"inventory"}
+    meta = json.loads((out / "benchmark.json").read_text())
+    assert meta["mode"] == "on bare metal" and meta["finished"] and meta["rows"] == 3
+    assert (out / "profile.csv").read_text().startswith(TINY)
+
+
+# --- output folder safety -------------------------------------------------------------
+
+def test_existing_output_folder_is_never_overwritten_silently(tmp_path):
+    prof = write(tmp_path / "p.csv", f"{TINY}\ncpu,fp32,64,64,1,0\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    proc = run_bench("--profile", prof, "--output-dir", out)
+    assert proc.returncode == 2
+    assert "--output-dir/OUTPUT_DIR:" in proc.stderr and "is not empty" in proc.stderr
+    assert "OVERWRITE=1" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_force_removes_only_the_previous_benchmark_files(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "test_1" / "images").mkdir(parents=True)
+    for name in ("summary.csv", "summary.md", "sysinfo.json", "throughput_vs_streams.png", "notes.txt"):
+        (out / name).write_text("old")
+    assert bench.prepare_output(str(out), force=True) == out
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert "removing 5 file(s)" in capsys.readouterr().out
+    with pytest.raises(bench.UsageError, match="is a file"):
+        bench.prepare_output(str(out / "notes.txt"), force=True)
+
+
+def test_interrupt_records_the_row_and_skips_the_rest(tmp_path):
+    prof = write(tmp_path / "p.csv", f"""
+        {TINY},MIN_TEST_DURATION
+        cpu,fp32,64,64,1,0,60
+        cpu,fp32,64,64,1,0,60
+        """)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(BENCH), "--profile", str(prof), "--output-dir", str(out)], cwd=REPO,
+                            env=clean_env(INVENTORY="no"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "passed the start barrier" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    rows = read_summary(out)
+    assert [(r["row"], r["status"]) for r in rows] == [("1", "interrupted"), ("2", "not run")]
+    assert rows[0]["throughput_img_s"] == ""
+    assert not (out / "test_2").exists()
+    assert "0 of 2 rows passed" in (out / "summary.md").read_text()
+
+
+# --- containers ---------------------------------------------------------------------------
+
+IMAGE = {"name": "rifebench:cuda", "id": "sha256:abc", "digest": "rifebench@sha256:def"}
+
+
+def test_docker_command_is_the_documented_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_ARGS", "--cpuset-cpus '0-3' --memory 8g")
+    test_dir = tmp_path / "test_1"
+    cmd = bench.docker_command(IMAGE, {"PRECISION": "fp16", "STREAMS": "2", "DUMMY": "1"}, test_dir, "cuda")
+    assert cmd[:6] == ["docker", "run", "--rm", "--ipc=host", "--cap-add", "SYS_NICE"]
+    joined = " ".join(cmd)
+    assert "--gpus all" in joined and "/dev/dri" not in joined
+    assert f"-v {test_dir}:/tmp/output" in joined and "-e OUTPUT_DIR=/tmp/output" in joined
+    assert "-e PRECISION=fp16" in joined and "-e STREAMS=2" in joined and "-e DUMMY=1" in joined
+    assert "-e RIFEBENCH_IMAGE_DIGEST=rifebench@sha256:def" in joined
+    assert f"--user {os.getuid()}:{os.getgid()}" in joined
+    assert cmd[-6:] == ["--cpuset-cpus", "0-3", "--memory", "8g", "rifebench:cuda", "./run_model.sh"]
+    xpu = bench.docker_command(IMAGE, {"DATASET_DIR": str(tmp_path)}, test_dir, "xpu")
+    assert "--device" in xpu and xpu[xpu.index("--device") + 1] == "/dev/dri" and "--gpus" not in xpu
+    assert f"{tmp_path}:/data:ro" in xpu and "DATASET_DIR=/data" in xpu
+    cpu = bench.docker_command(IMAGE, {}, test_dir, "cpu")
+    assert "--gpus" not in cpu and "--device" not in cpu and "--ipc=host" in cpu
+
+
+FAKE_DOCKER = r'''#!{python}
+"""Stands in for docker: answers `image inspect`, prints a system description
+for the sysinfo run, and for a row writes its own argv into the mounted
+output folder and exits 3, as a container that failed would."""
+import json, sys
+args = sys.argv[1:]
+if args[:2] == ["image", "inspect"]:
+    print(json.dumps({{"Id": "sha256:1234", "RepoDigests": ["rifebench@sha256:5678"],
+                      "Config": {{"Labels": {{"org.opencontainers.image.title": "rifebench-cpu"}}}}}}))
+    sys.exit(0)
+if "rifebench.sysinfo" in args:
+    print(json.dumps({{"cpu_model": "inside the image", "packages": {{"torch": "2.13.0"}}}}))
+    sys.exit(0)
+mount = args[args.index("-v") + 1].split(":")[0]
+with open(mount + "/docker-argv.json", "w") as f:
+    json.dump(args, f)
+print("container: exiting with 3")
+sys.exit(3)
+'''
+
+
+def test_image_mode_runs_rows_through_docker(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "docker"
+    fake.write_text(FAKE_DOCKER.format(python=sys.executable))
+    fake.chmod(0o755)
+    prof = write(tmp_path / "p.csv", "PLATFORM,PRECISION,STREAMS\ncpu,fp32,1\ncpu,bf16,2\n")
+    out = tmp_path / "out"
+    env = clean_env(IMAGE="rifebench:cpu", INVENTORY="no", PATH=f"{bindir}:{os.environ['PATH']}")
+    proc = run_bench("--profile", prof, "--output-dir", out, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    argv = json.loads((out / "test_2" / "docker-argv.json").read_text())
+    assert argv[:5] == ["run", "--rm", "--ipc=host", "--cap-add", "SYS_NICE"]
+    assert argv[-2:] == ["rifebench:cpu", "./run_model.sh"]
+    assert "PRECISION=bf16" in argv and "STREAMS=2" in argv and "RIFEBENCH_IMAGE_ID=sha256:1234" in argv
+    rows = read_summary(out)
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert "exit status 3: container: exiting with 3" in rows[0]["reason"]
+    system = json.loads((out / "sysinfo.json").read_text())
+    assert system["cpu_model"] == "inside the image" and system["image"]["digest"] == "rifebench@sha256:5678"
+    assert "rifebench@sha256:5678" in (out / "summary.md").read_text()
+
+
+def test_image_must_be_usable_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker anywhere
+    with pytest.raises(bench.UsageError, match="--image/IMAGE: 'rifebench:cpu' given but docker is not on PATH"):
+        bench.inspect_image("rifebench:cpu")
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho 'Error: No such image: rifebench:cpu' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(bench.UsageError, match=r"'rifebench:cpu' is not a local image \(Error: No such image"):
+        bench.inspect_image("rifebench:cpu")

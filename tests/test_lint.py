@@ -1,0 +1,137 @@
+"""Linters and the container recipes. No Docker engine runs on our machines, so
+every Dockerfile is linted with hadolint and read for what it must do: build the
+environment with the same setup.sh and fetch weights with the same get_model.sh
+as bare metal, pin its base image, run as a non-root user, carry OCI labels.
+Every shell script of the repository goes through shellcheck.
+
+hadolint and shellcheck come from requirements-dev.txt (`./setup.sh --dev`)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rifebench import zoo
+
+REPO = Path(__file__).resolve().parents[1]
+FLAVOURS = ("cpu", "cuda-gpu", "flex-gpu")
+SKIP_DIRS = {".git", ".venv", "output", "model", "build", "node_modules", ".pytest_cache"}
+
+
+def linter(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (pip install -r requirements-dev.txt, or ./setup.sh --dev)")
+    return found
+
+
+def shell_scripts() -> list[Path]:
+    return sorted(p for p in REPO.rglob("*.sh") if not SKIP_DIRS & set(p.relative_to(REPO).parts))
+
+
+def dockerfile(flavour: str) -> str:
+    return (REPO / "docker" / flavour / "Dockerfile").read_text()
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_every_shell_script_passes_shellcheck():
+    scripts = shell_scripts()
+    assert {"run_model.sh", "setup.sh", "get_model.sh", "benchmark.sh"} <= {p.name for p in scripts}
+    proc = subprocess.run([linter("shellcheck"), "--format=gcc", *map(str, scripts)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_dockerfile_passes_hadolint(flavour):
+    path = REPO / "docker" / flavour / "Dockerfile"
+    proc = subprocess.run([linter("hadolint"), "--no-color", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_image_builds_like_bare_metal(flavour):
+    steps = instructions(dockerfile(flavour))
+    runs = [args for word, args in steps if word == "RUN"]
+    copied = " ".join(args for word, args in steps if word == "COPY")
+    for name in ("setup.sh", "get_model.sh", "run_model.sh", "requirements.txt", "pyproject.toml", "src"):
+        assert re.search(rf"(^|\s){re.escape(name)}(\s|$)", copied), f"{flavour}: {name} is not copied"
+    # The environment comes from setup.sh (TORCH_SPEC picks the torch build), never from a pip line of its own.
+    assert any(re.search(r"TORCH_SPEC=\S+ \./setup\.sh", r) for r in runs), flavour
+    assert not any("pip install" in r or "pip3 install" in r for r in runs), flavour
+    # The weights come from get_model.sh at build time; 4.0 is also pinned to the zoo's sha256.
+    fetch = next(r for r in runs if "./get_model.sh" in r)
+    assert 'for m in 4.0 ${EXTRA_MODELS}; do ./get_model.sh --model "$m"; done' in fetch
+    assert f"{zoo.get('4.0').sha256}  model/rife-4.0/flownet.pkl" in fetch and "sha256sum -c -" in fetch
+    # ... and an offline dummy run per model proves the image runs without a network.
+    assert "./run_model.sh --dummy --model \"$m\" --platform cpu" in fetch
+    # Every file it copies exists, so the build context is complete.
+    for src in re.findall(r"COPY --chown=\S+ (.+?) \./?\S*$", "\n".join(f"COPY {a}" for w, a in steps if w == "COPY"),
+                          flags=re.M):
+        for name in src.split():
+            assert (REPO / name).exists(), f"{flavour}: COPY {name}: missing from the repository"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_image_is_pinned_labelled_and_non_root(flavour):
+    steps = instructions(dockerfile(flavour))
+    froms = [args for word, args in steps if word == "FROM"]
+    assert len(froms) == 1
+    image, _, tag = froms[0].partition(":")
+    assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"{flavour}: base {froms[0]} is not pinned"
+    labels = " ".join(args for word, args in steps if word == "LABEL")
+    for key in ("title", "description", "version", "revision", "created", "licenses", "base.name"):
+        assert f"org.opencontainers.image.{key}=" in labels, f"{flavour}: label {key} missing"
+    assert froms[0] in labels  # base.name names the pinned base
+    users = [args for word, args in steps if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), f"{flavour}: runs as root"
+    last_user = max(i for i, (w, _) in enumerate(steps) if w == "USER")
+    assert all("apt-get" not in a for w, a in steps[last_user:] if w == "RUN")
+    env = " ".join(args for word, args in steps if word == "ENV")
+    assert "OUTPUT_DIR=/tmp/output" in env and f"RIFEBENCH_BASE_IMAGE={froms[0]}" in env
+    assert steps[-1] == ("CMD", '["./run_model.sh", "--dummy"]')
+
+
+def test_gpu_images_carry_the_study_model_and_the_xpu_image_ipex():
+    for flavour in ("cuda-gpu", "flex-gpu"):
+        assert 'ARG EXTRA_MODELS="4.6"' in dockerfile(flavour)
+    flex = dockerfile("flex-gpu")
+    assert "FROM intel/intel-extension-for-pytorch:" in flex and "-xpu" in flex
+    assert "intel-extension-for-pytorch==" in flex and "PYTHON=python3.11" in flex
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile("cuda-gpu")
+
+
+def test_dockerignore_keeps_local_state_out():
+    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".git", ".venv", "model", "output"} <= ignored
+    for flavour in FLAVOURS:  # nothing an image copies is ignored
+        for word, args in instructions(dockerfile(flavour)):
+            if word == "COPY":
+                assert not set(args.split()[1:-1]) & ignored
+
+
+def test_readme_gives_the_build_and_run_lines():
+    text = (REPO / "docker" / "README.md").read_text()
+    for flavour in FLAVOURS:
+        assert f"docker build -f docker/{flavour}/Dockerfile" in text
+    runs = re.findall(r"^docker run .*?(?=\n\n|\n#|\n```)", text, flags=re.M | re.S)
+    assert len(runs) == 3
+    for run, device in zip(runs, ("", "--gpus all", "--device /dev/dri")):
+        flat = " ".join(run.replace("\\\n", " ").split())
+        assert "--ipc=host --cap-add SYS_NICE" in flat and device in flat
+        assert "-e OUTPUT_DIR=/tmp/output -v /tmp/output:/tmp/output" in flat
+        assert flat.endswith("./run_model.sh --dummy")
