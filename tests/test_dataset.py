@@ -188,16 +188,27 @@ def test_both_layouts_and_both_scoring_modes_agree(tmp_path, weights_40):
     assert all(f["psnr"] > 25 for f in a["frames"])  # the model really interpolates the pan
 
 
-def test_prefetch_serves_any_order(tmp_path, weights_40):
-    make_dataset(tmp_path, n=3)
+def test_prefetch_serves_any_order_and_never_decodes_during_inference(tmp_path, weights_40):
+    make_dataset(tmp_path, n=6)
     interp = make_interp(weights_40)
     src = ds.DatasetSource(source_cfg(tmp_path, tmp_path / "o"), interp, 0)
-    warm = [src.get(i % 3)[2]["entry"] for i in range(5)]  # warm-up wraps around, then the timed loop
     names = [t.entry for t in src.triplets]
+    warm = [src.get(i % 6)[2]["entry"] for i in range(8)]  # a warm-up longer than the list wraps around
     assert warm == names + names[:2]
-    s = run_source(src)
-    assert s["complete"] and [f["index"] for f in s["frames"]] == [0, 1, 2]
-    assert len(src._loads) == 0
+    submitted = []
+    submit = src._loader.submit
+    src._loader.submit = lambda fn, t: submitted.append(t.entry) or submit(fn, t)
+    for i in range(6):  # the timed loop: get, (timed inference), consume
+        before = len(submitted)
+        a, b, meta = src.get(i)
+        if i > 0:
+            assert len(submitted) == before  # get() queued nothing: no decoding next to the timed inference
+        src.consume(i, meta, interp.interpolate(a, b))
+    assert submitted[-1] == names[-1] and len(src._loads) == 0  # nothing decoded past the end
+    src.drain()
+    src.close()
+    s = src.summary()
+    assert s["complete"] and [f["index"] for f in s["frames"]] == list(range(6))
 
 
 @pytest.mark.parametrize("background", [False, True])

@@ -65,18 +65,22 @@ def test_a_configuration_that_cannot_run_is_refused_before_any_worker(tmp_path, 
 
 
 def test_tiny_study_end_to_end(tmp_path, weights_40):
+    """Three configurations and one that fails in its worker (4.6 given 4.0's
+    weights): the others are measured, the failure is a row, the exit status 1."""
     out = tmp_path / "study.json"
-    cmd = [sys.executable, "-m", "rifebench.study", "--sizes", "64x64", "--configs", "baseline,channels_last,bf16",
-           "--rounds", "2", "--pairs", "1", "--warmup", "0", "--threads", "1", "--pretrained-weights",
-           str(weights_40), "--output", str(out)]
+    cmd = [sys.executable, "-m", "rifebench.study", "--sizes", "64x64", "--configs",
+           "baseline,channels_last,bf16,broken", "--config", "broken=--model 4.6", "--rounds", "2", "--pairs", "1",
+           "--warmup", "0", "--threads", "1", "--pretrained-weights", str(weights_40), "--output", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=clean_env(), cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "study: failed configurations: broken" in proc.stderr
     doc = json.loads(out.read_text())
-    assert doc["complete"] and [r["config"] for r in doc["rows"]] == ["baseline", "channels_last", "bf16"]
-    base, cl, bf16 = doc["rows"]
-    for r in doc["rows"]:
-        assert len(r["latency_ms"]) == 2 and r["fps"] > 0 and r["speedup_p50"] > 0 and "outputs" not in r
-        assert r["knobs"]["runtime"]["reuse_frames"] is None or r["knobs"]["runtime"]["reuse_frames"]["hits"] >= 0
+    assert doc["complete"] and [r["config"] for r in doc["rows"]] == ["baseline", "channels_last", "bf16", "broken"]
+    base, cl, bf16, broken = doc["rows"]
+    assert "4.6" in broken["error"] and "| 64x64 | broken | failed:" in proc.stdout
+    for r in (base, cl, bf16):
+        assert len(r["latency_ms"]) == len(r["cpu_ms"]) == 2 and r["fps"] > 0 and r["speedup_min"] > 0
+        assert "outputs" not in r and r["knobs"]["preset"] == "baseline"
     assert base["speedup_p50"] == 1.0 and base["quality"]["psnr_db"] == 100.0
     assert cl["knobs"]["effective"]["channels_last"] is True and cl["quality"]["psnr_db"] >= 50
     assert bf16["precision"] == "bf16" and 35 <= bf16["quality"]["psnr_db"] < 100

@@ -36,6 +36,10 @@ def import_ipex():
         import intel_extension_for_pytorch as ipex  # noqa: F401
 
         return ipex, None
+    except ModuleNotFoundError as exc:
+        if exc.name != "intel_extension_for_pytorch":  # installed, but one of its dependencies is not
+            return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return None, "not installed"
     except (ImportError, AttributeError, OSError, RuntimeError) as exc:
         return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
 

@@ -7,7 +7,8 @@ im2 is the ground truth. A stream tests the first min(NUM_INPUTS, list size) ent
 
 Nothing here runs inside the timed region. A loader thread decodes the next
 triplets ahead (PNG in OpenCV's BGR order, the order the models were trained on,
-converted once to float [0, 1]); `get` only moves a ready pair to the device.
+converted once to float [0, 1]); `get` only moves a ready pair to the device. New
+decodes are queued by `consume`, after the timed inference, never during it.
 `consume` copies the predictions to the host and scores them (PSNR, SSIM) and
 writes them (--saveimages): in a scorer thread when the model runs on an
 accelerator, so that the host work overlaps the device's, and inline on the CPU,
@@ -183,8 +184,6 @@ class DatasetSource:
         except DatasetError as exc:
             self._error = str(exc)
             raise
-        finally:
-            self._schedule(index + 1)
         t1 = time.monotonic()
         img0, img1 = self.interp.prepare(a), self.interp.prepare(b)
         self._io["load_wait_s"] += t1 - t0
@@ -195,6 +194,9 @@ class DatasetSource:
     def consume(self, index: int, meta: dict, outs) -> None:
         """Score and save the predictions of one pair, outside the timed region."""
         t0 = time.monotonic()
+        # The next decode starts here, after the timed inference, so that on a CPU it
+        # overlaps the scoring below instead of taking cores from the model.
+        self._schedule(index + 1)
         wanted = [k for k in range(self.n) if self.images_dir is not None or k == self.checked]
         # A copy, synchronously: the model may reuse its output buffers for the next pair.
         host = {k: outs[k][0].detach().to("cpu", dtype=_float32(), copy=True).permute(1, 2, 0).numpy()

@@ -245,8 +245,13 @@ class Interpolator:
         if self._compiled is not None:
             first = self.compile_first_call_s is None
             t0 = time.perf_counter()
+            graphed = self.device.type == "cuda" and self.compile_mode in ("reduce-overhead", "max-autotune")
             try:
+                if graphed:  # cudagraph trees: each call is a new step, whose outputs the next overwrites
+                    torch.compiler.cudagraph_mark_step_begin()
                 out = self._call(self._compiled, img0, img1, t)
+                if graphed:  # n > 1 frames per pair and bisection keep outputs across calls
+                    out = out.clone()
             except Exception as exc:  # noqa: BLE001 - Dynamo/Inductor raise many kinds
                 why = f"torch.compile failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]
                 if "compile" in self.strict:

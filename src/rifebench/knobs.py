@@ -28,13 +28,17 @@ GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")
 
 BASELINE = {"channels_last": False, "compile": "none", "cudnn_benchmark": False, "tf32": False,
             "cuda_graphs": False, "preallocate": False, "reuse_frames": False, "ipex": False}
-# "Everything that helps on the platform". CPU: measured with `python -m
-# rifebench.study` (README): channels_last and torch.compile help fp32 on
-# x86 with oneDNN; pinned buffers and CUDA graphs do not exist there.
+# "Everything that helps on the platform". CPU, measured with `python -m
+# rifebench.study` (4.0, 448x256 and 1280x720, 2 cores of an AMD EPYC with
+# AVX512-BF16, torch 2.13): channels_last (0.96x) and torch.compile (0.87x)
+# slow fp32 down (oneDNN convolutions dominate, and neither the layout nor
+# fused pointwise ops buy anything back), so the CPU preset keeps only what
+# costs nothing; CHANNELS_LAST/COMPILE stay there to try. bf16 is the CPU's
+# real speed-up (1.47x, 53 dB against fp32): it is PRECISION's, not a preset's.
 # CUDA: reduce-overhead rather than max-autotune, whose autotuning can take
 # longer than the start barrier allows at 1080p; it already uses CUDA graphs.
 OPTIMIZED = {
-    "cpu": {**BASELINE, "channels_last": True, "compile": "default", "reuse_frames": True, "ipex": True},
+    "cpu": {**BASELINE, "reuse_frames": True, "ipex": True},
     "cuda": {**BASELINE, "channels_last": True, "compile": "reduce-overhead", "cudnn_benchmark": True,
              "tf32": True, "preallocate": True, "reuse_frames": True},
     "xpu": {**BASELINE, "channels_last": True, "preallocate": True, "reuse_frames": True},
@@ -194,11 +198,13 @@ def probe_caps(platform: str, net, cfg) -> Caps:
     """The facts `resolve` needs; probes only what the configuration could use."""
     from .backends import import_ipex
 
-    wants_ipex = cfg.ipex == "yes" if platform == "xpu" else (cfg.optimize == "optimized" or cfg.ipex == "yes")
+    explicit, asked = _requested(cfg, "ipex")
+    wants_ipex = asked if explicit or platform == "xpu" else PRESETS[cfg.optimize][platform]["ipex"]
     ipex_problem = None
     if wants_ipex and platform != "cuda":
         _, ipex_problem = import_ipex()
-    wants_compile = cfg.compile not in ("none", "auto") or (cfg.compile == "auto" and cfg.optimize == "optimized")
+    wants_compile = cfg.compile not in ("none", "auto") or (
+        cfg.compile == "auto" and PRESETS[cfg.optimize][platform]["compile"] != "none")
     return Caps(compile_problem=compile_problem(platform) if wants_compile else None, ipex_problem=ipex_problem,
                 graph_problem=graph_problem(net))
 

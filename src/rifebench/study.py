@@ -41,10 +41,12 @@ CONFIGS = {
     "preallocate": ["--preallocate", "yes"],
     "optimized": ["--optimize", "optimized"],
     "optimized_bf16": ["--optimize", "optimized", "--precision", "bf16"],
+    "optimized_fp16": ["--optimize", "optimized", "--precision", "fp16"],
 }
 DEFAULT_CONFIGS = "baseline,channels_last,compile,bf16,optimized"
 SEQUENCE = 3  # frames: pairs (0,1), (1,2), (0,1), ... share one frame each step
 PSNR_CAP_DB = 100.0
+ANSWER_TIMEOUT_S = 1800.0  # a worker's longest step: compile (max-autotune) and warm-up at 4K
 
 
 def video_frames(height: int, width: int, count: int, seed: int):
@@ -60,6 +62,12 @@ def video_frames(height: int, width: int, count: int, seed: int):
     base = (base + 0.05 * torch.rand(base.shape, generator=g)).clamp(0, 1)
     return [base[:, :, 4 + 3 * k: 4 + 3 * k + height, m - 4 - 3 * k: m - 4 - 3 * k + width].contiguous()
             for k in range(count)]
+
+
+def study_precision(cfg) -> str:
+    """The study's reference is fp32 on every platform (run_model.sh's auto
+    means fp16 on GPUs); configurations name bf16/fp16 explicitly."""
+    return "fp32" if cfg.precision == "auto" else cfg.precision
 
 
 def pair_of(step: int) -> tuple[int, int]:
@@ -102,7 +110,7 @@ def _serve(conn, flags, size, seed, threads) -> None:
     torch.set_num_threads(threads)
     cfg = resolve(["--dummy", *flags], env={})
     platform = resolve_platform(cfg.platform)
-    precision = cfg.precision if cfg.precision != "auto" else ("fp32" if platform == "cpu" else "fp16")
+    precision = study_precision(cfg)
     cfg = cfg.replace(platform=platform, precision=precision)
     backend, interp = build(cfg)
     frames = video_frames(size[1], size[0], SEQUENCE, seed)
@@ -127,12 +135,13 @@ def _serve(conn, flags, size, seed, threads) -> None:
             conn.send(("warm", {"seconds": time.monotonic() - t0, "first_pairs_s": first_s, "outputs": outs}))
         elif cmd == "time":
             start, count = arg
-            lat = []
+            lat, cpu = [], []
             for k in range(start, start + count):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 step(k)
                 lat.append((time.perf_counter() - t0) * 1000.0)
-            conn.send(("timed", lat))
+                cpu.append((time.process_time() - c0) * 1000.0)
+            conn.send(("timed", (lat, cpu)))
         elif cmd == "stats":
             conn.send(("stats", {"memory": backend.memory(), "rss_after_load_bytes": rss_loaded,
                                  "knobs": interp.knobs.to_dict() | {"runtime": interp.runtime()},
@@ -152,19 +161,24 @@ class Worker:
         child.close()
         self.error = None
 
-    def ask(self, cmd, arg=None, expect=None):
+    def ask(self, cmd, arg=None, expect=None, timeout=ANSWER_TIMEOUT_S):
+        """Send a command and wait for its answer; None (and self.error) when the
+        worker failed, died or stayed silent: one bad row never hangs the study."""
         if self.error:
             return None
         try:
             if cmd is not None:
                 self.conn.send((cmd, arg))
-            kind, payload = self.conn.recv()
+            if self.conn.poll(timeout):
+                kind, payload = self.conn.recv()
+            else:
+                kind, payload = "error", f"no answer to {cmd or 'start'} in {timeout:.0f} s"
+                self.proc.kill()
         except (EOFError, OSError) as exc:
             kind, payload = "error", f"worker died ({type(exc).__name__}, exit code {self.proc.exitcode})"
-        if kind == "error":
-            self.error = payload
+        if kind != expect:
+            self.error = payload if kind == "error" else f"unexpected answer {kind!r} to {cmd!r}"
             return None
-        assert kind == expect, (kind, expect)
         return payload
 
     def close(self):
@@ -181,7 +195,7 @@ def run_size(size, names, flags_of, args, log) -> list[dict]:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    workers = [Worker(ctx, n, flags_of[n] + args.common, size, args.seed, args.threads) for n in names]
+    workers = [Worker(ctx, n, args.common + flags_of[n], size, args.seed, args.threads) for n in names]
     rows = {w.name: {"size": f"{size[0]}x{size[1]}", "config": w.name, "flags": " ".join(w.flags)} for w in workers}
     try:
         for w in workers:
@@ -191,14 +205,15 @@ def run_size(size, names, flags_of, args, log) -> list[dict]:
             warm = w.ask("warmup", args.warmup, expect="warm")
             if warm:
                 rows[w.name].update(warmup_s=warm["seconds"], first_pairs_s=warm["first_pairs_s"],
-                                    outputs=warm["outputs"], latency_ms=[])
+                                    outputs=warm["outputs"], latency_ms=[], cpu_ms=[])
                 log(f"  {size[0]}x{size[1]} {w.name}: warm in {warm['seconds']:.1f} s")
         for r in range(args.rounds):
             order = workers[r % len(workers):] + workers[: r % len(workers)]
             for w in order:
-                lat = w.ask("time", (r * args.pairs, args.pairs), expect="timed")
-                if lat:
-                    rows[w.name]["latency_ms"].extend(lat)
+                got = w.ask("time", (r * args.pairs, args.pairs), expect="timed")
+                if got:
+                    rows[w.name]["latency_ms"].extend(got[0])
+                    rows[w.name]["cpu_ms"].extend(got[1])
             log(f"  {size[0]}x{size[1]} round {r + 1}/{args.rounds} done")
         for w in workers:
             stats = w.ask("stats", expect="stats")
@@ -220,10 +235,17 @@ def score(row: dict, base: dict) -> dict:
     lat = row.get("latency_ms") or []
     if not lat or row.get("error"):
         return row
-    row["ms_mean"], row["ms_p50"] = statistics.fmean(lat), statistics.median(lat)
+    row["ms_mean"], row["ms_p50"], row["ms_min"] = statistics.fmean(lat), statistics.median(lat), min(lat)
     row["fps"] = 1000.0 / row["ms_mean"]
     blat = base.get("latency_ms") or []
-    row["speedup_p50"] = statistics.median(blat) / row["ms_p50"] if blat and not base.get("error") else None
+    ok = blat and not base.get("error")
+    row["speedup_p50"] = statistics.median(blat) / row["ms_p50"] if ok else None
+    # Other load only ever adds time: the fastest pair is the least disturbed estimate.
+    row["speedup_min"] = min(blat) / row["ms_min"] if ok else None
+    # CPU platform: process CPU time per pair, insensitive to time slicing by other
+    # processes (not to cache or memory-bandwidth sharing).
+    if ok and row.get("platform") == "cpu" and row.get("cpu_ms") and base.get("cpu_ms"):
+        row["speedup_cpu_time"] = statistics.median(base["cpu_ms"]) / statistics.median(row["cpu_ms"])
     if base.get("outputs") and row.get("outputs"):
         scores = [compare(a, b) for a, b in zip(base["outputs"], row["outputs"])]
         row["quality"] = {"psnr_db": min(s["psnr_db"] for s in scores), "ssim": min(s["ssim"] for s in scores),
@@ -242,7 +264,8 @@ def table(rows: list[dict]) -> str:
     def f(x, spec):
         return "n/a" if x is None else format(x, spec)
 
-    out = ["| size | config | FPS | ms/pair p50 | speed-up (p50) | PSNR dB vs baseline | SSIM | max abs "
+    out = ["| size | config | FPS | ms/pair p50 (min) | speed-up p50 / min / CPU time | PSNR dB vs baseline "
+           "| SSIM | max abs "
            "| peak mem MiB (added) | warm-up s | fell back |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         q = r.get("quality") or {}
@@ -251,7 +274,9 @@ def table(rows: list[dict]) -> str:
             continue
         mem, added = r.get("peak_mem_bytes"), r.get("peak_mem_added_bytes")
         out.append(f"| {r['size']} | {r['config']} ({r.get('precision')}) | {f(r.get('fps'), '.2f')} | "
-                   f"{f(r.get('ms_p50'), '.0f')} | {f(r.get('speedup_p50'), '.2f')}x | "
+                   f"{f(r.get('ms_p50'), '.0f')} ({f(r.get('ms_min'), '.0f')}) | "
+                   f"{f(r.get('speedup_p50'), '.2f')}x / {f(r.get('speedup_min'), '.2f')}x / "
+                   f"{f(r.get('speedup_cpu_time'), '.2f')}x | "
                    f"{f(q.get('psnr_db'), '.1f')} | {f(q.get('ssim'), '.5f')} | {f(q.get('max_abs'), '.2e')} | "
                    f"{f(mem / 2**20 if mem else None, '.0f')}"
                    f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {f(r.get('warmup_s'), '.1f')} | "
@@ -320,7 +345,7 @@ def parse(argv):
     for name in ("rounds", "pairs", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
-    args.common = ["--model", args.model, "--platform", args.platform]
+    args.common = ["--model", args.model, "--platform", args.platform]  # a configuration's own flags win
     if args.pretrained_weights:
         args.common += ["--pretrained-weights", os.path.abspath(args.pretrained_weights)]
     args.flags_of = flags_of
@@ -335,9 +360,8 @@ def check_configs(args) -> None:
 
     for n in args.names:
         try:
-            cfg = resolve(["--dummy", *args.flags_of[n], *args.common], env={})
-            precision = cfg.precision if cfg.precision != "auto" else ("fp32" if args.platform == "cpu" else "fp16")
-            preflight(cfg.replace(precision=precision))
+            cfg = resolve(["--dummy", *args.common, *args.flags_of[n]], env={})
+            preflight(cfg.replace(precision=study_precision(cfg)))
         except (OptionError, KnobError) as exc:
             raise SystemExit(f"study: configuration {n!r}: {exc}") from None
         if not os.path.isfile(cfg.load_path):

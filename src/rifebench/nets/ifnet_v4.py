@@ -128,6 +128,9 @@ class IFNetV4(nn.Module):
             mask = (mask - m1) / 2
         return flow, mask
 
+    # A host read-back: torch.compile splits its graph here anyway; marking the split
+    # keeps it from warning about the data-dependent branch on every compiled run.
+    @torch.compiler.disable
     def _is_large(self, f: torch.Tensor) -> bool:
         return bool(f[:, :2].abs().max() > LARGE_MOTION_PX) and bool(f[:, 2:4].abs().max() > LARGE_MOTION_PX)
 
