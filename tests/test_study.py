@@ -26,7 +26,21 @@ def test_inputs_are_seeded_and_move():
     assert torch.equal(frames[1], video_frames(48, 64, SEQUENCE, seed=1)[1])
     # 3 px down and 3 px left per frame: frame 1 shifted back matches frame 0.
     assert torch.equal(frames[1][..., :-3, 3:], frames[0][..., 3:, :-3])
-    assert [pair_of(k) for k in range(4)] == [(0, 1), (1, 2), (0, 1), (1, 2)]  # one shared frame per step
+    assert [pair_of(k) for k in range(4)] == [(0, 1), (1, 2), (2, 0), (0, 1)]  # one shared frame per step
+
+
+def test_the_video_shares_one_frame_per_pair():
+    from rifebench import zoo
+    from rifebench.interp import Interpolator
+    from rifebench.nets.ifnet_v4 import build_v46
+
+    interp = Interpolator(build_v46(), zoo.get("4.6"), "cpu", "fp32", reuse_frames=True)
+    frames = video_frames(32, 32, SEQUENCE, seed=0)
+    for k in range(7):
+        i, j = pair_of(k)
+        interp.prepare(frames[i], key=i)
+        interp.prepare(frames[j], key=j)
+    assert (interp.reuse["hits"], interp.reuse["misses"]) == (6, 8)  # every pair after the first: one hit
 
 
 def test_quality_measures_known_truths():

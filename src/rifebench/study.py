@@ -44,7 +44,7 @@ CONFIGS = {
     "optimized_fp16": ["--optimize", "optimized", "--precision", "fp16"],
 }
 DEFAULT_CONFIGS = "baseline,channels_last,compile,bf16,optimized"
-SEQUENCE = 3  # frames: pairs (0,1), (1,2), (0,1), ... share one frame each step
+SEQUENCE = 3  # frames: pairs (0,1), (1,2), (2,0), (0,1), ... share one frame each step
 PSNR_CAP_DB = 100.0
 ANSWER_TIMEOUT_S = 1800.0  # a worker's longest step: compile (max-autotune) and warm-up at 4K
 
@@ -71,8 +71,9 @@ def study_precision(cfg) -> str:
 
 
 def pair_of(step: int) -> tuple[int, int]:
-    i = step % (SEQUENCE - 1)
-    return i, i + 1
+    """A forward video over SEQUENCE frames, wrapping around: each pair's left
+    frame is the previous pair's right one."""
+    return step % SEQUENCE, (step + 1) % SEQUENCE
 
 
 def psnr_float(ref: np.ndarray, out: np.ndarray) -> float:
@@ -116,8 +117,11 @@ def _serve(conn, flags, size, seed, threads) -> None:
     frames = video_frames(size[1], size[0], SEQUENCE, seed)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-    def step(k: int):
-        i, j = pair_of(k)
+    done = [0]  # pairs so far: the video goes on across warm-up and rounds
+
+    def step():
+        i, j = pair_of(done[0])
+        done[0] += 1
         out = interp.interpolate(interp.prepare(frames[i], key=i), interp.prepare(frames[j], key=j), 1)[0]
         backend.sync()
         return out
@@ -127,18 +131,17 @@ def _serve(conn, flags, size, seed, threads) -> None:
         cmd, arg = conn.recv()
         if cmd == "warmup":  # every distinct pair once (their outputs are the quality sample), then more
             t0 = time.monotonic()
-            outs = [step(k)[0].float().permute(1, 2, 0).cpu().numpy() for k in range(SEQUENCE - 1)]
+            outs = [step()[0].float().permute(1, 2, 0).cpu().numpy() for _ in range(SEQUENCE - 1)]
             first_s = time.monotonic() - t0
-            for k in range(arg):
-                step(k)
+            for _ in range(arg):
+                step()
             backend.reset_peak_memory()
             conn.send(("warm", {"seconds": time.monotonic() - t0, "first_pairs_s": first_s, "outputs": outs}))
         elif cmd == "time":
-            start, count = arg
             lat, cpu = [], []
-            for k in range(start, start + count):
+            for _ in range(arg):
                 t0, c0 = time.perf_counter(), time.process_time()
-                step(k)
+                step()
                 lat.append((time.perf_counter() - t0) * 1000.0)
                 cpu.append((time.process_time() - c0) * 1000.0)
             conn.send(("timed", (lat, cpu)))
@@ -210,7 +213,7 @@ def run_size(size, names, flags_of, args, log) -> list[dict]:
         for r in range(args.rounds):
             order = workers[r % len(workers):] + workers[: r % len(workers)]
             for w in order:
-                got = w.ask("time", (r * args.pairs, args.pairs), expect="timed")
+                got = w.ask("time", args.pairs, expect="timed")
                 if got:
                     rows[w.name]["latency_ms"].extend(got[0])
                     rows[w.name]["cpu_ms"].extend(got[1])
@@ -320,10 +323,13 @@ def parse(argv):
     p.add_argument("--model", default="4.0")
     p.add_argument("--platform", default="cpu")
     p.add_argument("--pretrained-weights", default=None)
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds, configurations in rotating order")
-    p.add_argument("--pairs", type=int, default=3, help="timed pairs per configuration and round")
+    p.add_argument("--rounds", type=int, default=8, help="timed rounds, configurations in rotating order "
+                   "(default: %(default)s)")
+    p.add_argument("--pairs", type=int, default=1, help="timed pairs per configuration and round; few pairs and "
+                   "many rounds spread other load over every configuration (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="extra untimed pairs after the first ones")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="torch threads of each worker (default: the CPUs this process may use, %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="study.json", help="results file (written atomically)")
     args = p.parse_args(argv)
