@@ -8,7 +8,7 @@ message instead of a traceback deep inside a stream.
 
 XPU: IPEX=yes uses Intel Extension for PyTorch (ipex.optimize on the model),
 IPEX=no PyTorch's own torch.xpu. CPU: fp32, bf16 (fast where the CPU has
-AVX512-BF16/AMX) and fp16 (correct but ~30x slower than fp32 in torch 2.13's
+AVX512-BF16/AMX) and fp16 (correct but ~60x slower than fp32 in torch 2.13's
 CPU convolutions); the warp always runs in fp32 (nets/warp.py).
 """
 from __future__ import annotations

@@ -121,7 +121,7 @@ OPTIONS: tuple[Option, ...] = (
            "run", choices=("yes", "no")),
     Option("precision", "--precision", "PRECISION", "choice", "auto",
            "compute precision; the warp always runs in fp32. auto = fp16 on GPUs (the reference default), "
-           "fp32 on CPUs (CPU fp16 convolutions are ~30x slower than fp32 in torch 2.13)", "run",
+           "fp32 on CPUs (CPU fp16 convolutions are ~60x slower than fp32 in torch 2.13)", "run",
            choices=("auto", "fp16", "bf16", "fp32")),
     Option("amp", "--amp", "AMP", "switch", False,
            "keep fp32 weights and run under torch.autocast in PRECISION (mixed precision)", "run"),

@@ -120,7 +120,8 @@ def run_stream(cfg, link: Link, report) -> dict:
             if source.checks_quality or (sync_every and (frames + 1) % sync_every == 0):
                 backend.sync()
             latencies.append((time.monotonic() - t_before) * 1000.0)
-            source.consume(frames, meta, outs) if source.checks_quality else None
+            if source.checks_quality:
+                source.consume(frames, meta, outs)  # scoring and saving, after the timed region
             frames += 1
             link.progress[link.stream_id] = frames
         if source.checks_quality:
