@@ -133,26 +133,20 @@ def test_dummy_run_writes_reference_outputs(tmp_path, weights_40):
     assert m["throughput_img_s"] == pytest.approx(m["images"] / m["duration_s"])
 
 
-def test_min_duration_overrides_count(tmp_path, weights_40):
+@pytest.mark.parametrize("num_inputs,duration_flag,check", [
+    # MIN_TEST_DURATION overrides a small count: more pairs than asked, at least that long.
+    (1, ["--min-test-duration", "2"], lambda m: m["duration_s"] >= 2 and m["frames"] > 1),
+    # MAX_TEST_DURATION stops before a count that would take hours.
+    (100000, ["--max-test-duration", "1"], lambda m: 1.0 <= m["duration_s"] < 5.0 and m["frames"] < 100000),
+], ids=["min-overrides-count", "max-stops-before-count"])
+def test_durations_override_the_count(tmp_path, weights_40, num_inputs, duration_flag, check):
     out = tmp_path / "out"
-    args = ["--dummy", "--data-height", "32", "--data-width", "32", "--num-inputs", "1", "--warmup", "0",
-            "--precision", "fp32", "--min-test-duration", "1.5", "--pretrained-weights", weights_40,
-            "--output-dir", out]
+    args = ["--dummy", "--data-height", "32", "--data-width", "32", "--num-inputs", num_inputs, "--warmup", "0",
+            "--precision", "fp32", *duration_flag, "--pretrained-weights", weights_40, "--output-dir", out]
     proc = run_harness(args)
     assert proc.returncode == 0, proc.stderr
     m = json.loads((out / "results.json").read_text())["metrics"]
-    assert m["duration_s"] >= 1.5 and m["frames"] > 1
-
-
-def test_max_duration_stops_before_count(tmp_path, weights_40):
-    out = tmp_path / "out"
-    args = ["--dummy", "--data-height", "32", "--data-width", "32", "--num-inputs", "100000", "--warmup", "0",
-            "--precision", "fp32", "--max-test-duration", "1", "--pretrained-weights", weights_40,
-            "--output-dir", out]
-    proc = run_harness(args)
-    assert proc.returncode == 0, proc.stderr
-    m = json.loads((out / "results.json").read_text())["metrics"]
-    assert 1.0 <= m["duration_s"] < 3.0 and m["frames"] < 100000
+    assert check(m), m
 
 
 def test_stale_results_are_set_aside(tmp_path, weights_40):
