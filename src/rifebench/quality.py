@@ -185,3 +185,22 @@ def _stream_line(i: int, q: dict | None, threshold: float) -> dict:
             "tested": len(psnrs), "passed": passed,
             "pass_pct": 100.0 * passed / len(psnrs) if psnrs else None, "psnr_mean": _mean(psnrs),
             "error": q.get("error"), "io": q.get("io")}
+
+
+def float_psnr(ref: np.ndarray, out: np.ndarray) -> float:
+    """PSNR of two float frames in [0, 1], unrounded; inf when identical."""
+    diff = np.asarray(ref, dtype=np.float64) - np.asarray(out, dtype=np.float64)
+    mse = float(np.mean(diff * diff))
+    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+
+
+def output_diff(ref: np.ndarray, out: np.ndarray) -> dict:
+    """How far one model output is from another (HxWx3 floats in [0, 1]): PSNR on
+    the float frames (inf when identical), SSIM after rounding both to 8 bits (the
+    RIFE evaluation's), and the largest absolute error. One definition for the
+    benchmark's fingerprints and the optimisation study."""
+    from .imageio import to_uint8
+
+    ref64, out64 = np.asarray(ref, dtype=np.float64), np.asarray(out, dtype=np.float64)
+    return {"psnr_db": float_psnr(ref64, out64), "ssim": ssim(to_uint8(ref64), to_uint8(out64)),
+            "max_abs_err": float(np.abs(ref64 - out64).max())}

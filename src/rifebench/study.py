@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import statistics
@@ -29,6 +28,8 @@ import sys
 import time
 
 import numpy as np
+
+from .quality import PSNR_CAP_DB
 
 CONFIGS = {
     "baseline": [],
@@ -45,7 +46,6 @@ CONFIGS = {
 }
 DEFAULT_CONFIGS = "baseline,channels_last,compile,bf16,optimized"
 SEQUENCE = 3  # frames: pairs (0,1), (1,2), (2,0), (0,1), ... share one frame each step
-PSNR_CAP_DB = 100.0
 ANSWER_TIMEOUT_S = 1800.0  # a worker's longest step: compile (max-autotune) and warm-up at 4K
 
 
@@ -77,17 +77,17 @@ def pair_of(step: int) -> tuple[int, int]:
 
 
 def psnr_float(ref: np.ndarray, out: np.ndarray) -> float:
-    mse = float(np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2))
-    return PSNR_CAP_DB if mse <= 10 ** (-PSNR_CAP_DB / 10) else -10.0 * math.log10(mse)
+    from .quality import float_psnr
+
+    return min(float_psnr(ref, out), PSNR_CAP_DB)
 
 
 def compare(ref: np.ndarray, out: np.ndarray) -> dict:
     """PSNR (float, capped), SSIM (8-bit, RIFE's), max abs error of HxWx3 frames in [0, 1]."""
-    from .imageio import to_uint8
-    from .quality import ssim
+    from .quality import output_diff
 
-    return {"psnr_db": psnr_float(ref, out), "ssim": ssim(to_uint8(ref), to_uint8(out)),
-            "max_abs": float(np.max(np.abs(ref.astype(np.float64) - out.astype(np.float64))))}
+    d = output_diff(ref, out)
+    return {"psnr_db": min(d["psnr_db"], PSNR_CAP_DB), "ssim": d["ssim"], "max_abs": d["max_abs_err"]}
 
 
 # ------------------------------------------------------------------- worker side

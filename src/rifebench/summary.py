@@ -23,20 +23,6 @@ METRICS = ("throughput_img_s", "latency_mean_ms", "latency_p50_ms", "latency_p99
 
 # --- the output fingerprint -----------------------------------------------------------
 
-def ssim8(a, b) -> float:
-    """SSIM of two HxWx3 float images in [0, 1] after rounding to 8 bits, as
-    the RIFE evaluation computes it (quality.ssim): the same SSIM as the
-    dataset mode's and the optimisation study's."""
-    import numpy as np
-
-    from .quality import ssim
-
-    def to8(x):
-        return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-
-    return ssim(to8(a), to8(b))
-
-
 def fingerprint_diff(ref_path: Path, other_path: Path) -> dict:
     """PSNR (dB, on the float output; inf when identical), SSIM (8-bit) and max
     absolute error of two fingerprints, or a note saying why they cannot be compared."""
@@ -48,10 +34,9 @@ def fingerprint_diff(ref_path: Path, other_path: Path) -> dict:
         return {"note": f"cannot read a fingerprint: {exc}"}
     if ref.shape != other.shape:
         return {"note": f"fingerprints differ in shape {ref.shape} vs {other.shape}"}
-    diff = ref.astype(np.float64) - other.astype(np.float64)
-    mse = float(np.mean(diff * diff))
-    return {"psnr_db": math.inf if mse == 0 else 10 * math.log10(1.0 / mse), "ssim": ssim8(ref, other),
-            "max_abs_err": float(np.abs(diff).max())}
+    from .quality import output_diff
+
+    return output_diff(ref, other)
 
 
 # --- one row ------------------------------------------------------------------------------
