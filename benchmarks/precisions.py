@@ -44,6 +44,7 @@ def main() -> None:
 
     from rifebench import zoo
     from rifebench.interp import Interpolator, resolve_dtype
+    from rifebench.quality import float_psnr
     from rifebench.sources import dummy_frames
     from rifebench.weights import load_model
 
@@ -77,8 +78,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for c in CONFIGS:
         r = statistics.median(rates[c])
-        mse = torch.mean((outputs[c].clamp(0, 1) - ref) ** 2).item()
-        psnr = math.inf if mse == 0 else -10 * math.log10(mse)
+        psnr = float_psnr(ref.numpy(), outputs[c].clamp(0, 1).numpy())
         print(f"| {c[0]} | {'yes' if c[1] else 'no'} | {r:.3f} | {1000 / r:.1f} | {r / base:.2f}x | "
               f"{'identical' if math.isinf(psnr) else f'{psnr:.1f}'} |")
 
