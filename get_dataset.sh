@@ -27,4 +27,4 @@ fi
 
 # No cd: a relative --dir / DATASET_DIR stays relative to the caller's directory.
 export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}"
-exec "${python[@]}" -m rifebench.vimeo_fetch "$@"
+exec "${python[@]}" -m rifebench.fetch.vimeo "$@"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rifebench.metrics import latency_stats
-from rifebench.results import aggregate, stream_summary
+from rifebench.measure.metrics import latency_stats
+from rifebench.report.results import aggregate, stream_summary
 
 
 def stream(sid, start, end, frames, samples=None, interpolation=1, **extra):

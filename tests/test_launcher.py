@@ -1,6 +1,7 @@
 """Parallel streams as a user runs them: pinning read back from inside each
 stream, honest aggregation, and failures or signals that end the run in
-seconds, record why, exit non-zero and leave nothing running."""
+seconds, record why, exit non-zero and leave nothing running. Orchestration
+only, so the streams run the null model (a known host cost, no weights)."""
 from __future__ import annotations
 
 import json
@@ -24,10 +25,10 @@ needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="needs at least 2 usab
 
 
 @pytest.fixture
-def args(weights_40):
+def args():
     def make(out, *extra):
-        return ["--dummy", "--model", "4.0", "--pretrained-weights", weights_40, "--data-height", "32",
-                "--data-width", "32", "--warmup", "1", "--precision", "fp32", "--output-dir", out, *extra]
+        return ["--dummy", "--model", "null", "--null-ms", "2", "--data-height", "32", "--data-width", "32",
+                "--warmup", "1", "--precision", "fp32", "--output-dir", out, *extra]
     return make
 
 
@@ -56,7 +57,7 @@ class Runner:
         out = {}
         for p in psutil.Process(self.proc.pid).children(recursive=True):
             cmd = p.cmdline()
-            if "rifebench.worker" in cmd:
+            if "rifebench.run.worker" in cmd:
                 out[int(cmd[cmd.index("--stream") + 1])] = p
         return out
 
@@ -86,6 +87,7 @@ def numactl_usable() -> bool:
     return exe is not None and subprocess.run([exe, f"--physcpubind={CPUS[0]}", "true"]).returncode == 0
 
 
+@pytest.mark.slow
 @needs_two_cpus
 @pytest.mark.parametrize("pin", ["numactl", "affinity"])
 def test_two_streams_on_two_cpus(tmp_path, args, pin):
@@ -115,6 +117,7 @@ def test_two_streams_on_two_cpus(tmp_path, args, pin):
 
 
 @needs_two_cpus
+@pytest.mark.slow
 def test_killed_stream_ends_the_run_in_seconds(tmp_path, args):
     run = Runner(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300"), clean_env(STREAMS=2))
     run.wait_for("passed the start barrier")
@@ -134,12 +137,16 @@ def test_killed_stream_ends_the_run_in_seconds(tmp_path, args):
     assert_all_gone([p.pid for p in workers.values()])
 
 
-@pytest.mark.parametrize("hook,reason", [("1:3", "RuntimeError: RIFEBENCH_TEST_FAIL_STREAM"),
-                                         ("1:3:exit", "exited with status 3 without a result")])
-def test_stream_that_raises_or_exits_fails_the_run(tmp_path, args, hook, reason):
-    env = clean_env(STREAMS=2, RIFEBENCH_TEST_FAIL_STREAM=hook)
+@pytest.mark.parametrize("fault,given_by,reason", [
+    ("1:3", "flag", "RuntimeError: FAULT: stream 1 fails after 3 pairs"),
+    pytest.param("1:3:exit", "variable", "exited with status 3 without a result", marks=pytest.mark.slow),
+])
+def test_stream_that_raises_or_exits_fails_the_run(tmp_path, args, fault, given_by, reason):
+    extra = ["--fault", fault] if given_by == "flag" else []
+    env = clean_env(STREAMS=2, **({"FAULT": fault} if given_by == "variable" else {}))
     t0 = time.monotonic()
-    proc = run_harness(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300"), env=env, timeout=120)
+    proc = run_harness(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300", *extra), env=env,
+                       timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert time.monotonic() - t0 < 60
     doc = results(tmp_path)
@@ -147,8 +154,10 @@ def test_stream_that_raises_or_exits_fails_the_run(tmp_path, args, hook, reason)
     assert [f["stream"] for f in doc["failures"]] == [1] and doc["failures"][0]["reason"].startswith(reason)
     assert f"error: stream 1 failed: {reason}" in proc.stdout
     assert not (tmp_path / "results.yaml").exists()
+    assert doc["config"]["fault"] == fault
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_stream_and_keeps_what_was_measured(tmp_path, args):
     run = Runner(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300"), clean_env(STREAMS=2))
     run.wait_for("passed the start barrier")
@@ -167,6 +176,7 @@ def test_ctrl_c_stops_every_stream_and_keeps_what_was_measured(tmp_path, args):
     assert_all_gone([p.pid for p in workers.values()])
 
 
+@pytest.mark.slow
 def test_sigterm_during_warm_up_stops_at_once(tmp_path, args):
     run = Runner(args(tmp_path, "--num-inputs", "5"), clean_env(STREAMS=2))
     run.wait_for("launching 2 stream(s)")
@@ -181,6 +191,7 @@ def test_sigterm_during_warm_up_stops_at_once(tmp_path, args):
     assert_all_gone([p.pid for p in workers.values()])
 
 
+@pytest.mark.slow
 def test_barrier_timeout_fails_the_run(tmp_path, args):
     t0 = time.monotonic()
     proc = run_harness(args(tmp_path, "--num-inputs", "5"), env=clean_env(STREAMS=2, BARRIER_TIMEOUT=1))
@@ -191,13 +202,15 @@ def test_barrier_timeout_fails_the_run(tmp_path, args):
     assert "not ready after --barrier-timeout 1 s" in doc["failures"][0]["reason"]
 
 
+@pytest.mark.slow
 def test_more_streams_than_cpus_share_them_with_a_warning(tmp_path, args):
     n = len(CPUS) + 1
     proc = run_harness(args(tmp_path, "--num-inputs", "3"), env=clean_env(STREAMS=n, PIN="affinity"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = results(tmp_path)
-    assert any("share CPUs round-robin" in w for w in doc["warnings"])
-    assert "warning:" in proc.stdout and "share CPUs" in proc.stdout
+    assert any(w["code"] == "STREAMS_OVERSUBSCRIBED" and "share CPUs round-robin" in w["message"]
+               for w in doc["warnings"])
+    assert "warning [STREAMS_OVERSUBSCRIBED]:" in proc.stdout and "share CPUs" in proc.stdout
     cpus = [s["cpus"] for s in doc["streams"]]
     assert all(len(c) == 1 for c in cpus) and cpus[n - 1] == cpus[0]
 
@@ -212,6 +225,7 @@ def fake_numactl_dir(tmp_path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_numactl_not_permitted(tmp_path, args):
     path = f"{fake_numactl_dir(tmp_path)}{os.pathsep}{os.environ.get('PATH', '')}"
     out = tmp_path / "out"
@@ -223,9 +237,12 @@ def test_numactl_not_permitted(tmp_path, args):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = results(out)
     assert doc["pinning"]["method"] == "affinity" and doc["streams"][0]["pinned_by"] == "affinity"
-    assert "pinning by CPU affinity instead" in doc["warnings"][0] and "SYS_NICE" in doc["warnings"][0]
+    w = doc["warnings"][0]
+    assert w["code"] == "PIN_FALLBACK" and "pinning by CPU affinity instead" in w["message"]
+    assert "SYS_NICE" in w["remedy"]
 
 
+@pytest.mark.slow
 def test_streams_die_with_a_killed_launcher(tmp_path, args):
     run = Runner(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300"), clean_env(STREAMS=2))
     run.wait_for("passed the start barrier")

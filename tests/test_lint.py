@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rifebench import zoo
+from rifebench.models import zoo
 
 REPO = Path(__file__).resolve().parents[1]
 FLAVOURS = ("cpu", "cuda-gpu", "flex-gpu")

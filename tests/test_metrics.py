@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from rifebench.metrics import latency_stats, percentile, rate
-from rifebench.results import aggregate, yaml_results
+from rifebench.measure.metrics import latency_stats, percentile, rate
+from rifebench.report.results import aggregate, yaml_results
 
 
 def test_percentiles_match_numpy():

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from rifebench.config import resolve
-from rifebench.options import BY_ENV, OPTIONS, OptionError, markdown_table
+from rifebench.options import BY_ENV, OPTIONS, UsageError, markdown_table
 
 from helpers import REPO
 
@@ -47,18 +47,18 @@ def test_flag_beats_variable_beats_default():
 def test_switches_from_variables():
     assert resolve([], env={"DUMMY": "yes", "AMP": "1"}).amp is True
     assert resolve(["--dummy"], env={"AMP": "off"}).amp is False
-    with pytest.raises(OptionError, match=r"^AMP: invalid value 'maybe' \(accepted: a switch"):
+    with pytest.raises(UsageError, match=r"^AMP: invalid value 'maybe' \(accepted: a switch"):
         resolve(["--dummy"], env={"AMP": "maybe"})
 
 
 @pytest.mark.parametrize("name,value,accepted", [
     ("PLATFORM", "tpu", "auto, cpu, cuda, xpu"),
     ("PRECISION", "fp8", "auto, fp16, bf16, fp32"),
-    ("MODEL", "9.9", "4.0, 4.6, paper"),
+    ("MODEL", "9.9", "4.0, 4.6, paper, null"),
     ("IPEX", "maybe", "yes, no"),
 ])
 def test_bad_choice_names_option_value_and_accepted(name, value, accepted):
-    with pytest.raises(OptionError) as e:
+    with pytest.raises(UsageError) as e:
         resolve(["--dummy"], env={name: value})
     assert str(e.value) == f"{name}: invalid value {value!r} (accepted: {accepted})"
 
@@ -78,7 +78,7 @@ def test_platform_names_case_insensitive_flex_max_mean_xpu():
     ("--max-test-duration", "0"),
 ])
 def test_out_of_range_numbers(flag, value):
-    with pytest.raises(OptionError) as e:
+    with pytest.raises(UsageError) as e:
         resolve(["--dummy", flag, value], env={})
     msg = str(e.value)
     assert msg.startswith(f"{flag}: ") and repr(value) in msg and "accepted:" in msg and "\n" not in msg
@@ -92,19 +92,19 @@ def test_float_thresholds_and_durations():
 
 
 def test_cross_option_checks(tmp_path):
-    with pytest.raises(OptionError, match="cannot be combined"):
+    with pytest.raises(UsageError, match="cannot be combined"):
         resolve(["--dummy", "--data", str(tmp_path)], env={})
-    with pytest.raises(OptionError, match="does not exist"):
+    with pytest.raises(UsageError, match="does not exist"):
         resolve(["--data", str(tmp_path / "nope")], env={})
-    with pytest.raises(OptionError, match="no workload"):
+    with pytest.raises(UsageError, match="no workload"):
         resolve([], env={})
-    with pytest.raises(OptionError, match="greater than"):
+    with pytest.raises(UsageError, match="greater than"):
         resolve(["--dummy", "--min-test-duration", "5", "--max-test-duration", "2"], env={})
-    with pytest.raises(OptionError, match=r"2\^k - 1"):
+    with pytest.raises(UsageError, match=r"2\^k - 1"):
         resolve(["--dummy", "--model", "paper", "--interpolation", "2"], env={})
     assert resolve(["--dummy", "--model", "paper", "--interpolation", "3"], env={}).interpolation == 3
     assert resolve(["--dummy", "--model", "4.6", "--interpolation", "2"], env={}).interpolation == 2
-    with pytest.raises(OptionError, match="DEVICES"):
+    with pytest.raises(UsageError, match="DEVICES"):
         resolve(["--dummy", "--devices", "0,a"], env={})
 
 

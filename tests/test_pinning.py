@@ -7,9 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from rifebench import pinning, topology
-from rifebench.pinning import PinError, split
-from rifebench.topology import Topology, format_cpulist, parse_cpulist
+from rifebench.run import pinning
+
+from rifebench.measure import topology
+from rifebench.run.pinning import PinError, split
+from rifebench.measure.topology import Topology, format_cpulist, parse_cpulist
 
 
 def machine(sockets: int, cores: int, threads: int, cpus=None, mem_nodes=None, quota=None) -> Topology:
@@ -27,7 +29,8 @@ def machine(sockets: int, cores: int, threads: int, cpus=None, mem_nodes=None, q
 
 
 def cfg(streams=1, pin="auto", platform="cpu", devices=None):
-    return SimpleNamespace(streams=streams, pin=pin, platform=platform, devices=devices)
+    return SimpleNamespace(streams=streams, pin=pin, platform=platform, devices=devices,
+                           device_list=[int(d) for d in devices.split(",")] if devices else None)
 
 
 def whole_cores(topo, cpus) -> bool:
@@ -68,8 +71,8 @@ def test_uneven_split_leaves_cpus_idle_and_says_which_streams_span_nodes():
     out = split(topo, 3)
     assert [len(sl) for sl in out.slices] == [10, 10, 10]  # 5 whole cores each
     assert len(out.unused) == 2 and whole_cores(topo, out.unused)
-    assert any("span NUMA nodes" in n and "multiple of 2" in n for n in out.notes)
-    assert any("stay idle" in n for n in out.notes)
+    assert any("span NUMA nodes" in n["message"] and "multiple of 2" in n["remedy"] for n in out.notes)
+    assert any("stay idle" in n["message"] for n in out.notes)
 
 
 def test_one_stream_takes_everything_across_nodes():
@@ -84,14 +87,14 @@ def test_more_streams_than_cores_use_single_threads():
     out = split(topo, 8)
     assert sorted(c for sl in out.slices for c in sl) == list(range(8))
     assert all(len(sl) == 1 for sl in out.slices)
-    assert any("share a core" in n for n in out.notes)
+    assert any("share a core" in n["message"] for n in out.notes)
     assert not out.warnings
 
 
 def test_more_streams_than_cpus_share_round_robin_with_a_warning():
     out = split(machine(1, 2, 1), 5)
     assert out.slices == [[0], [1], [0], [1], [0]]
-    assert len(out.warnings) == 1 and "share CPUs" in out.warnings[0] and "STREAMS <= 2" in out.warnings[0]
+    assert len(out.warnings) == 1 and "share CPUs" in out.warnings[0]["message"] and "STREAMS <= 2" in out.warnings[0]["remedy"]
 
 
 def test_affinity_mask_not_nproc():
@@ -105,14 +108,14 @@ def test_cgroup_quota_limits_the_cpus_used():
     out = split(topo, 2)
     assert out.slices == [[0], [1]]
     assert out.unused == [2, 3, 4, 5, 6, 7]
-    assert "quota allows 2.5 CPUs" in out.warnings[0]
+    assert "quota allows 2.5 CPUs" in out.warnings[0]["message"]
 
 
 def test_gpu_stream_stays_on_its_gpus_node():
     topo = machine(2, 8, 2)
     out = split(topo, 1, prefer_nodes=[1])
     assert {topo.node(c) for c in out.slices[0]} == {1} and len(out.slices[0]) == 16
-    assert any("GPU's NUMA node" in n for n in out.notes)
+    assert any("GPU's NUMA node" in n["message"] for n in out.notes)
     two = split(topo, 2, prefer_nodes=[1, 0])
     assert {topo.node(c) for c in two.slices[0]} == {1} and {topo.node(c) for c in two.slices[1]} == {0}
 
@@ -122,7 +125,7 @@ def test_gpu_node_too_small_falls_back_and_says_so():
     out = split(topo, 3, prefer_nodes=[0, 0, 0])  # three streams on a GPU of node 0
     assert all(len(sl) == 1 for sl in out.slices)
     assert len({c for sl in out.slices for c in sl}) == 3
-    assert any("stream 2's GPU is on NUMA node 0" in n for n in out.notes)
+    assert any("stream 2's GPU is on NUMA node 0" in n["message"] for n in out.notes)
 
 
 def test_plan_devices_round_robin_and_devices_option():
@@ -165,9 +168,10 @@ def test_method_numactl_when_permitted(tmp_path):
 def test_auto_falls_back_to_affinity_and_says_why(tmp_path):
     p = pinning.plan(cfg(2), topo=machine(1, 2, 1), numactl=fake_numactl(tmp_path, ok=False))
     assert p.method == "affinity" and p.prefix(0) == []
-    assert "Operation not permitted" in p.warnings[0] and "SYS_NICE" in p.warnings[0]
+    assert p.warnings[0]["code"] == "PIN_FALLBACK"
+    assert "Operation not permitted" in p.warnings[0]["message"] and "SYS_NICE" in p.warnings[0]["remedy"]
     p = pinning.plan(cfg(2), topo=machine(1, 2, 1), numactl=None)
-    assert p.method == "affinity" and "not installed" in p.notes[0]
+    assert p.method == "affinity" and "not installed" in p.notes[0]["message"]
 
 
 def test_insisting_on_numactl_fails_clearly(tmp_path):

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rifebench import quality
-from rifebench.imageio import to_uint8
+from rifebench.measure import quality
+from rifebench.data.images import to_uint8
 
 
 def rng_image(h=24, w=40, seed=0):

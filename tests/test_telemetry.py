@@ -1,5 +1,6 @@
 """Telemetry: the collector socket against a local listener, in-process sampling
-of real processes, and the GPU sources' parsers on known outputs."""
+of real processes, and the GPU summary from a stand-in source (the GPU sources
+themselves are tested in test_gpu.py)."""
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from helpers import clean_env, run_harness
-from rifebench import gpumon, telemetry
-from rifebench.telemetry import Telemetry
+from rifebench.measure import gpu as gpumon, telemetry
+from rifebench.measure.telemetry import Telemetry
 
 
 class Listener:
@@ -83,7 +84,9 @@ def test_a_dead_collector_is_a_recorded_warning(tmp_path):
     tel.close()
     sock = tel.summary(0)["socket"]
     assert sock["sent"] == [] and len(sock["errors"]) == 2 and "start:" in sock["errors"][0]
-    assert "could not send 'start'" in logged[0]
+    warned = tel.summary(0)["warnings"]
+    assert [w["code"] for w in warned] == ["SOCKET_SEND_FAILED"] * 2
+    assert "could not send 'start'" in warned[0]["message"]
 
 
 def test_check_socket(tmp_path, listener):
@@ -159,73 +162,7 @@ def test_gpu_summary_and_energy_per_image(monkeypatch, counter):
     assert s["energy_per_image_j"] == pytest.approx(g["energy_j"] / 30)
 
 
-def test_parse_nvidia_smi():
-    text = ("00000000:3B:00.0, 97, 4021, 251.37, 1980, 2619, 0x0000000000000004\n"
-            "00000000:AF:00.0, [N/A], 10, [N/A], 210, 405, 0x0000000000000001\n")
-    out = gpumon.parse_nvidia_smi(text, {"0000:af:00.0": 0, "0000:3b:00.0": 1}, [0, 1])
-    assert out[1] == {"util_pct": 97.0, "mem_used_bytes": 4021 * 2**20, "power_w": 251.37, "sm_clock_mhz": 1980.0,
-                      "mem_clock_mhz": 2619.0, "throttle": ["sw_power_cap"]}
-    assert out[0]["util_pct"] is None and out[0]["throttle"] == ["gpu_idle"]
-    assert gpumon.parse_nvidia_smi(text, {}, [5])[5]["util_pct"] == 97.0  # no bus ids: nvidia-smi's order
-
-
-def test_parse_xpu_smi_row():
-    header = [h.strip() for h in "Timestamp, DeviceId, GPU Utilization (%), GPU Power (W), "
-              "GPU Frequency (MHz), GPU Memory Used (MiB)".split(",")]
-    row = gpumon.parse_xpu_smi_row(header, "06:14:46.000,    1, 99.52, 287.10, 1550, 3071.25")
-    assert row == {"device": 1, "util_pct": 99.52, "power_w": 287.1, "sm_clock_mhz": 1550.0, "mem_clock_mhz": None,
-                   "mem_used_bytes": 3071.25 * 2**20, "throttle": []}
-    assert gpumon.parse_xpu_smi_row(header, "06:14:47.000, , , , ,") is None
-
-
-def test_nvml_source_with_a_fake_library():
-    class NvmlError(Exception):
-        pass
-
-    class FakeNvml:
-        NVML_CLOCK_SM, NVML_CLOCK_MEM = 1, 2
-
-        def __init__(self):
-            self.by_bus = {}
-
-        def nvmlInit(self):
-            pass
-
-        def nvmlShutdown(self):
-            pass
-
-        def nvmlDeviceGetHandleByPciBusId(self, bus):
-            return ("h", bus)
-
-        def nvmlDeviceGetHandleByIndex(self, i):
-            return ("h", i)
-
-        def nvmlDeviceGetUtilizationRates(self, h):
-            return type("U", (), {"gpu": 55})()
-
-        def nvmlDeviceGetMemoryInfo(self, h):
-            return type("M", (), {"used": 123})()
-
-        def nvmlDeviceGetPowerUsage(self, h):
-            return 150500  # mW
-
-        def nvmlDeviceGetClockInfo(self, h, which):
-            return {1: 1700, 2: 8000}[which]
-
-        def nvmlDeviceGetCurrentClocksThrottleReasons(self, h):
-            return 0x20 | 0x4
-
-        def nvmlDeviceGetTotalEnergyConsumption(self, h):
-            raise NvmlError("Not Supported")
-
-    src = gpumon.Nvml([{"index": 0, "pci_bus_id": "0000:3b:00.0"}, {"index": 1}], nvml=FakeNvml())
-    assert src.handles == {0: ("h", "0000:3b:00.0"), 1: ("h", 1)}
-    s = src.sample()[0]
-    assert s == {"util_pct": 55, "mem_used_bytes": 123, "power_w": 150.5, "sm_clock_mhz": 1700, "mem_clock_mhz": 8000,
-                 "throttle": ["sw_power_cap", "sw_thermal_slowdown"]}
-    assert src.energy_j() == {0: None, 1: None}
-
-
+@pytest.mark.slow
 def test_socket_start_stop_against_a_run(listener, tmp_path, weights_40):
     """start once every stream has passed the barrier, stop once the last one ended."""
     proc = run_harness(["--dummy", "--model", "4.0", "--pretrained-weights", weights_40, "--data-height", "32",
@@ -241,6 +178,7 @@ def test_socket_start_stop_against_a_run(listener, tmp_path, weights_40):
     assert doc["telemetry"]["socket"]["sent"] == ["start", "stop"]
 
 
+@pytest.mark.slow
 def test_socket_that_is_not_a_socket_is_refused_before_anything(tmp_path):
     proc = run_harness(["--dummy", "--output-dir", tmp_path], env=clean_env(SOCKET=str(tmp_path / "none.sock")))
     assert proc.returncode == 2

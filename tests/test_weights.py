@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from conftest import random_state
-from rifebench import zoo
-from rifebench.nets.ifnet_v4 import build_v40, build_v46
-from rifebench.weights import WeightsError, check_and_load, load_model, load_state_dict, verify_sha256
+from rifebench.models import zoo
+from rifebench.models.nets.ifnet_v4 import build_v40, build_v46
+from rifebench.fsutil import sha256_file
+from rifebench.models.weights import WeightsError, check_and_load, load_model, load_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_real_checkpoint_layout(weights_40):
     assert len(state) == 222 and not any(k.startswith("module.") for k in state)
     spec = zoo.get("4.0")
     assert sum(k.split(".")[0] in spec.training_only for k in state) == 94
-    assert verify_sha256(weights_40, spec.sha256)
+    assert sha256_file(weights_40) == spec.sha256
 
 
 def test_missing_empty_truncated_and_random_files(tmp_path, saved46):
@@ -151,9 +152,3 @@ def test_malicious_pickle_is_refused_and_never_run(tmp_path, payload, writer):
     assert not marker.exists(), "the pickle's payload was executed"
 
 
-def test_verify_sha256(tmp_path):
-    path = tmp_path / "f"
-    path.write_bytes(b"abc")
-    digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    assert verify_sha256(path, digest) and verify_sha256(path, digest.upper())
-    assert not verify_sha256(path, "0" * 64)

@@ -1,7 +1,7 @@
 """Options -> one frozen, validated configuration.
 
 Built once, before anything heavy runs, with no side effects: errors are
-OptionError with a one-line message naming the option, the value and what is
+UsageError with a one-line message naming the option, the value and what is
 accepted. Checks that touch the file system (output folder, weights) belong to
 the runner's start-up, also before anything heavy.
 """
@@ -13,37 +13,69 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import __version__, zoo
-from .options import BY_NAME, GROUPS, OPTIONS, OptionError
+from rifebench import __version__
+from rifebench.models import zoo
+from rifebench.errors import UsageError
+from rifebench.options import BY_NAME, GROUPS, OPTIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+PY_TYPES = {"int": int, "float": float, "choice": str, "switch": bool, "path": str, "text": str}
+
+
+def field_type(o) -> Any:
+    """The Python type of an option's resolved value (None where it can be unset)."""
+    t = PY_TYPES[o.kind]
+    return t | None if o.default is None or o.none_words else t
+
+
+class _ConfigBase:
+    """Behaviour of Config; its fields come from the option table (one per row)."""
+
+    def __post_init__(self):
+        for o in OPTIONS:  # a real type check: a wrong type here is a bug, not a user error
+            value = getattr(self, o.name)
+            want = PY_TYPES[o.kind]
+            ok = (value is None and field_type(o) is not want) or (
+                isinstance(value, want) and not (want in (int, float) and isinstance(value, bool)))
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if not ok:
+                raise TypeError(f"Config.{o.name}: expected {field_type(o)}, got {value!r}")
+
+    def to_dict(self) -> dict:
+        return {o.name.rstrip("_"): getattr(self, o.name) for o in OPTIONS}
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def mode(self) -> str:
+        return "dummy" if self.dummy else "dataset"
+
+    @property
+    def spec(self) -> zoo.ModelSpec:
+        return zoo.get(self.model)
+
+    @property
+    def device_list(self) -> list[int] | None:
+        """DEVICES as indices, or None for every visible device."""
+        return None if self.devices is None else [int(p) for p in self.devices.split(",")]
+
+
 Config = dataclasses.make_dataclass(
     "Config",
-    [(o.name, Any, dataclasses.field(default=o.default)) for o in OPTIONS]
+    [(o.name, field_type(o), dataclasses.field(default=o.default)) for o in OPTIONS]
     + [("origin", dict, dataclasses.field(default_factory=dict))],
+    bases=(_ConfigBase,),
     frozen=True,
 )
-Config.__doc__ = "Every option's resolved value; `origin` says where each came from (flag/env/default)."
-
-
-def _to_dict(self) -> dict:
-    return {o.name.rstrip("_"): getattr(self, o.name) for o in OPTIONS}
-
-
-def _replace(self, **changes):
-    return dataclasses.replace(self, **changes)
-
-
-Config.to_dict = _to_dict
-Config.replace = _replace
-Config.mode = property(lambda self: "dummy" if self.dummy else "dataset")
-Config.spec = property(lambda self: zoo.get(self.model))
+Config.__doc__ = "Every option's resolved value, typed; `origin` says where each came from (flag/env/default)."
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would print usage and exit; we want one line
-        raise OptionError(f"{message} (accepted: the options listed by {self.prog} --help)")
+        raise UsageError(f"{message} (accepted: the options listed by {self.prog} --help)")
 
 
 def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
@@ -90,11 +122,12 @@ def resolve(argv: Sequence[str], env: Mapping[str, str] | None = None):
 
 
 def _resolve_paths(values: dict) -> None:
-    from .fetch import default_weights_path  # no torch import
-
     values["models_dir"] = str(Path(values["models_dir"] or REPO_ROOT / "model").expanduser().resolve())
-    if values["load_path"] is None:
-        values["load_path"] = str(default_weights_path(zoo.get(values["model"]), Path(values["models_dir"])))
+    if zoo.get(values["model"]).weights_file is None:  # the null model: LOAD_PATH is recorded, not used
+        if values["load_path"] is not None:
+            values["load_path"] = str(Path(values["load_path"]).expanduser().resolve())
+    elif values["load_path"] is None:
+        values["load_path"] = str(zoo.get(values["model"]).weights_path(values["models_dir"]))
     else:
         values["load_path"] = str(Path(values["load_path"]).expanduser().resolve())
     values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
@@ -108,37 +141,41 @@ def _flag(name: str) -> str:
 
 
 def validate(cfg) -> None:
-    """Checks across options. Raises OptionError with a one-line message."""
+    """Checks across options. Raises UsageError with a one-line message."""
     if cfg.dummy and cfg.dataset_dir is not None:
-        raise OptionError(f"{_flag('dummy')}: cannot be combined with {_flag('dataset_dir')} "
+        raise UsageError(f"{_flag('dummy')}: cannot be combined with {_flag('dataset_dir')} "
                           f"{cfg.dataset_dir!r} (accepted: one of dummy performance mode or a dataset)")
     if not cfg.dummy and cfg.dataset_dir is None:
-        raise OptionError(f"{_flag('dummy')}: no workload given (accepted: --dummy for performance mode, "
+        raise UsageError(f"{_flag('dummy')}: no workload given (accepted: --dummy for performance mode, "
                           "or --data DIR for quality mode)")
     if cfg.dataset_dir is not None:
         root = Path(cfg.dataset_dir)
         if not root.is_dir():
-            raise OptionError(f"{_flag('dataset_dir')}: folder {cfg.dataset_dir!r} does not exist "
+            raise UsageError(f"{_flag('dataset_dir')}: folder {cfg.dataset_dir!r} does not exist "
                               "(accepted: a Vimeo-90K triplet test folder)")
         if not (root / "tri_testlist.txt").is_file():
-            raise OptionError(f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} has no tri_testlist.txt "
+            raise UsageError(f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} has no tri_testlist.txt "
                               "(accepted: a Vimeo-90K triplet test folder)")
     if cfg.max_test_duration is not None and cfg.min_test_duration > cfg.max_test_duration:
-        raise OptionError(f"{_flag('min_test_duration')}: {cfg.min_test_duration} is greater than "
+        raise UsageError(f"{_flag('min_test_duration')}: {cfg.min_test_duration} is greater than "
                           f"{_flag('max_test_duration')} {cfg.max_test_duration} (accepted: MIN <= MAX)")
-    spec = zoo.get(cfg.model)
-    n = cfg.interpolation
-    if not spec.arbitrary_timestep and (n + 1) & n:
-        raise OptionError(f"{_flag('interpolation')}: {n} frames per pair is not possible with model "
-                          f"{spec.name} (accepted: 2^k - 1, e.g. 1, 3, 7, 15: it only bisects at t = 0.5)")
+    why = cfg.spec.interpolation_error(cfg.interpolation)
+    if why is not None:
+        raise UsageError(f"{_flag('interpolation')}: {cfg.interpolation} frames per pair is not possible: {why}")
+    if cfg.fault is not None:
+        parse_fault(cfg.fault, cfg.streams)
     if cfg.devices is not None:
         parts = [p.strip() for p in cfg.devices.split(",")]
         if not parts or not all(p.isdigit() for p in parts):
-            raise OptionError(f"{_flag('devices')}: invalid value {cfg.devices!r} "
+            raise UsageError(f"{_flag('devices')}: invalid value {cfg.devices!r} "
                               "(accepted: comma-separated device indices, e.g. 0,1)")
 
 
-def device_indices(cfg) -> list[int] | None:
-    if cfg.devices is None:
-        return None
-    return [int(p) for p in cfg.devices.split(",")]
+def parse_fault(text: str, streams: int) -> tuple[int, int, bool]:
+    """FAULT "STREAM:PAIR[:exit]" -> (stream, pair, exit) or UsageError."""
+    parts = text.strip().split(":")
+    ok = len(parts) in (2, 3) and parts[0].isdigit() and parts[1].isdigit() and parts[2:] in ([], ["exit"])
+    if not ok or int(parts[1]) < 1 or int(parts[0]) >= streams:
+        raise UsageError(f"{_flag('fault')}: invalid value {text!r} (accepted: STREAM:PAIR or STREAM:PAIR:exit, "
+                          f"STREAM a stream index below STREAMS={streams}, PAIR >= 1)")
+    return int(parts[0]), int(parts[1]), parts[2:] == ["exit"]

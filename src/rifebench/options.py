@@ -12,14 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import zoo
+from rifebench.errors import UsageError
+from rifebench.models import zoo
 
 TRUE_WORDS = ("1", "yes", "true", "on", "y")
 FALSE_WORDS = ("0", "no", "false", "off", "n", "")
-
-
-class OptionError(ValueError):
-    """A bad value for one option; the message is the whole one-line error."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ class Option:
         return "none" if self.default is None else str(self.default)
 
     def parse(self, raw: Any, source: str) -> Any:
-        """Turn a flag or variable value into a typed value, or raise OptionError."""
+        """Turn a flag or variable value into a typed value, or raise UsageError."""
         where = self.flag if source == "flag" else self.env
         if isinstance(raw, str):
             text = raw.strip()
@@ -72,7 +69,7 @@ class Option:
                 return True
             if low in FALSE_WORDS:
                 return False
-            raise OptionError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
+            raise UsageError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
         if self.none_words and text.lower() in self.none_words:
             return None
         if self.kind == "choice":
@@ -81,18 +78,18 @@ class Option:
             canon.update({a.lower(): c for a, c in self.aliases})
             if low in canon:
                 return canon[low]
-            raise OptionError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
+            raise UsageError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
         if self.kind in ("int", "float"):
             try:
                 value = int(text, 10) if self.kind == "int" else float(text)
             except ValueError:
-                raise OptionError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})") from None
+                raise UsageError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})") from None
             if isinstance(value, float) and not math.isfinite(value):
-                raise OptionError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
+                raise UsageError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
             if (self.minimum is not None and value < self.minimum) or (
                 self.maximum is not None and value > self.maximum
             ):
-                raise OptionError(f"{where}: value {raw!r} out of range (accepted: {self.accepted()})")
+                raise UsageError(f"{where}: value {raw!r} out of range (accepted: {self.accepted()})")
             return value
         if text == "" and self.default is None:
             return None
@@ -112,6 +109,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("model", "--model", "MODEL", "choice", zoo.DEFAULT_MODEL,
            "RIFE model: " + "; ".join(f"{s.name} = {s.description}" for s in zoo.MODELS.values()),
            "run", choices=tuple(zoo.MODELS)),
+    Option("null_ms", "--null-ms", "NULL_MS", "float", 5.0,
+           "null model only (ignored by the others): host busy-wait per generated frame of each pair, in ms "
+           "(so per pair at INTERPOLATION=1). It measures the harness, not a device: on GPU platforms the "
+           "wait still runs on the host",
+           "run", minimum=0, maximum=60000),
     Option("platform", "--platform", "PLATFORM", "choice", "auto",
            "device: auto picks XPU if usable, else CUDA, else CPU; Flex and Max mean XPU (case-insensitive)",
            "run", choices=("auto", "cpu", "cuda", "xpu"), aliases=(("flex", "xpu"), ("max", "xpu"), ("gpu", "cuda"))),
@@ -142,13 +144,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("num_inputs", "--num-inputs", "NUM_INPUTS", "int", 100,
            "input pairs per stream (dummy: at least this many unless MAX_TEST_DURATION ends the run)",
            "workload", minimum=1, maximum=10**9),
+    Option("batch_size", "--batch-size", "BATCH_SIZE", "int", 1,
+           "pairs per forward call (the reference has no batching: 1). Dummy: the seeded pair repeated, whole "
+           "batches; dataset: consecutive triplets of one size, a smaller last batch allowed; every pair is "
+           "still counted and scored on its own", "workload", minimum=1, maximum=4096),
     Option("interpolation", "--interpolation", "INTERPOLATION", "int", 1,
            "frames generated per pair at t = i/(N+1); the paper model needs N = 2^k - 1 (recursive bisection)",
            "workload", minimum=1, maximum=255),
     Option("warmup", "--warmup", "WARMUP", "int", 10,
            "pairs run before timing starts, reported apart", "workload", minimum=0, maximum=10**6),
     Option("async_", "--async", "ASYNC", "int", 0,
-           "synchronise the device every N pairs; 0 = once at the end (latency then is host time, see README)",
+           "how often the host waits for the device: every N submissions; 0 = once at the end. GPU latency is "
+           "measured with device events whatever ASYNC is (see README)",
            "workload", minimum=0, maximum=10**9),
     Option("data_channels", "--data-channels", "DATA_CHANNELS", "int", 3,
            "dummy frame channels (RIFE takes RGB)", "workload", minimum=3, maximum=3),
@@ -187,13 +194,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("socket", "--socket", "SOCKET", "path", None,
            "Unix socket of a telemetry collector: sends start when all streams are timed, stop at the end",
            "streams"),
+    Option("fault", "--fault", "FAULT", "text", None,
+           "testing: stream STREAM raises at timed pair PAIR (or exits with status 3 with :exit), to check "
+           "failure handling; form STREAM:PAIR[:exit]", "streams"),
     # -- optimisation knobs; auto = what the OPTIMIZE preset says
     Option("optimize", "--optimize", "OPTIMIZE", "choice", "baseline",
            "preset: baseline (eager, contiguous, no autotuning: the reference) or optimized "
            "(everything that helps on the platform)", "optimisation", choices=("baseline", "optimized")),
     _yes_no("channels_last", "--channels-last", "CHANNELS_LAST", "channels_last memory format", "optimisation"),
     Option("compile", "--compile", "COMPILE", "choice", "auto", "torch.compile mode", "optimisation",
-           choices=("auto", "none", "default", "reduce-overhead", "max-autotune")),
+           choices=("auto", "none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")),
     _yes_no("cudnn_benchmark", "--cudnn-benchmark", "CUDNN_BENCHMARK", "CUDA: cudnn.benchmark autotuning",
             "optimisation"),
     _yes_no("tf32", "--tf32", "TF32", "CUDA: TF32 matmul/conv for fp32", "optimisation"),
@@ -202,11 +212,21 @@ OPTIONS: tuple[Option, ...] = (
     _yes_no("preallocate", "--preallocate", "PREALLOCATE", "pre-allocated, pinned input buffers", "optimisation"),
     _yes_no("reuse_frames", "--reuse-frames", "REUSE_FRAMES",
             "video sequences: reuse the shared frame's device copy between consecutive pairs", "optimisation"),
+    Option("measure_peak", "--measure-peak", "MEASURE_PEAK", "choice", "auto",
+           "the device's peak TFLOP/s for the share-of-peak figure: auto = from the table of known GPUs, else a "
+           "1-second matrix-product measurement on GPUs; yes = always measure; no = table only", "run",
+           choices=("auto", "yes", "no")),
 )
 
 BY_NAME = {o.name: o for o in OPTIONS}
 BY_ENV = {o.env: o for o in OPTIONS}
 GROUPS = ("run", "workload", "quality", "streams", "optimisation")
+
+
+def flag_of(name: str) -> str:
+    """How errors name an option: `--flag/VARIABLE`."""
+    o = BY_NAME[name]
+    return f"{o.flag}/{o.env}"
 
 
 def markdown_table() -> str:

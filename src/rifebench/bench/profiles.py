@@ -1,0 +1,139 @@
+"""CSV profiles for benchmark.sh: one row per run, one column per option variable.
+
+A cell is a value handed to the run as an environment variable, never shell:
+every cell is checked before any row runs (unknown column, shell
+metacharacters, the option's own parser, then the checks across options of
+config.validate), so a bad profile fails in a second with the row and column
+named. An empty cell leaves the variable to the environment or the default.
+Lines starting with '#' are comments.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from rifebench.errors import UsageError
+from rifebench.options import BY_ENV
+
+# OUTPUT_DIR is the benchmark's own folder; each row gets OUTPUT_DIR/test_<n>.
+RESERVED = {"OUTPUT_DIR": "benchmark.sh gives each row its own OUTPUT_DIR/test_<n>"}
+SHELL_META = set("$`;&|<>(){}[]*?!\\\"'")
+
+
+class ProfileError(ValueError):
+    """The message is the whole one-line error (file, row, column, value, accepted)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # 1-based: the row's folder is test_<number>
+    line: int  # line in the file, for messages
+    cells: dict = field(default_factory=dict)  # variable -> raw text, empty cells left out
+
+    def where(self, path: str, column: str | None = None) -> str:
+        return f"{path}: row {self.number} (line {self.line})" + (f", column {column}" if column else "")
+
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.cells.items()) or "(all defaults)"
+
+
+def read(path: str | Path) -> tuple[list[str], list[Row]]:
+    """Header (canonical variable names) and rows. Raises ProfileError."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"PROFILE: cannot read {path!r} ({getattr(exc, 'strerror', None) or exc}) "
+                           "(accepted: a CSV file, e.g. profiles/cpu.csv)") from None
+    kept = [(n, line) for n, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith("#")]
+    if not kept:
+        raise ProfileError(f"{path}: no header and no rows (accepted: a header of option variables, then one "
+                           "row per run; see profiles/README.md)")
+    parsed = list(csv.reader([line for _, line in kept], skipinitialspace=True))
+    header = [_column(path, kept[0][0], i, name) for i, name in enumerate(parsed[0], 1)]
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise ProfileError(f"{path}: line {kept[0][0]}: column {dupes[0]} appears twice (accepted: each option once)")
+    rows = []
+    for number, ((line_no, _), cells) in enumerate(zip(kept[1:], parsed[1:]), 1):
+        if len(cells) != len(header):
+            raise ProfileError(f"{path}: row {number} (line {line_no}) has {len(cells)} cells for {len(header)} "
+                               f"columns (accepted: one cell per column; leave a cell empty for the default)")
+        values = {h: c.strip() for h, c in zip(header, cells) if c.strip() != ""}
+        rows.append(Row(number, line_no, values))
+    if not rows:
+        raise ProfileError(f"{path}: header only, no rows to run (accepted: at least one row)")
+    return header, rows
+
+
+def _column(path: str, line: int, index: int, raw: str) -> str:
+    name = raw.strip().upper()
+    if name in RESERVED:
+        raise ProfileError(f"{path}: line {line}: column {name} cannot be set in a profile: {RESERVED[name]}")
+    if name not in BY_ENV:
+        accepted = ", ".join(v for v in BY_ENV if v not in RESERVED)
+        raise ProfileError(f"{path}: line {line}: column {index} {raw.strip()!r} is not an option variable "
+                           f"(accepted: {accepted})")
+    return name
+
+
+def check_cell(value: str) -> str | None:
+    """Why a cell is not a plain value, or None."""
+    bad = sorted({c for c in value if c in SHELL_META or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        return f"invalid value {value!r}: shell metacharacter(s) {shown} (accepted: a plain value; a cell is " \
+               "passed as an environment variable, never through a shell)"
+    return None
+
+
+def base_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The option variables the benchmark's own environment sets for every row."""
+    return {k: v for k, v in environ.items() if k in BY_ENV and k not in RESERVED}
+
+
+def row_env(row: Row, environ: Mapping[str, str]) -> dict[str, str]:
+    """Option variables of one row: the environment's, overridden by the row's
+    cells. Performance mode unless a dataset is named anywhere."""
+    env = base_env(environ) | row.cells
+    if "DUMMY" not in env and not env.get("DATASET_DIR"):
+        env["DUMMY"] = "1"
+    return env
+
+
+def validate(path: str, rows: list[Row], environ: Mapping[str, str]) -> list[str]:
+    """Every problem of every row, one line each; empty when all rows are valid."""
+    from rifebench.config import resolve
+
+    errors = []
+    for row in rows:
+        bad = False
+        for col, value in row.cells.items():
+            why = check_cell(value)
+            if why is None:
+                try:
+                    BY_ENV[col].parse(value, "env")
+                except UsageError as exc:
+                    why = str(exc).removeprefix(f"{col}: ")
+            if why:
+                errors.append(f"{row.where(path, col)}: {why}")
+                bad = True
+        if not bad:
+            try:
+                resolve([], env=row_env(row, environ))
+            except UsageError as exc:
+                errors.append(f"{row.where(path)}: {exc}")
+    return errors
+
+
+def resolved(row: Row, environ: Mapping[str, str], output_dir: str) -> dict:
+    """The row's configuration as the run will resolve it (paths as on this
+    host; `auto` platform and optimisation choices are settled by the run itself
+    and recorded in its results.json)."""
+    from rifebench.config import resolve
+
+    cfg = resolve([], env=row_env(row, environ) | {"OUTPUT_DIR": output_dir})
+    return cfg.to_dict()

@@ -1,0 +1,323 @@
+"""Quality mode: Vimeo-90K triplets in, scored predictions out.
+
+Two layouts share one list file (tri_testlist.txt, one `<folder>/<clip>` entry per
+line): `sequences/<entry>/im1.png im2.png im3.png` (vimeo_triplet) and
+`input/<entry>/im1.png im3.png` with `target/<entry>/im2.png` (vimeo_interp_test.zip).
+im2 is the ground truth. A stream tests the first min(NUM_INPUTS, list size) entries.
+
+Nothing here runs inside the timed region. A loader thread decodes the next
+triplets ahead (PNG in OpenCV's BGR order, the order the models were trained on,
+converted once to float [0, 1]); `get` only moves a ready pair to the device. New
+decodes are queued by `consume`, after the timed inference, never during it.
+`consume` copies the predictions to the host and scores them (PSNR, SSIM) and
+writes them (--saveimages): in a scorer thread when the model runs on an
+accelerator, so that the host work overlaps the device's, and inline on the CPU,
+where a second busy thread would only take cores from the model being timed.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from rifebench.measure import quality
+from rifebench.data.batch import Batch
+from rifebench.data.images import read_image, save_png, to_uint8
+
+LIST_FILE = "tri_testlist.txt"
+PREFETCH = 4  # triplets decoded ahead of the one asked for
+MAX_BACKLOG = 8  # predictions waiting to be scored before consume() waits
+ACCEPTED = ("a Vimeo-90K triplet test folder: tri_testlist.txt with sequences/<entry>/im1.png im2.png im3.png, "
+            "or input/<entry>/im1.png im3.png and target/<entry>/im2.png")
+
+
+class DatasetError(RuntimeError):
+    """A bad dataset: the message names the file and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class Triplet:
+    line: int
+    entry: str
+    first: Path
+    middle: Path  # ground truth
+    last: Path
+
+
+def read_list(root: str | os.PathLike) -> list[tuple[int, str]]:
+    """(line number, entry) of every non-blank line of the list file."""
+    path = Path(root) / LIST_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    out = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        entry = raw.strip()
+        if not entry:
+            continue
+        parts = PurePosixPath(entry).parts
+        if entry.startswith("/") or "\\" in entry or ".." in parts:
+            raise DatasetError(f"{path} line {number}: entry {entry!r} is not a relative <folder>/<clip> path")
+        out.append((number, entry))
+    if not out:
+        raise DatasetError(f"{path} lists no triplets")
+    return out
+
+
+def layout(root: str | os.PathLike) -> str:
+    root = Path(root)
+    if (root / "sequences").is_dir():
+        return "sequences"
+    if (root / "input").is_dir() and (root / "target").is_dir():
+        return "input+target"
+    raise DatasetError(f"{root} has neither a sequences/ folder nor input/ and target/ folders")
+
+
+def _paths(root: Path, kind: str, line: int, entry: str) -> Triplet:
+    if kind == "sequences":
+        d = root / "sequences" / entry
+        return Triplet(line, entry, d / "im1.png", d / "im2.png", d / "im3.png")
+    i, t = root / "input" / entry, root / "target" / entry
+    return Triplet(line, entry, i / "im1.png", t / "im2.png", i / "im3.png")
+
+
+def triplets(root: str | os.PathLike, limit: int | None = None) -> tuple[str, int, list[Triplet]]:
+    """(layout, list size, the first `limit` triplets), each file checked to exist,
+    so that a broken dataset fails before any model is loaded."""
+    root = Path(root)
+    kind = layout(root)
+    listed = read_list(root)
+    chosen = [_paths(root, kind, n, e) for n, e in listed[:limit]]
+    for t in chosen:
+        for f in (t.first, t.middle, t.last):
+            if not f.is_file():
+                where = f.parent if not f.parent.is_dir() else f
+                raise DatasetError(f"list entry {t.entry!r} (line {t.line} of {root / LIST_FILE}): "
+                                   f"{'no folder' if where != f else 'missing image'} {where}")
+    return kind, len(listed), chosen
+
+
+def load(t: Triplet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The triplet's three uint8 HxWx3 BGR frames; DatasetError naming a bad file."""
+    frames = []
+    for f in (t.first, t.middle, t.last):
+        try:
+            frames.append(read_image(str(f)))
+        except OSError as exc:
+            raise DatasetError(f"list entry {t.entry!r}: {exc}") from None
+    sizes = {f.name: a.shape for f, a in zip((t.first, t.middle, t.last), frames)}
+    if len(set(sizes.values())) != 1:
+        shown = ", ".join(f"{p} is {s[1]}x{s[0]}" for p, s in zip((t.first, t.middle, t.last), sizes.values()))
+        raise DatasetError(f"list entry {t.entry!r}: frames differ in size ({shown})")
+    return frames[0], frames[1], frames[2]
+
+
+def to_model_input(frame: np.ndarray):
+    """uint8 HxWx3 -> float32 1x3xHxW in [0, 1] (x / 255, as the RIFE evaluation divides)."""
+    import torch
+
+    chw = np.ascontiguousarray(frame.transpose(2, 0, 1)).astype(np.float32) / np.float32(255.0)
+    return torch.from_numpy(chw).unsqueeze(0)
+
+
+def _decode(t: Triplet):
+    f0, gt, f1 = load(t)
+    return to_model_input(f0), to_model_input(f1), gt
+
+
+def image_name(entry: str, k: int, n: int) -> str:
+    """images/<entry>.png, or images/<entry>_<k>.png (t = k/(N+1)) with N > 1 frames per pair."""
+    return f"{entry}.png" if n == 1 else f"{entry}_{k}.png"
+
+
+class DatasetSource:
+    checks_quality = True
+
+    def __init__(self, cfg, interp, stream_id: int = 0, *, background_scoring: bool | None = None):
+        self.cfg, self.interp, self.stream_id = cfg, interp, stream_id
+        self.layout, self.list_size, self.triplets = triplets(cfg.dataset_dir, cfg.num_inputs)
+        self.n = cfg.interpolation
+        self.checked = quality.checked_frame(self.n)
+        # Every stream runs the same list; one of them writing the images is enough.
+        self.images_dir = Path(cfg.output_dir) / "images" if cfg.saveimages and stream_id == 0 else None
+        if background_scoring is None:
+            background_scoring = interp.device.type != "cpu"
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix=f"rife-load-{stream_id}")
+        self._scorer = ThreadPoolExecutor(1, thread_name_prefix=f"rife-score-{stream_id}") \
+            if background_scoring else None
+        self._loads: dict[int, Future] = {}
+        self._scoring: list[Future] = []
+        self._lock = threading.Lock()
+        self._frames: dict[int, dict] = {}
+        self._saved = 0
+        self._consumed = 0
+        self._error: str | None = None
+        self._io = {"load_wait_s": 0.0, "to_device_s": 0.0, "consume_s": 0.0, "score_s": 0.0, "drain_s": 0.0}
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    # -- input side -------------------------------------------------------------------------
+    def _schedule(self, index: int) -> None:
+        # No wrap-around: the timed loop ends at the last triplet, and decoding past it
+        # would only take CPU from the last pairs being timed.
+        wanted = range(index, min(index + PREFETCH + 1, len(self.triplets)))
+        for i in [i for i in self._loads if i not in wanted]:
+            self._loads.pop(i).cancel()  # keeps memory bounded when the order jumps (warm-up -> timed)
+        for i in wanted:
+            if i not in self._loads:
+                self._loads[i] = self._loader.submit(_decode, self.triplets[i])
+
+    def get(self, index: int, count: int = 1) -> Batch:
+        """Up to `count` consecutive triplets from `index` as one batch on the device,
+        padded. A triplet of another size than the first ends the batch early (it
+        starts the next one), so sizes may change along the list."""
+        t0 = time.monotonic()
+        picked: list = []
+        for i in range(index, min(index + count, len(self.triplets))):
+            self._schedule(i)
+            fut = self._loads.pop(i)
+            try:
+                a, b, gt = fut.result()
+            except DatasetError as exc:
+                if picked:  # the batch so far is good: the bad one fails as the next batch's first
+                    self._loads[i] = fut
+                    break
+                self._error = str(exc)
+                raise
+            if picked and a.shape != picked[0][0].shape:
+                self._loads[i] = fut  # already decoded: kept for the next batch
+                break
+            picked.append((a, b, gt, i))
+        t1 = time.monotonic()
+        import torch
+
+        img0 = self.interp.prepare(torch.cat([p[0] for p in picked]) if len(picked) > 1 else picked[0][0])
+        img1 = self.interp.prepare(torch.cat([p[1] for p in picked]) if len(picked) > 1 else picked[0][1])
+        self._io["load_wait_s"] += t1 - t0
+        self._io["to_device_s"] += time.monotonic() - t1
+        metas = [{"index": i, "entry": self.triplets[i].entry, "gt": gt} for _, _, gt, i in picked]
+        return Batch(index, img0, img1, metas)
+
+    # -- output side ------------------------------------------------------------------------
+    def consume(self, batch: Batch, outs) -> None:
+        """Score and save the predictions of a batch, each pair on its own, outside
+        the timed region."""
+        # The next decode starts here, after the timed inference, so that on a CPU it
+        # overlaps the scoring below instead of taking cores from the model.
+        self._schedule(batch.first + batch.size)
+        for j, meta in enumerate(batch.metas):
+            self._consume_one(meta, [o[j] for o in outs])
+
+    def _consume_one(self, meta: dict, outs) -> None:
+        t0 = time.monotonic()
+        wanted = [k for k in range(self.n) if self.images_dir is not None or k == self.checked]
+        # A copy, synchronously: the model may reuse its output buffers for the next pair.
+        host = {k: outs[k].detach().to("cpu", dtype=_float32(), copy=True).permute(1, 2, 0).numpy()
+                for k in wanted}
+        self._consumed += 1
+        if self._scorer is None:
+            try:
+                self._score(meta, host)
+            except Exception as exc:
+                self._error = str(exc)
+                raise
+        else:
+            self._raise_failed()
+            while len(self._scoring) >= MAX_BACKLOG:
+                exc = self._scoring.pop(0).exception()
+                if exc is not None:
+                    self._error = str(exc)
+                    raise exc
+            self._scoring.append(self._scorer.submit(self._score, meta, host))
+        self._io["consume_s"] += time.monotonic() - t0
+
+    def _score(self, meta: dict, host: dict) -> None:
+        t0 = time.monotonic()
+        saved = 0
+        for k, frame in sorted(host.items()):
+            u8 = to_uint8(frame)
+            if self.images_dir is not None:
+                path = self.images_dir / image_name(meta["entry"], k + 1, self.n)
+                try:
+                    save_png(str(path), u8)
+                except OSError as exc:
+                    raise DatasetError(f"cannot write {path}: {exc}") from None
+                saved += 1
+            if k == self.checked:
+                record = {"index": meta["index"], "entry": meta["entry"], "psnr": quality.psnr(meta["gt"], u8),
+                          "ssim": quality.ssim(meta["gt"], u8)}
+                with self._lock:
+                    self._frames[meta["index"]] = record
+        with self._lock:
+            self._saved += saved
+            self._io["score_s"] += time.monotonic() - t0
+
+    def _raise_failed(self) -> None:
+        for fut in [f for f in self._scoring if f.done()]:
+            self._scoring.remove(fut)
+            exc = fut.exception()
+            if exc is not None:
+                self._error = str(exc)
+                raise exc
+
+    def drain(self) -> None:
+        """Wait for the scoring of every consumed pair; raises the first scoring error."""
+        t0 = time.monotonic()
+        try:
+            while self._scoring:
+                fut = self._scoring.pop(0)
+                exc = fut.exception()
+                if exc is not None and self._error is None:
+                    self._error = str(exc)
+            if self._error is not None:
+                raise DatasetError(self._error)
+        finally:
+            self._io["drain_s"] += time.monotonic() - t0
+
+    def close(self) -> None:
+        """Stop loading, finish scoring what was consumed (its results are kept)."""
+        for fut in self._loads.values():
+            fut.cancel()
+        self._loads.clear()
+        self._loader.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.drain()
+        except DatasetError:
+            pass  # recorded in self._error, reported by summary()
+        if self._scorer is not None:
+            self._scorer.shutdown(wait=True)
+
+    def summary(self) -> dict:
+        with self._lock:
+            frames = [self._frames[i] for i in sorted(self._frames)]
+            saved = self._saved
+        return {
+            "stream": self.stream_id,
+            "dataset_dir": str(self.cfg.dataset_dir),
+            "layout": self.layout,
+            "list_size": self.list_size,
+            "planned": len(self.triplets),
+            "consumed": self._consumed,
+            "scored": len(frames),
+            "complete": (self._error is None and self._consumed >= len(self.triplets)
+                         and (self.checked is None or len(frames) == len(self.triplets))),
+            "error": self._error,
+            "images_dir": str(self.images_dir) if self.images_dir is not None else None,
+            "saved_images": saved,
+            "scoring": "background thread" if self._scorer is not None else "inline (CPU: no second busy thread)",
+            "io": {k: round(v, 4) for k, v in self._io.items()},
+            "frames": frames,
+        }
+
+
+def _float32():
+    import torch
+
+    return torch.float32

@@ -1,0 +1,174 @@
+"""Download and extract the Vimeo-90K triplet test set (vimeo_interp_test.zip, 1.7 GB).
+
+Into DIR (--dir, else $DATASET_DIR, else the current directory) go the archive
+DIR/vimeo_interp_test.zip and the dataset DIR/vimeo_interp_test/, the folder to
+pass as --data/DATASET_DIR. Steps, each skipped when its result is already there:
+
+1. download to DIR/vimeo_interp_test.zip.part, resuming a previous .part with an
+   HTTP Range request, then rename it to .zip once the server's full length arrived
+   (fetch/http.py: retries, timeouts, free-space check, HTML pages refused);
+2. test the archive (every member's CRC, zipfile.testzip) before extracting; a
+   corrupt archive is moved aside to .zip.corrupt so that the next run fetches it anew;
+3. extract into a hidden temporary folder and rename it into place only when
+   complete, so that a vimeo_interp_test/ folder is never half-extracted.
+
+Environment: RIFEBENCH_VIMEO_URL (the archive's address, for mirrors and tests),
+RIFEBENCH_FETCH_TIMEOUT (seconds to connect and to wait for each read, 15).
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from rifebench.fetch import http
+from rifebench.fetch.http import FetchError
+
+URL = "http://data.csail.mit.edu/tofu/testset/vimeo_interp_test.zip"
+ARCHIVE = "vimeo_interp_test.zip"
+FOLDER = "vimeo_interp_test"
+LIST_FILE = "tri_testlist.txt"
+
+__all__ = ["FetchError", "URL", "download", "extract", "get", "is_dataset", "main", "test_archive"]
+
+
+def log(msg: str) -> None:
+    print(f"get_dataset.sh: {msg}", file=sys.stderr, flush=True)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def download(url: str, archive: Path) -> None:
+    """Fetch url to archive via archive.part, resuming the .part when there is one."""
+    start = time.monotonic()
+    try:
+        http.download(url, archive, what="the zip archive", log=log)
+    except FetchError as exc:
+        if exc.resumable:
+            raise FetchError(f"{exc}; run ./get_dataset.sh again to resume") from None
+        raise
+    log(f"downloaded {archive.name}: {_mb(archive.stat().st_size)} in {time.monotonic() - start:.1f} s")
+
+
+# --- check and extract ------------------------------------------------------------------
+
+def test_archive(archive: Path) -> None:
+    """Every member's CRC; a bad archive is moved aside to .corrupt and refused."""
+    problem = None
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                problem = f"member {bad!r} fails its CRC check"
+    except zipfile.BadZipFile as exc:
+        problem = f"not a valid zip archive ({exc})"
+    except OSError as exc:
+        problem = f"cannot read it ({exc.strerror or exc})"
+    if problem:
+        aside = archive.with_name(archive.name + ".corrupt")
+        os.replace(archive, aside)
+        raise FetchError(f"{archive} is corrupt: {problem}; moved to {aside.name}, nothing extracted; run "
+                         "./get_dataset.sh again to download it anew")
+
+
+def _dataset_root(folder: Path) -> Path | None:
+    """The folder holding the list file: the archive's top folder or the folder itself."""
+    for candidate in (folder / FOLDER, folder, *sorted(p for p in folder.iterdir() if p.is_dir())):
+        if (candidate / LIST_FILE).is_file():
+            return candidate
+    return None
+
+
+def extract(archive: Path, dest: Path) -> None:
+    """Extract into a hidden folder beside dest, then rename the dataset into dest."""
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        for m in members:
+            p = PurePosixPath(m.filename)
+            if p.is_absolute() or ".." in p.parts or "\\" in m.filename:
+                raise FetchError(f"{archive}: unsafe member name {m.filename!r}; refused")
+        need = sum(m.file_size for m in members)
+        if need > http.free_bytes(dest.parent) - (64 << 20):
+            raise FetchError(f"not enough disk space in {dest.parent} to extract {archive.name}: needs "
+                             f"{_mb(need)}, {_mb(http.free_bytes(dest.parent))} free")
+        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
+        try:
+            log(f"extracting {archive.name} ({len(members)} files, {_mb(need)})")
+            try:
+                zf.extractall(work)
+            except OSError as exc:
+                what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+                raise FetchError(f"extracting {archive} failed: {what}; nothing was left behind") from None
+            root = _dataset_root(work)
+            if root is None:
+                raise FetchError(f"{archive} has no {LIST_FILE}: not the Vimeo-90K triplet test set")
+            os.replace(root, dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def is_dataset(folder: Path) -> bool:
+    return (folder / LIST_FILE).is_file() and (
+        (folder / "sequences").is_dir() or ((folder / "input").is_dir() and (folder / "target").is_dir()))
+
+
+def get(directory: Path, url: str = URL) -> Path:
+    """Make sure DIR/vimeo_interp_test is there; return it (or DIR itself when it
+    already is a triplet test folder)."""
+    directory = directory.resolve()
+    for ready in (directory / FOLDER, directory):
+        if is_dataset(ready):
+            log(f"{ready} is already there; nothing to do")
+            return ready
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot create {directory}: {exc.strerror or exc}") from None
+    dest, archive = directory / FOLDER, directory / ARCHIVE
+    if dest.exists():
+        raise FetchError(f"{dest} exists but is not a triplet test folder (no {LIST_FILE} with sequences/ or "
+                         "input/ + target/); move it away and run ./get_dataset.sh again")
+    if archive.exists():
+        log(f"{archive} is already there; not downloading it again")
+    else:
+        log(f"downloading {url} to {archive}")
+        download(url, archive)
+    log(f"testing {archive.name}")
+    test_archive(archive)
+    extract(archive, dest)
+    log(f"ready: {dest} (use --data {dest} or DATASET_DIR={dest}; the archive can be deleted)")
+    return dest
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _Parser(prog="get_dataset.sh", description="Download and extract the Vimeo-90K triplet test set.")
+    p.add_argument("--dir", type=Path, help="where the archive and the folder go (default: $DATASET_DIR, "
+                   "else the current directory)")
+    p.add_argument("--url", help=f"archive address (default: $RIFEBENCH_VIMEO_URL, else {URL})")
+    args = p.parse_args(argv)
+    directory = args.dir or Path(os.environ.get("DATASET_DIR") or ".")
+    url = args.url or os.environ.get("RIFEBENCH_VIMEO_URL") or URL
+    try:
+        path = get(directory, url)
+    except FetchError as exc:
+        print(f"get_dataset.sh: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

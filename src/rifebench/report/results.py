@@ -1,0 +1,318 @@
+"""Aggregation and the result files. Knows files, not models.
+
+Combined throughput is total frames over (last end - first start) on the one
+monotonic clock all streams share; combined latency percentiles come from all
+streams' raw samples. results.yaml keeps the reference's exact shape.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from rifebench.fsutil import atomic_write_text
+from rifebench.measure.metrics import latency_stats, rate
+from rifebench.report.device import device_section
+from rifebench.status import Status
+from rifebench.warning_codes import line, warning
+
+RESULT_FILES = ("results.yaml", "results.json")
+
+
+def set_aside_previous(output_dir: str) -> None:
+    """A stale results.yaml from an earlier run must not pass for this run's:
+    move old result files to *.prev before anything runs."""
+    for name in RESULT_FILES:
+        path = Path(output_dir) / name
+        if path.exists():
+            os.replace(path, path.with_name(name + ".prev"))
+
+
+def stream_summary(r: dict, t0: float) -> dict:
+    window = (r["end"] - r["start"]) if r.get("end") is not None else None
+    return {
+        "id": r["id"],
+        "status": r.get("status"),
+        "pid": r.get("pid"),
+        "cpus": r.get("cpus"),
+        "threads": r.get("threads"),
+        "pinned_by": r.get("pinned_by"),
+        "mems_allowed": r.get("mems_allowed"),
+        "mempolicy": r.get("mempolicy"),
+        "device": r.get("device"),
+        "frames": r.get("frames", 0),
+        "images": r.get("images", 0),
+        "throughput": rate(r.get("images", 0), window),
+        "model_throughput": rate(r.get("images", 0), r.get("model_seconds")),
+        "latency_ms": latency_stats(r.get("latency_ms", [])),
+        "latency_clock": r.get("latency_clock"),
+        "batch_sizes": sorted(set(r.get("batch_sizes") or [])),
+        "submissions": len(r.get("batch_sizes") or []),
+        "large_motion_count": r.get("large_motion_count"),
+        "start": r.get("start"),
+        "end": r.get("end"),
+        "start_offset_s": None if r.get("start") is None else r["start"] - t0,
+        "end_offset_s": None if r.get("end") is None else r["end"] - t0,
+        "warmup": r.get("warmup"),
+        "memory": r.get("memory"),
+        "latency_samples_ms": r.get("latency_ms", []),
+        "host_submit_samples_ms": r.get("host_submit_ms"),
+    }
+
+
+def aggregate(streams: list[dict], interpolation: int) -> dict:
+    """Combined metrics over the streams that produced a result."""
+    timed = [r for r in streams if r.get("end") is not None]
+    if not timed:
+        return {"frames": 0, "images": 0, "throughput": None, "latency_ms": latency_stats([]),
+                "latency_per_pair_ms": latency_stats([]), "host_submit_ms": None}
+    first_start = min(r["start"] for r in timed)
+    last_end = max(r["end"] for r in timed)
+    overlap = min(r["end"] for r in timed) - max(r["start"] for r in timed)
+    wall = last_end - first_start
+    frames = sum(r["frames"] for r in timed)
+    images = sum(r["images"] for r in timed)
+    samples = [s for r in timed for s in r.get("latency_ms", [])]
+    per_pair = [s for r in timed for s in r.get("latency_per_pair_ms") or r.get("latency_ms", [])]
+    host = [s for r in timed for s in r.get("host_submit_ms") or []]
+    return {
+        "frames": frames,
+        "images": images,
+        "interpolation": interpolation,
+        "duration_s": wall,
+        "throughput": rate(images, wall),
+        "throughput_pairs_s": rate(frames, wall),
+        "latency_ms": latency_stats(samples),
+        "latency_per_pair_ms": latency_stats(per_pair),
+        "host_submit_ms": latency_stats(host) if host else None,
+        "warmup_pairs": sum((r.get("warmup") or {}).get("pairs", 0) for r in timed),
+        "warmup_s": max((r.get("warmup") or {}).get("seconds", 0.0) for r in timed),
+        "window": {
+            "first_start": first_start,
+            "last_end": last_end,
+            "overlap_s": max(overlap, 0.0),
+            "overlap_pct": 100.0 * max(overlap, 0.0) / wall if wall > 0 else None,
+        },
+    }
+
+
+def yaml_results(throughput, latency_ms, accuracy_pct) -> str:
+    def r2(x):
+        return None if x is None else round(float(x), 2)
+
+    doc = {"results": [
+        {"key": "throughput", "value": r2(throughput), "unit": "img/s"},
+        {"key": "latency", "value": r2(latency_ms), "unit": "ms"},
+        {"key": "accuracy", "value": r2(accuracy_pct), "unit": "percents"},
+    ]}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json(output_dir: str, doc: dict) -> None:
+    atomic_write_text(Path(output_dir) / "results.json", json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def write_yaml(output_dir: str, text: str) -> None:
+    atomic_write_text(Path(output_dir) / "results.yaml", text)
+
+
+def begin(cfg, model_info: dict) -> None:
+    """Set stale results aside and mark this run as running, so a crash of the
+    launcher itself leaves a results.json that says so rather than nothing."""
+    set_aside_previous(cfg.output_dir)
+    write_json(cfg.output_dir, {"status": "running", "created": now_iso(), "config": cfg.to_dict(),
+                                "model": model_info})
+
+
+def quality_section(cfg, streams: list[dict]) -> dict | None:
+    """Dataset mode: merge the streams' per-frame scores and make the verdict."""
+    if cfg.dummy:
+        return None
+    from rifebench.measure.quality import merge
+
+    return merge(cfg, [r.get("quality") for r in streams])
+
+
+def run_status(cfg, outcome, quality: dict | None) -> tuple[Status, list]:
+    """The run's status and failures: a stream that failed mid-run (dataset mode)
+    still returns its measured frames, and fails the run."""
+    failures = outcome.failures + [{"stream": r["id"], "reason": r["error"], "partial_result": True}
+                                   for r in outcome.streams if r.get("status") == "failed" and r.get("error")]
+    status = Status(outcome.status)
+    if status == Status.COMPLETED:
+        status = Status.FAILED if failures or (quality and quality.get("verdict") != "pass") else Status.PASSED
+    return status, failures
+
+
+def finish(cfg, model_info: dict, outcome, started_wall: float, peak: dict | None = None) -> tuple[dict, int]:
+    from rifebench.measure import sysinfo
+
+    combined = aggregate(outcome.streams, cfg.interpolation)
+    t0 = combined.get("window", {}).get("first_start") or 0.0
+    quality = quality_section(cfg, outcome.streams)
+    status, failures = run_status(cfg, outcome, quality)
+    accuracy = quality["pass_pct"] if quality and quality["pass_pct"] is not None else 0.0
+    device = device_section(cfg, outcome.streams, combined, model_info, peak, getattr(outcome, "telemetry", None))
+    knobs = _knobs(outcome.streams)
+    all_warnings = list(outcome.warnings) + device.pop("warnings") + [
+        warning("KNOB_FALLBACK", **f) for f in (knobs or {}).get("fallbacks", [])]
+    write_fingerprint(cfg, outcome.streams)
+    doc = {
+        "status": str(status),
+        "exit_code": int(status.exit),
+        "harness": {"name": "rifebench", "version": _version()},
+        "created": now_iso(),
+        "started": dt.datetime.fromtimestamp(started_wall, dt.timezone.utc).isoformat(timespec="seconds"),
+        "mode": cfg.mode,
+        "config": cfg.to_dict() | {"origin": cfg.origin},
+        "model": model_info,
+        "system": sysinfo.collect(),
+        "metrics": metrics_section(cfg, outcome.streams, combined, quality, accuracy),
+        "device_time": device,
+        "quality": quality,
+        "streams": [stream_summary(r, t0) for r in outcome.streams],
+        "failures": failures,
+        "warnings": [w for w in all_warnings if w.get("level", "warning") == "warning"],
+        "notes": [w for w in all_warnings if w.get("level") == "note"],
+        "pinning": outcome.pinning,
+        "telemetry": getattr(outcome, "telemetry", None),
+        "knobs": knobs,
+    }
+    write_json(cfg.output_dir, doc)
+    m = doc["metrics"]
+    if status == Status.PASSED or (status == Status.FAILED and not failures and quality
+                                   and quality.get("verdict") in ("fail", "unchecked")):
+        write_yaml(cfg.output_dir, yaml_results(m["throughput_img_s"], m["latency_ms"]["mean"], accuracy))
+    return doc, int(status.exit)
+
+
+def metrics_section(cfg, streams: list[dict], combined: dict, quality, accuracy: float) -> dict:
+    model_tp = model_throughput(streams)
+    return {
+        "throughput_img_s": combined.get("throughput") if cfg.dummy else model_tp,
+        "throughput_basis": ("images / wall time of the timed loop" if cfg.dummy else
+                             "model throughput: data loading and scoring are outside the timed region"),
+        "model_throughput_img_s": model_tp,
+        "end_to_end_throughput_img_s": combined.get("throughput"),
+        "throughput_pairs_s": combined.get("throughput_pairs_s"),
+        "latency_ms": combined["latency_ms"],
+        "latency_per_pair_ms": combined["latency_per_pair_ms"],
+        "host_submit_ms": combined["host_submit_ms"],
+        "latency_basis": latency_basis(cfg, streams),
+        "batch_size": cfg.batch_size,
+        "frames": combined["frames"],
+        "images": combined["images"],
+        "duration_s": combined.get("duration_s"),
+        "warmup_pairs": combined.get("warmup_pairs", 0),
+        "warmup_s": combined.get("warmup_s"),
+        "accuracy_pct": accuracy,
+        "accuracy_note": None if quality else "dummy mode: accuracy is 0 and no quality verdict is made",
+        "window": combined.get("window"),
+    }
+
+
+def write_fingerprint(cfg, streams: list[dict]) -> None:
+    """--saveimages in dummy mode: the output frame of the dummy pair (t = 1/(N+1))
+    that stream 0 returned, as 8-bit PNG and a lossless float copy, so that two
+    runs of any configuration can be compared for quality."""
+    frame = next((r.pop("fingerprint") for r in streams if r.get("fingerprint") is not None), None)
+    for r in streams:
+        r.pop("fingerprint", None)
+    if frame is None:
+        return
+    import numpy as np
+
+    from rifebench.data.images import save_png
+
+    folder = Path(cfg.output_dir) / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "dummy_0.npy", frame)
+    save_png(str(folder / "dummy_0.png"), frame)
+
+
+def model_throughput(streams: list[dict]) -> float | None:
+    """Images over the inference time alone (the sum of the timed regions). With
+    several streams, the longest stream's inference time: as if the streams had
+    only run the model, together from the common start."""
+    timed = [r for r in streams if r.get("end") is not None and r.get("model_seconds")]
+    if not timed:
+        return None
+    return rate(sum(r.get("images", 0) for r in timed), max(r["model_seconds"] for r in timed))
+
+
+def _knobs(streams: list[dict]) -> dict | None:
+    from rifebench.backends.knobs import summarize
+
+    return summarize([r.get("knobs") for r in streams])
+
+
+def latency_basis(cfg, streams: list[dict]) -> str:
+    per = "per submission of BATCH_SIZE pairs" if cfg.batch_size > 1 else "per pair"
+    if any(r.get("latency_clock") == "device events" for r in streams):
+        return (f"{per}, device time from events recorded around each submission (read after the timed window); "
+                f"host submission times are in host_submit_ms (ASYNC={cfg.async_}: how often the host waited)")
+    if cfg.platform == "cpu":
+        return f"{per}, host clock; CPU execution is synchronous, so this is the true compute time"
+    return f"{per}, host clock (this device has no timing events), device synchronised every {cfg.async_ or 'end'}"
+
+
+def _version() -> str:
+    from rifebench import __version__
+
+    return __version__
+
+
+def print_summary(doc: dict, log) -> None:
+    m = doc["metrics"]
+    lat = m["latency_ms"]
+
+    def f(x, spec=".2f"):
+        return "n/a" if x is None else format(x, spec)
+
+    if doc["mode"] == "dataset":
+        log(f"model throughput: {f(m['throughput_img_s'])} img/s (inference only); end to end, with loading, "
+            f"scoring and saving: {f(m.get('end_to_end_throughput_img_s'))} img/s ({m['images']} images, "
+            f"{m['frames']} pairs in {f(m['duration_s'])} s, {len(doc['streams'])} stream(s))")
+    else:
+        log(f"throughput: {f(m['throughput_img_s'])} img/s ({m['images']} images, {m['frames']} pairs in "
+            f"{f(m['duration_s'])} s, {len(doc['streams'])} stream(s))")
+    what = "per pair" if m.get("batch_size", 1) == 1 else f"per batch of {m['batch_size']}"
+    clock = "device" if (doc.get("streams") or [{}])[0].get("latency_clock") == "device events" else "host"
+    log(f"latency {what} ({clock} time): mean {f(lat['mean'])} ms, p50 {f(lat['p50'])}, p90 {f(lat['p90'])}, "
+        f"p99 {f(lat['p99'])}, max {f(lat['max'])}, stdev {f(lat['stdev'])}")
+    if m.get("host_submit_ms"):
+        log(f"host submission time: mean {f(m['host_submit_ms']['mean'])} ms, p50 {f(m['host_submit_ms']['p50'])}")
+    dev = doc.get("device_time") or {}
+    busy = [f"GPU {g['index']} {g['kernel_busy_pct']:.0f}%" for g in dev.get("gpus", [])]
+    spans = [f"{s['device_span_pct']:.0f}%" for s in dev.get("streams", []) if s["device_span_pct"] is not None]
+    if busy or spans:
+        log(f"device busy (kernels, from the GPU monitor): {', '.join(busy) or 'not monitored'}; "
+            f"submission spans (device events): {', '.join(spans) or 'n/a'} of the timed window")
+    if dev.get("achieved_tflops"):
+        share = f", {f(dev['share_of_peak_pct'], '.1f')}% of {f(dev['peak_tflops'], '.0f')} peak" \
+            if dev.get("share_of_peak_pct") else ""
+        log(f"compute: {f(dev['gflop_per_pair'], '.3g')} GFLOP per pair, {f(dev['achieved_tflops'], '.3g')} TFLOP/s{share}")
+    if doc["quality"]:
+        q = doc["quality"]
+        log(f"quality: {q['passed']}/{q['tested']} frames >= {q['threshold_db']} dB ({f(q['pass_pct'])}%), "
+            f"mean PSNR {f(q['psnr_mean'])} dB, SSIM {f(q['ssim_mean'], '.4f')}: verdict {q['verdict']}")
+        log(f"quality note: {q['note']}")
+    else:
+        log("accuracy: 0 (dummy mode: no quality verdict)")
+    for fail in doc["failures"]:
+        if fail.get("partial_result"):  # the launcher has already printed the others
+            log(f"error: stream {fail['stream']} failed: {fail['reason']}")
+    if doc.get("knobs"):
+        k = doc["knobs"]
+        log(f"knobs ({k['preset']}): " + ", ".join(f"{n}={v}" for n, v in k["effective"].items()
+                                                  if k["source"].get(n) != "n/a"))
+    for w in doc.get("warnings", []):
+        log(line(w))
+    log(f"status: {doc['status']}")

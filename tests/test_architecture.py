@@ -1,0 +1,150 @@
+"""The shape of the package: layers import only downwards, modules and functions
+stay small, the configuration is typed from the option table, and every warning
+code is documented."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import typing
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src" / "rifebench"
+
+# Lowest first. A module may import its own layer and the layers before it.
+LAYERS = [
+    ("base", {"rifebench.errors", "rifebench.status", "rifebench.warning_codes", "rifebench.fsutil",
+              "rifebench"}),
+    ("measure", {"rifebench.measure"}),
+    ("data", {"rifebench.data"}),
+    ("backends", {"rifebench.backends"}),
+    ("models", {"rifebench.models"}),
+    ("fetch", {"rifebench.fetch"}),
+    ("config", {"rifebench.options", "rifebench.config"}),
+    ("report", {"rifebench.report"}),
+    ("run", {"rifebench.run"}),
+    ("bench", {"rifebench.bench"}),
+    ("cli", {"rifebench.__main__"}),
+]
+MAX_FILE_LINES = 340
+MAX_FUNCTION_LINES = 60
+
+
+def layer_of(module: str) -> int:
+    best, rank = -1, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > best:
+                best, rank = len(p), i
+    return rank
+
+
+def modules():
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        yield name, path, ast.parse(path.read_text())
+
+
+def imports(tree) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rifebench"):
+            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.startswith("rifebench")]
+    return out
+
+
+def test_layers_import_only_downwards():
+    wrong = []
+    for name, path, tree in modules():
+        mine = layer_of(name)
+        assert mine >= 0, f"{name} belongs to no layer: add it to LAYERS"
+        for line, target in imports(tree):
+            if target != "rifebench" and layer_of(target) > mine:
+                wrong.append(f"{path.relative_to(REPO)}:{line}: {LAYERS[mine][0]} imports {target} "
+                             f"({LAYERS[layer_of(target)][0]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_launcher_never_imports_torch():
+    """Device identity belongs to the backends: the process that watches the
+    streams stays light."""
+    tree = ast.parse((SRC / "run" / "launcher.py").read_text())
+    assert not [m for _, m in imports(tree) if m.startswith("rifebench.backends") or m.startswith("rifebench.models")]
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "torch" not in names
+
+
+def test_modules_and_functions_stay_small():
+    long_files, long_functions = [], []
+    for name, path, tree in modules():
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_FILE_LINES:
+            long_files.append(f"{name}: {lines} lines")
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = node.end_lineno - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{name}.{node.name}: {size} lines")
+    assert not long_files, long_files
+    assert not long_functions, long_functions
+
+
+def test_config_is_typed_from_the_option_table():
+    from rifebench.config import PY_TYPES, Config, field_type, resolve
+    from rifebench.options import OPTIONS
+
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    assert set(fields) == {o.name for o in OPTIONS} | {"origin"}
+    for o in OPTIONS:
+        declared = fields[o.name].type
+        assert declared == field_type(o), o.name
+        assert PY_TYPES[o.kind] in typing.get_args(declared) or declared is PY_TYPES[o.kind]
+    cfg = resolve(["--dummy"], env={})
+    assert dataclasses.is_dataclass(cfg) and cfg.batch_size == 1 and isinstance(cfg.scale, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.streams = 2
+    with pytest.raises(TypeError, match="Config.streams"):
+        cfg.replace(streams="2")
+    with pytest.raises(TypeError, match="Config.dummy"):
+        cfg.replace(dummy=1)
+
+
+def test_every_warning_code_is_documented_and_well_formed():
+    from rifebench.warning_codes import REGISTRY, UnknownWarning, warning
+
+    from rifebench.warning_codes import markdown_table
+
+    readme = (REPO / "README.md").read_text()
+    missing = [code for code in REGISTRY if f"`{code}`" not in readme]
+    assert not missing, f"README lacks warning codes {missing}"
+    assert markdown_table() in readme, "README warning table is stale: paste `python -m rifebench --warnings-markdown`"
+    for code, entry in REGISTRY.items():
+        assert code.isupper() and entry.remedy and entry.level in ("warning", "note")
+    w = warning("HOST_BOUND", busy_pct=41.0, what="GPU(s) [0] ran kernels")
+    assert w["code"] == "HOST_BOUND" and "41%" in w["message"] and "BATCH_SIZE" in w["remedy"]
+    with pytest.raises(UnknownWarning):
+        warning("NO_SUCH_CODE")
+
+
+def test_one_status_enum_drives_the_exit_codes():
+    from rifebench.status import Exit, Status, status_of_exit
+
+    assert Status.PASSED.exit == Exit.PASS == 0 and Status.FAILED.exit == Exit.FAIL == 1
+    assert Status.INTERRUPTED.exit == Exit.INTERRUPTED == 130 and Exit.USAGE == 2
+    assert status_of_exit(0) is Status.PASSED and status_of_exit(130) is Status.INTERRUPTED
+    assert status_of_exit(2) is Status.FAILED and status_of_exit(None) is Status.NOT_RUN
+    assert str(Status.NOT_RUN) == "not run"
+    literal = []
+    for name, path, tree in modules():
+        if name == "rifebench.status":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and any(isinstance(c, ast.Constant) and c.value == 130
+                                                     for c in node.comparators):
+                literal.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not literal, f"exit status 130 compared as a literal: {literal}"
