@@ -177,6 +177,7 @@ def test_benchmark_runs_every_row_and_records_the_failure(cpu_bench):
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
     assert "benchmark.sh: row 2: failed" in proc.stdout
     assert "benchmark.sh: row 3: passed" in proc.stdout  # the row after the failure still ran
+    assert "img/s; invalid: TOO_FEW_SAMPLES" in proc.stdout  # 3 pairs: the console says so too
     for n in (1, 2, 3):
         row = json.loads((out / f"test_{n}" / "row.json").read_text())
         assert row["row"] == n and row["command"] == [str(REPO / "run_model.sh")]
@@ -195,14 +196,21 @@ def test_summary_csv_one_line_per_row(cpu_bench):
                                                                        ("3", "passed", "0")]
     assert rows[0]["STREAMS"] == "1" and rows[2]["STREAMS"] == "2"
     for r in (rows[0], rows[2]):
-        assert float(r["throughput_img_s"]) > 0 and float(r["latency_p99_ms"]) >= float(r["latency_p50_ms"]) > 0
+        assert float(r["throughput_img_s"]) > 0 and float(r["latency_p50_ms"]) > 0
+        assert r["latency_p99_ms"] == ""  # 3 samples: p99 does not exist below 100
         assert float(r["accuracy_pct"]) == 0.0 and float(r["peak_mem_mib"]) > 0
     # A failed row carries its reason and no figures, so it cannot pass for a measured one.
     assert rows[1]["throughput_img_s"] == "" and rows[1]["latency_p50_ms"] == ""
     assert "LOAD_PATH" in rows[1]["reason"] and "does not exist" in rows[1]["reason"]
     # Row 1 is the reference: speed-up 1, and row 3's fingerprint is compared with it.
-    assert float(rows[0]["speedup"]) == 1.0 and float(rows[2]["speedup"]) > 0
-    assert float(rows[2]["psnr_db"]) > 40 and float(rows[2]["ssim"]) > 0.99
+    speedups = [r["speedup"].partition(" ") for r in rows]
+    assert float(speedups[0][0]) == 1.0 and float(speedups[2][0]) > 0
+    # Three pairs per stream are too few to trust: the rows say so, and so do their speed-ups.
+    assert rows[0]["valid"] == "false" and "TOO_FEW_SAMPLES" in rows[0]["validity_reasons"].split(";")
+    assert "TOO_FEW_SAMPLES" in rows[0]["warnings"].split(";") and speedups[2][2] == "(invalid)"
+    assert rows[2]["psnr_db"] == "identical" or float(rows[2]["psnr_db"]) > 40
+    assert float(rows[2]["ssim"]) > 0.99 and rows[2]["quality_basis"] == "row 1 output"
+    assert rows[0]["valid"] in ("true", "false") and rows[1]["valid"] == ""  # a failed row has no verdict
     assert float(rows[2]["max_abs_err"]) < 0.01
     # CPU rows: the GPU columns are there and empty; benchmark.sh samples nothing of its own.
     assert all(r[k] == "" for r in rows for k in ("gpu_util_pct", "gpu_power_w", "gpu_mem_used_mib"))
@@ -245,6 +253,141 @@ def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
         ("80", "300", "4096"), ("80", "600", "6000"), ("80", "", "6000")]
 
 
+# --- summaries and plots from synthetic rows (no run: results.json written by hand) ---------
+
+TITLE_PARTS = ("model 4.6", "448x256", "cuda", "NVIDIA H200")
+
+
+def fake_row(bench_dir: Path, n: int, streams: int = 1, tp: float = 10.0, reasons=(), ci=None, quality=None,
+             fingerprint=None, cells=None, repeat=1) -> dict:
+    """A measured row as benchmark.sh records it, from a results.json of the issue-11 schema."""
+    from types import SimpleNamespace
+
+    from rifebench.report import summary
+    from rifebench.warning_codes import warning
+
+    d = bench_dir / f"test_{n}"
+    (d / "images").mkdir(parents=True)
+    if fingerprint is not None:
+        import numpy as np
+
+        np.save(d / "images" / "dummy_0.npy", fingerprint)
+    warns = [warning("CPU_CONTENTION", pct=76.0, streams=[0])] if "CPU_CONTENTION" in reasons else []
+    (d / "results.json").write_text(json.dumps({
+        "status": "failed" if quality and quality["verdict"] == "fail" else "passed",
+        "mode": "dataset" if quality else "dummy", "model": {"name": "4.6"}, "repeat": repeat,
+        "config": {"platform": "cuda", "streams": streams, "precision": "fp16", "model": "4.6", "data_height": 256,
+                   "data_width": 448, "dataset_dir": None},
+        "system": {"gpus": [{"index": 0, "name": "NVIDIA H200"}]},
+        "metrics": {"throughput_img_s": tp, "latency_ms": {"mean": 1.1, "p50": 1.1, "p99": 1.4},
+                    "accuracy_pct": 0.0, "duration_s": 5.0, "ci95": {"throughput_img_s": ci, "n": repeat}},
+        "streams": [{"id": 0, "device": {"name": "NVIDIA H200"}, "latency_samples_ms": [1.0, 1.1, 1.2, 1.4]}],
+        "validity": {"valid": not reasons, "reasons": list(reasons),
+                     "checks": [{"code": c, "triggered": True, "value": 76.0, "threshold": 20.0, "detail": "busy"}
+                                for c in reasons]},
+        "warnings": warns, "quality": quality, "failures": []}))
+    return summary.row_record(SimpleNamespace(number=n, cells=cells or {"STREAMS": str(streams)}), d, 0, 9.0)
+
+
+def summarise(tmp_path, records, header=("STREAMS",)):
+    from rifebench.report import summary
+
+    summary.add_reference(records, tmp_path)
+    meta = {"profile": "p.csv", "mode": "on bare metal", "started": "t0"}
+    md = summary.markdown(meta, {}, list(header), records, [])
+    return list(csv.DictReader(summary.csv_text(list(header), records).splitlines())), md
+
+
+def test_invalid_row_is_marked_and_its_speedup_too(tmp_path):
+    """The 'speed-up 35.99' defect: row 1 ran while another process used the cores."""
+    recs = [fake_row(tmp_path, 1, streams=1, tp=1.0, reasons=("CPU_CONTENTION",)),
+            fake_row(tmp_path, 2, streams=2, tp=35.99)]
+    rows, md = summarise(tmp_path, recs)
+    assert (rows[0]["valid"], rows[0]["validity_reasons"], rows[0]["warnings"]) == (
+        "false", "CPU_CONTENTION", "CPU_CONTENTION")
+    assert (rows[1]["valid"], rows[1]["validity_reasons"], rows[1]["warnings"]) == ("true", "", "")
+    assert rows[1]["speedup"] == "35.99 (invalid)" and rows[0]["speedup"] == "1 (invalid)"
+    assert "**35.99 (invalid)**" in md and "1 measured row(s) invalid" in md
+    assert "- row 1: **invalid** (CPU_CONTENTION)" in md
+    assert "other processes used up to 76% of the CPUs" in md and "Remedy: find the other processes" in md
+    # Both rows valid: a bare speed-up.
+    ok = [fake_row(tmp_path / "b", 1, tp=2.0), fake_row(tmp_path / "b", 2, streams=2, tp=3.0)]
+    rows, md = summarise(tmp_path / "b", ok)
+    assert rows[1]["speedup"] == "1.5" and "invalid" not in md.split("## How to read this")[0]
+
+
+def test_quality_rows_and_repetitions_fill_their_columns(tmp_path):
+    q = {"psnr_mean": 35.25, "ssim_mean": 0.9712, "pass_pct": 100.0, "verdict": "pass", "frames": []}
+    recs = [fake_row(tmp_path, 1, tp=10.0, ci=[9.5, 10.75], repeat=3, cells={"REPEAT": "3"}),
+            fake_row(tmp_path, 2, tp=8.0, quality=q, cells={"REPEAT": "1"})]
+    rows, md = summarise(tmp_path, recs, header=("REPEAT",))
+    assert (rows[0]["throughput_ci_low"], rows[0]["throughput_ci_high"]) == ("9.5", "10.75")
+    assert (rows[1]["throughput_ci_low"], rows[1]["throughput_ci_high"]) == ("", "")
+    assert (rows[1]["psnr_db"], rows[1]["ssim"], rows[1]["quality_basis"]) == ("35.25", "0.9712", "ground truth")
+    assert rows[0]["psnr_db"] == "" and rows[0]["quality_basis"] == ""  # no fingerprint, no quality figure
+    for column in ("CI95 low img/s", "CI95 high img/s", "PSNR dB", "SSIM", "valid"):
+        assert f"| {column} |" in md, column
+    assert "| 35.25 | 0.9712 | ground truth |" in md
+
+
+def test_dummy_fingerprints_against_row_1(tmp_path):
+    import numpy as np
+
+    ref = np.random.default_rng(0).random((16, 24, 3), dtype=np.float32)
+    noisy = np.clip(ref + np.float32(0.01) * np.random.default_rng(1).standard_normal(ref.shape, dtype=np.float32),
+                    0, 1)
+    recs = [fake_row(tmp_path, n, fingerprint=f) for n, f in ((1, ref), (2, ref.copy()), (3, noisy))]
+    recs.append(fake_row(tmp_path, 4))  # saved no fingerprint
+    rows, md = summarise(tmp_path, recs)
+    assert [r["psnr_db"] for r in rows[:2]] == ["identical", "identical"]
+    assert 30 < float(rows[2]["psnr_db"]) < 50 and 0.5 < float(rows[2]["ssim"]) < 1
+    assert [r["quality_basis"] for r in rows] == ["row 1 output"] * 3 + [""]
+    assert "identical" in md and "inf" not in md
+
+
+def test_plots_are_chosen_by_the_profile_and_titled(tmp_path):
+    import numpy as np
+
+    from rifebench.report import plots, summary
+
+    fp = np.zeros((8, 8, 3), dtype=np.float32)
+    same = tmp_path / "same"  # every row 1 stream: bars, and fingerprints give a quality figure
+    recs = [fake_row(same, 1, fingerprint=fp, cells={"PRECISION": "fp16"}),
+            fake_row(same, 2, tp=14.0, reasons=("CPU_CONTENTION",), fingerprint=fp + 0.01,
+                     cells={"PRECISION": "fp16"})]
+    summary.add_reference(recs, same)
+    assert plots.write(same, recs) == ["throughput_by_row.png", "speed_vs_quality.png", "latency_distribution.png"]
+    for name in plots.write(same, recs):
+        assert (same / name).read_bytes().startswith(PNG_MAGIC), name
+    for draw in (lambda p: plots.bars_plot(recs, p), lambda p: plots.speed_quality_plot(recs, p),
+                 lambda p: plots.latency_plot(recs, same, p)):
+        text = draw(tmp_path / "x.png")
+        assert all(part in text for part in TITLE_PARTS), text
+    varied = tmp_path / "varied"  # STREAMS varies: a line over streams; no quality figure: no speed/quality
+    recs = [fake_row(varied, 1, streams=1), fake_row(varied, 2, streams=2, tp=18.0, ci=[17.0, 19.0])]
+    assert plots.write(varied, recs) == ["throughput_vs_streams.png", "latency_distribution.png"]
+    text = plots.throughput_plot(recs, tmp_path / "y.png")
+    assert text.startswith("Throughput against streams") and all(part in text for part in TITLE_PARTS)
+    assert set(plots.FILES) >= {"throughput_vs_streams.png", "throughput_by_row.png", "speed_vs_quality.png",
+                                "latency_distribution.png"}
+    assert set(plots.FILES) <= set(bench.OUTPUTS)
+    docs = (REPO / "README.md").read_text() + (REPO / "profiles" / "README.md").read_text()
+    assert all(name in docs for name in plots.FILES)
+
+
+def test_pareto_front_and_the_device_name():
+    from rifebench.report.plot_quality import pareto_front
+    from rifebench.report.summary import device_name
+
+    rows = [{"row": n} for n in range(4)]
+    points = [(30.0, 10.0, rows[0]), (35.0, 5.0, rows[1]), (28.0, 8.0, rows[2]), (35.0, 4.0, rows[3])]
+    assert pareto_front(points) == [rows[1], rows[0]]  # row 2 is slower and worse than row 0; row 3 than row 1
+    gpu_doc = {"config": {"platform": "cuda"}, "streams": [{}], "system": {"gpus": [{"name": "NVIDIA H200"}]}}
+    assert device_name(gpu_doc) == "NVIDIA H200"
+    cpu_doc = {"config": {"platform": "cpu"}, "streams": [], "system": {"cpu_model": "AMD EPYC", "gpus": []}}
+    assert device_name(cpu_doc) == "AMD EPYC"
+
+
 @pytest.mark.slow
 def test_summary_md_plots_and_sysinfo(cpu_bench):
     _, out = cpu_bench
@@ -253,7 +396,8 @@ def test_summary_md_plots_and_sysinfo(cpu_bench):
     assert "- row 2 (failed): exit status 2: run_model.sh: error: --pretrained-weights/LOAD_PATH:" in md
     assert "| [1](test_1/) | 1 | null |  | passed |" in md  # varying columns only: STREAMS, MODEL, LOAD_PATH
     assert "- Same in every row: `PLATFORM=cpu`, `PRECISION=fp32`" in md
-    for name in ("throughput_vs_streams.png", "latency_distribution.png"):
+    assert not (out / "throughput_by_row.png").exists()  # STREAMS varies: a line, not bars
+    for name in ("throughput_vs_streams.png", "speed_vs_quality.png", "latency_distribution.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
         assert f"]({name})" in md

@@ -136,7 +136,11 @@ def test_dummy_run_writes_reference_outputs(tmp_path, request, model):
     m = res["metrics"]
     assert m["frames"] == 3 and m["warmup_pairs"] == 1
     assert m["latency_ms"]["count"] == 3
-    assert m["latency_ms"]["p50"] <= m["latency_ms"]["p99"] <= m["latency_ms"]["max"]
+    assert m["latency_ms"]["min"] <= m["latency_ms"]["p50"] <= m["latency_ms"]["max"]
+    # 3 samples make no p90 or p99: null, with the reason (and the run is not valid)
+    assert m["latency_ms"]["p99"] is None and "p99 needs >= 100 samples" in m["latency_ms"]["percentile_note"]
+    assert res["validity"]["valid"] is False and "TOO_FEW_SAMPLES" in res["validity"]["reasons"]
+    assert "validity: INVALID (TOO_FEW_SAMPLES" in proc.stdout
     s = res["streams"][0]
     assert s["id"] == 0 and s["frames"] == 3 and s["cpus"] and len(s["latency_samples_ms"]) == 3
     assert s["end"] > s["start"]

@@ -1,11 +1,13 @@
-"""python -m rifebench.report.compare: noise measured from the folders themselves, and
-only differences beyond it flagged. Result folders are generated with known
-latency samples, so every verdict below is a known truth."""
+"""python -m rifebench compare: a difference is claimed only where the folders
+show it to be beyond their own noise, quality and outputs are compared too, and
+runs of different workloads are refused. Result folders are generated with
+known figures, so every verdict below is a known truth; one real pair of
+quality runs checks the whole path."""
 from __future__ import annotations
 
 import json
-import math
 import random
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +15,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rifebench.report import compare
 from rifebench.measure.metrics import latency_stats
+from rifebench.report import compare
+from rifebench.report.compare_stats import Figure, figures, judge
+
+REPO = Path(__file__).resolve().parents[1]
+DUMMY = {"dummy": True, "dataset_dir": None, "model": "4.0", "data_height": 256, "data_width": 448,
+         "interpolation": 1, "batch_size": 1, "precision": "fp32", "platform": "cpu", "streams": 1, "seed": 0,
+         "min_test_duration": 0.0, "min_psnr_db": 25.0, "output_dir": "x"}
+DATASET = DUMMY | {"dummy": False, "dataset_dir": "/data/vimeo"}
 
 
-def make_run(folder: Path, mean_ms: float, cv: float, n: int = 80, streams: int = 1, seed: int = 0,
-             status: str = "passed", config: dict | None = None, fingerprint=None) -> Path:
-    """A results.json whose figures follow from its raw samples, as the runner's do."""
+def _samples(mean_ms: float, cv: float, n: int, rng: random.Random) -> list[float]:
+    return [max(0.01, rng.gauss(mean_ms, cv * mean_ms)) for _ in range(n)]
+
+
+def make_run(folder: Path, mean_ms: float = 40.0, cv: float = 0.02, n: int = 80, reps=None, seed: int = 0,
+             status: str = "passed", config: dict | None = None, quality: dict | None = None,
+             fingerprint=None) -> Path:
+    """A results.json whose figures follow from its raw samples, as the runner's do;
+    reps: one mean latency per repetition (default: one repetition of mean_ms)."""
     rng = random.Random(seed)
-    samples = [[max(0.01, rng.gauss(mean_ms, cv * mean_ms)) for _ in range(n)] for _ in range(streams)]
-    wall_s = max(sum(s) for s in samples) / 1000
-    pooled = [x for s in samples for x in s]
-    doc = {"status": status, "config": {"precision": "fp32", "streams": streams, **(config or {})},
-           "metrics": {"throughput_img_s": len(pooled) / wall_s, "latency_ms": latency_stats(pooled)},
-           "streams": [{"id": i, "latency_samples_ms": s} for i, s in enumerate(samples)],
+    per_rep = [_samples(m, cv, n, rng) for m in (reps or [mean_ms])]
+    tps = [1000 * len(s) / sum(s) for s in per_rep]
+    cfg = DUMMY | (config or {})
+    doc = {"status": status, "mode": "dummy" if cfg["dummy"] else "dataset", "config": cfg,
+           "metrics": {"throughput_img_s": statistics.median(tps), "latency_ms": latency_stats(per_rep[-1])},
+           "repetitions": [{"index": i, "throughput_img_s": tp, "latency_ms": latency_stats(s), "frames": n}
+                           for i, (tp, s) in enumerate(zip(tps, per_rep))],
+           "streams": [{"id": 0, "latency_samples_ms": per_rep[-1]}], "quality": quality,
            "failures": [] if status == "passed" else [{"stream": 0, "reason": "crashed"}]}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(doc))
@@ -34,6 +51,12 @@ def make_run(folder: Path, mean_ms: float, cv: float, n: int = 80, streams: int 
         (folder / "images").mkdir(exist_ok=True)
         np.save(folder / "images" / "dummy_0.npy", fingerprint)
     return folder
+
+
+def quality(psnr: float, verdict: str = "pass", ssim: float = 0.95, pass_pct: float = 100.0, n: int = 3) -> dict:
+    return {"psnr_mean": psnr, "ssim_mean": ssim, "pass_pct": pass_pct, "verdict": verdict, "complete": True,
+            "planned": n, "frames": [{"entry": f"00001/{i:04d}", "psnr": psnr, "ssim": ssim, "passed": True}
+                                     for i in range(1, n + 1)]}
 
 
 def make_bench(folder: Path, rows: list[tuple[dict, dict]]) -> Path:
@@ -44,138 +67,238 @@ def make_bench(folder: Path, rows: list[tuple[dict, dict]]) -> Path:
     return folder
 
 
-def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rifebench.report.compare", *map(str, args)], capture_output=True,
-                          text=True, timeout=60)
+@pytest.fixture
+def cli(capsys):
+    def call(*args):
+        rc = compare.main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+    return call
 
 
-def verdict_line(out: str, metric: str) -> str:
-    return next(line for line in out.splitlines() if line.startswith(metric))
+def line(out: str, start: str) -> str:
+    return next(x for x in out.splitlines() if x.startswith(start))
 
 
-def test_block_noise_matches_the_known_standard_error():
-    # Independent samples with a 10 % spread: the mean's relative standard error is 0.1 / sqrt(n).
+# --- noise -------------------------------------------------------------------------------
+
+def test_the_latency_interval_holds_the_known_median():
+    # Independent samples, median 50 ms, sd 5 ms: the median's standard error is about
+    # 1.25 * 5 / sqrt(n), so a 95% interval about 4 of those wide.
     rng = random.Random(1)
-    n = 2000
-    noise = compare.block_noise([[rng.gauss(50.0, 5.0) for _ in range(n)]])
-    expected = 0.1 / math.sqrt(n)
-    assert expected / 2 < noise["throughput_img_s"] < expected * 2
-    assert expected / 2 < noise["latency_p50_ms"] < expected * 3
-    assert noise["latency_p99_ms"] > noise["latency_p50_ms"]  # a tail percentile is noisier
-    assert compare.block_noise([[1.0] * 8]) == {k: None for k, _, _ in compare.METRICS}  # too few to tell
+    doc = {"metrics": {"latency_ms": {"p50": 50.0}}, "streams": [{"latency_samples_ms": _samples(50, 0.1, 1000, rng)}]}
+    ci = figures(doc)["latency_p50_ms"].ci
+    width = 4 * 1.25 * 5 / 1000 ** 0.5
+    assert ci[0] < 50 < ci[1] and width / 2 < ci[1] - ci[0] < width * 2
 
 
-def test_identical_runs_are_the_same(tmp_path):
-    a = make_run(tmp_path / "a", 40.0, 0.05)
-    proc = run_cli(a, a)
-    assert proc.returncode == 0, proc.stdout
-    assert "verdict: no difference beyond the noise" in proc.stdout
-    assert "same within noise" in verdict_line(proc.stdout, "throughput img/s")
+def test_the_verdict_rule():
+    a, near, far = Figure(10.0, (9.5, 10.5), 3), Figure(10.3, (10.1, 10.6), 3), Figure(12.0, (11.8, 12.2), 3)
+    assert judge(a, near, +1, 0.02)[1:] == ("same within noise", False)
+    assert judge(a, far, +1, 0.02) == ("+20.0%", "BETTER (beyond noise)", True)
+    assert judge(a, far, -1, 0.02)[1] == "WORSE (beyond noise)"
+    assert judge(a, far, +1, 0.25)[1:] == ("same within --min-diff (intervals apart)", False)
+    assert judge(Figure(10.0, None, 1), Figure(20.0, None, 3), +1, 0.02)[1:] == ("noise unknown (n=1/3)", None)
 
 
-def test_a_large_slowdown_is_flagged_both_ways(tmp_path):
-    a = make_run(tmp_path / "a", 40.0, 0.05, seed=1)
-    b = make_run(tmp_path / "b", 52.0, 0.05, seed=2, config={"precision": "bf16"})
-    proc = run_cli(a, b)
-    assert proc.returncode == 1
-    assert "WORSE (beyond noise)" in verdict_line(proc.stdout, "throughput img/s")
-    assert "WORSE (beyond noise)" in verdict_line(proc.stdout, "latency p50 ms")
-    assert "configuration differs: precision 'fp32' -> 'bf16'" in proc.stdout
-    proc = run_cli(b, a)
-    assert proc.returncode == 1 and "BETTER (beyond noise)" in verdict_line(proc.stdout, "throughput img/s")
+def test_identical_folders_show_no_difference(cli, tmp_path):
+    a = make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6])
+    rc, out, _ = cli(a, a)
+    assert rc == 0 and "verdict: no difference beyond the noise" in out
+    assert "same within noise" in line(out, "throughput img/s")
+    rc, out, _ = cli(make_run(tmp_path / "one"), tmp_path / "one")
+    assert rc == 0 and "no difference" in out
 
 
-def test_the_threshold_follows_the_measured_noise(tmp_path):
-    # The same 8 % change: flagged when the runs are steady, not when they are this noisy.
-    steady_a = make_run(tmp_path / "sa", 40.0, 0.01, n=64, seed=3)
-    steady_b = make_run(tmp_path / "sb", 43.2, 0.01, n=64, seed=4)
-    noisy_a = make_run(tmp_path / "na", 40.0, 0.6, n=24, seed=5)
-    noisy_b = make_run(tmp_path / "nb", 43.2, 0.6, n=24, seed=6)
-    a, b = compare.load(steady_a)[1][0], compare.load(steady_b)[1][0]
-    lines, flagged = compare.compare_pair(a, b, 0.02, 3.0)
-    assert flagged and "beyond noise" in "\n".join(lines)
-    a, b = compare.load(noisy_a)[1][0], compare.load(noisy_b)[1][0]
-    assert a.noise["throughput_img_s"] > 0.03
-    lines, flagged = compare.compare_pair(a, b, 0.02, 3.0)
-    assert not flagged, lines
+def test_clearly_different_repetitions_are_beyond_noise(cli, tmp_path):
+    a = make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6], seed=1)
+    b = make_run(tmp_path / "b", reps=[52.0, 52.5, 51.5], seed=2, config={"precision": "bf16"})
+    rc, out, _ = cli(a, b)
+    assert rc == 1
+    tp = line(out, "throughput img/s")
+    assert "WORSE (beyond noise)" in tp and tp.count("[") == 2  # both intervals shown
+    assert "configuration differs: precision 'fp32' -> 'bf16'" in out
+    rc, out, _ = cli(b, a)
+    assert rc == 1 and "BETTER (beyond noise)" in line(out, "throughput img/s")
 
 
-def test_small_changes_stay_under_the_floor(tmp_path):
-    a = make_run(tmp_path / "a", 40.0, 0.0, n=64)
-    b = make_run(tmp_path / "b", 40.4, 0.0, n=64)  # 1 % slower, zero measured noise
-    assert run_cli(a, b).returncode == 0
-    assert run_cli(a, b, "--min-diff", "0.5").returncode == 1
+def test_one_repetition_has_no_throughput_noise(cli, tmp_path):
+    # 30 % slower, but one window gives one throughput figure: no interval, no claim.
+    a = make_run(tmp_path / "a", n=3, seed=1)
+    b = make_run(tmp_path / "b", mean_ms=52.0, n=3, seed=2)
+    rc, out, _ = cli(a, b)
+    assert rc == 0, out
+    assert "noise unknown (n=1)" in line(out, "throughput img/s")
+    assert "noise unknown (n=3)" in line(out, "latency p50 ms")  # 3 samples cannot show their spread
+    assert "beyond noise" not in out.replace("no difference beyond the noise", "")
+    assert "noise unknown for 2 figure(s)" in line(out, "verdict:")
+    # With enough samples the latency interval exists, and the slowdown is beyond it.
+    a = make_run(tmp_path / "c", n=120, seed=1)
+    b = make_run(tmp_path / "d", mean_ms=52.0, n=120, seed=2)
+    rc, out, _ = cli(a, b)
+    assert rc == 1 and "WORSE (beyond noise)" in line(out, "latency p50 ms")
+    assert "noise unknown (n=1)" in line(out, "throughput img/s")
 
 
-def test_benchmarks_are_matched_by_row_cells(tmp_path):
+def test_min_diff_is_a_floor(cli, tmp_path):
+    a = make_run(tmp_path / "a", reps=[40.0, 40.02, 39.98], cv=0.0)
+    b = make_run(tmp_path / "b", reps=[40.4, 40.42, 40.38], cv=0.0)  # 1 % slower, intervals apart
+    rc, out, _ = cli(a, b)
+    assert rc == 0 and "same within --min-diff" in line(out, "throughput img/s")
+    assert cli(a, b, "--min-diff", "0.5")[0] == 1
+
+
+# --- workloads ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config_b, named", [
+    (DATASET, "mode 'dummy' -> 'dataset'"),
+    ({"data_height": 720, "data_width": 1280}, "data size '256x448' -> '720x1280'"),
+    ({"model": "4.6"}, "model '4.0' -> '4.6'"),
+    ({"batch_size": 4}, "batch_size 1 -> 4"),
+])
+def test_different_workloads_are_refused_unless_forced(cli, tmp_path, config_b, named):
+    a = make_run(tmp_path / "a")
+    b = make_run(tmp_path / "b", config=config_b, quality=quality(30.0) if not config_b.get("dummy", True) else None)
+    rc, out, err = cli(a, b)
+    assert rc == 2 and out == ""
+    assert err.startswith("compare: error: different workloads: ") and named in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    rc, out, _ = cli(a, b, "--force")
+    assert rc in (0, 1) and f"workload differs (compared anyway: --force): {named}" in out
+
+
+def test_options_the_mode_does_not_read_are_ignored(cli, tmp_path):
+    # Dataset runs: the dummy frame size, seed and duration do not apply.
+    a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.0))
+    b = make_run(tmp_path / "b", config=DATASET | {"data_height": 720, "seed": 7, "min_test_duration": 5.0,
+                                                    "platform": "cuda"}, quality=quality(30.0))
+    rc, out, _ = cli(a, b)
+    assert rc == 0, out
+    assert line(out, "configuration differs") == "configuration differs: platform 'cpu' -> 'cuda'"
+    # ...but a different list of triplets is a different workload.
+    c = make_run(tmp_path / "c", config=DATASET, quality=quality(30.0, n=4))
+    rc, _, err = cli(a, c)
+    assert rc == 2 and "triplets 3 -> 4" in err
+
+
+# --- quality and outputs -----------------------------------------------------------------
+
+def test_quality_runs_compare_psnr_ssim_and_pass_rate(cli, tmp_path):
+    # fp32 against bf16: the rows were missing altogether once.
+    a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.00, ssim=0.9512, pass_pct=100.0))
+    b = make_run(tmp_path / "b", config=DATASET | {"precision": "bf16"},
+                 quality=quality(29.80, ssim=0.9490, pass_pct=66.7))
+    rc, out, _ = cli(a, b)
+    assert rc == 1
+    assert "-0.20 dB" in line(out, "mean PSNR dB") and "WORSE (more than --psnr-drop 0.05 dB)" in out
+    assert "-0.0022" in line(out, "mean SSIM") and "-33.3 pts" in line(out, "pass rate %")
+    assert "quality verdict: both pass" in out
+    assert cli(a, b, "--psnr-drop", "0.3")[0] == 0
+    close = make_run(tmp_path / "c", config=DATASET, quality=quality(29.97))
+    rc, out, _ = cli(a, close)
+    assert rc == 0 and "same within --psnr-drop 0.05 dB" in line(out, "mean PSNR dB")
+
+
+def test_a_verdict_change_is_a_difference(cli, tmp_path):
+    a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.0))
+    b = make_run(tmp_path / "b", config=DATASET | {"min_pass_pct": 100.0}, status="failed",
+                 quality=quality(30.0, verdict="fail"))
+    rc, out, _ = cli(a, b)
+    assert rc == 1 and "quality verdict: A pass, B fail  <-- DIFFERENT" in out
+
+
+def test_output_fingerprints(cli, tmp_path):
+    frame = np.random.default_rng(0).random((32, 48, 3), dtype=np.float32)
+    a = make_run(tmp_path / "a", fingerprint=frame)
+    rc, out, _ = cli(a, make_run(tmp_path / "b", fingerprint=frame.copy(), config={"precision": "bf16"}))
+    assert rc == 0 and "output fingerprint: identical" in out
+    rc, out, _ = cli(a, make_run(tmp_path / "c", fingerprint=frame + 1e-4))
+    assert rc == 0 and "PSNR 80.00 dB" in out and "within one 8-bit level" in out
+    shifted = frame.copy()
+    shifted[0, 0, 0] += 0.1
+    rc, out, _ = cli(a, make_run(tmp_path / "d", fingerprint=shifted))
+    assert rc == 1 and "more than one 8-bit level" in out
+    rc, out, _ = cli(a, make_run(tmp_path / "e"))
+    assert rc == 0 and "only A has images/dummy_0.npy" in out
+
+
+# --- benchmarks --------------------------------------------------------------------------
+
+def test_benchmarks_are_matched_by_row_cells(cli, tmp_path):
     fp32, bf16 = {"PRECISION": "fp32"}, {"PRECISION": "bf16"}
-    a = make_bench(tmp_path / "a", [(fp32, dict(mean_ms=40.0, cv=0.02, seed=1)),
-                                    (bf16, dict(mean_ms=30.0, cv=0.02, seed=2))])
+    a = make_bench(tmp_path / "a", [(fp32, dict(mean_ms=40.0, seed=1)), (bf16, dict(mean_ms=30.0, seed=2))])
     # B ran the rows in the other order and its bf16 row crashed.
-    b = make_bench(tmp_path / "b", [(bf16, dict(mean_ms=30.0, cv=0.02, seed=3, status="failed")),
-                                    (fp32, dict(mean_ms=40.0, cv=0.02, seed=4))])
-    proc = run_cli(a, b)
-    assert proc.returncode == 1
-    assert "== A row 1 vs B row 2 (PRECISION=fp32) ==" in proc.stdout
-    assert "status: A passed, B failed  <-- DIFFERENT" in proc.stdout
-    out_fp32 = proc.stdout.split("== A row 1 vs B row 2")[1].split("==")[1]
-    assert "beyond noise" not in out_fp32
-    extra = make_bench(tmp_path / "c", [(fp32, dict(mean_ms=40.0, cv=0.02, seed=1))])
-    proc = run_cli(extra, a)
-    assert proc.returncode == 1 and "unmatched: row 2 (PRECISION=bf16)" in proc.stdout
+    b = make_bench(tmp_path / "b", [(bf16, dict(mean_ms=30.0, seed=3, status="failed")),
+                                    (fp32, dict(mean_ms=40.0, seed=4))])
+    rc, out, _ = cli(a, b)
+    assert rc == 1
+    assert "== A row 1 vs B row 2 (PRECISION=fp32) ==" in out
+    assert "status: A passed, B failed  <-- DIFFERENT" in out
+    assert "beyond noise" not in out.split("== A row 1 vs B row 2")[1].split("==")[1]
+    extra = make_bench(tmp_path / "c", [(fp32, dict(mean_ms=40.0, seed=1))])
+    rc, out, _ = cli(extra, a)
+    assert rc == 1 and "unmatched: row 2 (PRECISION=bf16)" in out
 
 
 def test_repeated_rows_give_the_run_to_run_noise(tmp_path):
     cells = {"PRECISION": "fp32"}
-    # Three repeats whose throughput spreads by about 10 %: a 12 % change is within that noise.
-    a = make_bench(tmp_path / "a", [(cells, dict(mean_ms=m, cv=0.01, seed=i)) for i, m in enumerate((36., 40., 44.))])
+    a = make_bench(tmp_path / "a", [(cells, dict(mean_ms=m, seed=i)) for i, m in enumerate((36., 40., 44.))])
     kind, results = compare.load(a)
     assert kind == "benchmark"
-    assert all(r.noise["throughput_img_s"] > 0.08 for r in results)
-    lone = compare.load(make_run(tmp_path / "one", 40.0, 0.01, seed=9))[1][0]
-    assert lone.noise["throughput_img_s"] < 0.01
+    for r in results:
+        lo, hi = r.figures["throughput_img_s"].ci
+        assert hi / lo > 1.1 and r.figures["throughput_img_s"].n == 3
 
 
-def test_output_fingerprints_are_compared(tmp_path):
-    frame = np.random.default_rng(0).random((32, 48, 3), dtype=np.float32)
-    same = make_run(tmp_path / "a", 40.0, 0.0, fingerprint=frame)
-    same2 = make_run(tmp_path / "b", 40.0, 0.0, fingerprint=frame.copy())
-    proc = run_cli(same, same2)
-    assert "output fingerprint: identical" in proc.stdout and proc.returncode == 0
-    shifted = frame.copy()
-    shifted[0, 0, 0] += 0.1
-    make_run(tmp_path / "c", 40.0, 0.0, fingerprint=shifted)
-    proc = run_cli(same, tmp_path / "c")
-    assert proc.returncode == 1 and "more than one 8-bit level" in proc.stdout
-    tiny = frame + 1e-4
-    make_run(tmp_path / "d", 40.0, 0.0, fingerprint=tiny)
-    proc = run_cli(same, tmp_path / "d")
-    assert proc.returncode == 0 and "PSNR 80.00 dB" in proc.stdout
-
+# --- bad input ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, message", [
     (["{empty}", "{empty}"], "holds neither results.json nor test_<n>/ folders"),
-    (["{run}", "{run}", "--sigmas", "-1"], "--min-diff and --sigmas must be >= 0"),
+    (["{run}", "{run}", "--min-diff", "nan"], "--min-diff: 'nan' is not accepted (accepted: a finite number >= 0"),
+    (["{run}", "{run}", "--min-diff", "inf"], "--min-diff: 'inf'"),
+    (["{run}", "{run}", "--min-diff", "-1"], "--min-diff: '-1'"),
+    (["{run}", "{run}", "--min-diff", "two"], "--min-diff: 'two'"),
+    (["{run}", "{run}", "--psnr-drop", "-0.1"], "--psnr-drop: '-0.1'"),
+    (["{run}", "{bare}"], "bare/results.json' has no metrics (status 'running'"),
+    (["{run}", "{broken}"], "broken/results.json' is not a readable results.json"),
 ])
-def test_bad_input_exits_2(tmp_path, args, message):
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
     (tmp_path / "empty").mkdir()
-    run = make_run(tmp_path / "run", 40.0, 0.01)
-    proc = run_cli(*[a.format(empty=tmp_path / "empty", run=run) for a in args])
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("compare: error:") and message in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    run = make_run(tmp_path / "run")
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "results.json").write_text(json.dumps({"status": "running", "config": DUMMY}))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.json").write_text("{")
+    rc, out, err = cli(*[a.format(empty=tmp_path / "empty", run=run, bare=tmp_path / "bare",
+                                  broken=tmp_path / "broken") for a in args])
+    assert rc == 2 and out == ""
+    assert err.startswith("compare: error:") and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_fingerprint_diff_known_truths(tmp_path):
-    from rifebench.report.summary import fingerprint_diff
+def test_the_subcommand_and_its_exit_status(tmp_path):
+    a = make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6])
+    proc = subprocess.run([sys.executable, "-m", "rifebench", "compare", a, a], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and "no difference beyond the noise" in proc.stdout, proc.stderr
 
-    frame = np.random.default_rng(1).random((40, 56, 3)).astype(np.float32) * 0.9
-    np.save(tmp_path / "a.npy", frame)
-    np.save(tmp_path / "b.npy", frame + np.float32(0.01))  # mse 1e-4: 40 dB
-    np.save(tmp_path / "c.npy", frame[:32])
-    same = fingerprint_diff(tmp_path / "a.npy", tmp_path / "a.npy")
-    assert same == {"psnr_db": math.inf, "ssim": 1.0, "max_abs_err": 0.0}
-    off = fingerprint_diff(tmp_path / "a.npy", tmp_path / "b.npy")
-    assert off["psnr_db"] == pytest.approx(40.0, abs=1e-3) and off["max_abs_err"] == pytest.approx(0.01, rel=1e-3)
-    assert 0.9 < off["ssim"] < 1.0
-    assert "differ in shape" in fingerprint_diff(tmp_path / "a.npy", tmp_path / "c.npy")["note"]
+
+# --- one real pair -----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_real_quality_runs(cli, tmp_path, weights_40):
+    from test_dataset import make_dataset, run
+
+    make_dataset(tmp_path / "data", n=3)
+    outs = []
+    for scale in ("1", "0.25"):
+        out = tmp_path / f"scale_{scale}"
+        proc = run(["--data", tmp_path / "data", "--num-inputs", 3, "--model", "4.0", "--scale", scale,
+                    "--output-dir", out], weights_40)
+        assert proc.returncode in (0, 1), proc.stderr[-2000:]
+        outs.append(out)
+    docs = [json.loads((o / "results.json").read_text()) for o in outs]
+    drop = docs[1]["quality"]["psnr_mean"] - docs[0]["quality"]["psnr_mean"]
+    rc, out, _ = cli(*outs)
+    assert f"{drop:+.2f} dB" in line(out, "mean PSNR dB")
+    assert "configuration differs: scale 1.0 -> 0.25" in out and "different workloads" not in out
+    assert rc == (1 if abs(drop) > 0.05 or docs[0]["quality"]["verdict"] != docs[1]["quality"]["verdict"] else 0)

@@ -1,8 +1,11 @@
 """The optimisation study: seeded inputs, the quality measures against known
-truths, argument errors, and one tiny end-to-end study (two configurations,
-64x64) whose table and JSON carry speed and quality against the baseline."""
+truths, FPS and speed-up from one statistic with their intervals, the dispersion
+warning, "identical" outputs, argument and output-folder errors, and one tiny
+end-to-end study (64x64) whose table and JSON carry speed and quality against
+the baseline."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import subprocess
@@ -14,7 +17,7 @@ import torch
 
 from helpers import REPO, clean_env
 from rifebench.data.dummy import dummy_frames
-from rifebench.bench.study import main, parse
+from rifebench.bench.study import main, notes, parse, quality, score, speed, spread_pct, table
 from rifebench.bench.study_worker import SEQUENCE, pair_of, video_frames
 from rifebench.measure.quality import output_diff as compare
 
@@ -70,29 +73,93 @@ def test_a_configuration_that_cannot_run_is_refused_before_any_worker(tmp_path, 
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     with pytest.raises(SystemExit, match=r"configuration 'x'.*--compile/COMPILE: 'default' cannot run here"):
         main(["--configs", "baseline,x", "--config", "x=--compile default", "--sizes", "32x32",
-              "--output", str(tmp_path / "s.json")])
-    assert not (tmp_path / "s.json").exists()
+              "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "used folder"])
+def test_an_output_folder_that_would_lose_results_is_refused(tmp_path, weights_40, kind):
+    out = tmp_path / "out"
+    if kind == "file":
+        out.write_text("x")
+    else:
+        out.mkdir()
+        (out / "study.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"--output-dir: .*(is a file|is not empty).*accepted"):
+        main(["--configs", "baseline", "--sizes", "32x32", "--pretrained-weights", str(weights_40),
+              "--output-dir", str(out)])
+    assert out.is_file() if kind == "file" else (out / "study.json").read_text() == "{}"
+
+
+def test_fps_and_speedup_come_from_the_same_statistic():
+    """One disturbed round moves the mean, not the median: FPS and speed-up
+    both follow the median, so the speed-up is the ratio of the FPS."""
+    ref_rounds = [[100.0], [110.0], [90.0], [105.0], [95.0]]
+    rounds = [[50.0], [60.0], [45.0], [400.0], [55.0]]
+    ref, row = speed(ref_rounds, ref_rounds), speed(rounds, ref_rounds)
+    assert row["ms_p50"] == 55.0 and row["ms_min"] == 45.0 and row["fps"] == pytest.approx(1000 / 55)
+    assert row["speedup"] == pytest.approx(100 / 55) == pytest.approx(row["fps"] / ref["fps"])
+    assert ref["speedup"] == 1.0 and ref["speedup_ci95"] == [1.0, 1.0]
+    lo, hi = row["fps_ci95"]
+    assert lo <= row["fps"] <= hi and lo < hi
+    lo, hi = row["speedup_ci95"]  # per-round ratios: 2.0, 1.83, 2.0, 0.26, 1.73
+    assert lo <= row["speedup"] <= hi and lo < hi
+    one = speed([[50.0, 52.0]], [[100.0, 98.0]])  # one round: no interval, not a zero-width one
+    assert one["fps_ci95"] is None and one["speedup_ci95"] is None and one["speedup"] == pytest.approx(99 / 51)
+    assert speed(rounds, None)["speedup"] is None
+
+
+def test_a_configuration_whose_pairs_vary_gets_a_dispersion_warning():
+    assert spread_pct([90.0, 100.0, 110.0]) == pytest.approx(16.0)  # deciles 92 and 108 over 100
+    assert spread_pct([100.0]) is None
+    base = {"config": "baseline", "size": "64x64", "rounds_ms": [[100.0, 101.0], [99.0, 100.0], [102.0, 98.0]]}
+    noisy = {"config": "bf16", "size": "64x64", "rounds_ms": [[60.0, 90.0], [70.0, 62.0], [95.0, 66.0]]}
+    rows = [score(base, base), score(noisy, base)]
+    assert rows[0]["spread_pct"] < 20 and rows[0]["warnings"] == []
+    assert rows[1]["spread_pct"] > 20 and [w["code"] for w in rows[1]["warnings"]] == ["DISPERSION"]
+    assert "bf16 at 64x64" in rows[1]["warnings"][0]["message"] and "--rounds" in rows[1]["warnings"][0]["remedy"]
+    assert sum("[DISPERSION]" in n for n in notes(rows)) == 1 and "median" in notes(rows)[0]
+    assert "| 64x64 | bf16 (None) |" in table(rows) and "x [" in table(rows)
+
+
+def test_identical_outputs_are_shown_as_identical():
+    rng = np.random.default_rng(0)
+    outs = [rng.random((16, 16, 3)).astype(np.float32) for _ in range(2)]
+    same, close = quality(outs, [o.copy() for o in outs]), quality(outs, [o + 1e-3 for o in outs])
+    assert same == {"identical": True, "psnr_db": None, "ssim": 1.0, "max_abs_err": 0.0, "pairs": 2}
+    assert close["identical"] is False and close["psnr_db"] == pytest.approx(60.0, abs=0.01)
+    json.dumps([same, close], allow_nan=False)  # JSON has no infinity
+    row = {"config": "c", "size": "16x16", "precision": "fp32", "fps": 1.0, "quality": same}
+    assert "| identical |" in table([row]) and "inf" not in table([row]) and "100.0" not in table([row])
 
 
 @pytest.mark.slow
 def test_tiny_study_end_to_end(tmp_path, weights_40):
     """Three configurations and one that fails in its worker (4.6 given 4.0's
-    weights): the others are measured, the failure is a row, the exit status 1."""
-    out = tmp_path / "study.json"
+    weights): the others are measured, the failure is a row, the exit status 1;
+    study.json and study.md land in the output folder."""
+    out = tmp_path / "study"
     cmd = [sys.executable, "-m", "rifebench.bench.study", "--sizes", "64x64", "--configs",
            "baseline,channels_last,bf16,broken", "--config", "broken=--model 4.6", "--rounds", "2", "--pairs", "1",
-           "--warmup", "0", "--threads", "1", "--pretrained-weights", str(weights_40), "--output", str(out)]
+           "--warmup", "0", "--threads", "1", "--pretrained-weights", str(weights_40), "--output-dir", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=clean_env(), cwd=REPO)
     assert proc.returncode == 1, proc.stderr
     assert "study: failed configurations: broken" in proc.stderr
-    doc = json.loads(out.read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["study.json", "study.md"]
+    doc = json.loads(out.joinpath("study.json").read_text())
+    started, finished = (dt.datetime.fromisoformat(doc[k]) for k in ("started", "finished"))
+    assert started.utcoffset() == dt.timedelta(0) and started <= finished and doc["duration_s"] >= 0
     assert doc["complete"] and [r["config"] for r in doc["rows"]] == ["baseline", "channels_last", "bf16", "broken"]
     base, cl, bf16, broken = doc["rows"]
     assert "4.6" in broken["error"] and "| 64x64 | broken | failed:" in proc.stdout
     for r in (base, cl, bf16):
-        assert len(r["latency_ms"]) == len(r["cpu_ms"]) == 2 and r["fps"] > 0 and r["speedup_min"] > 0
+        assert [len(x) for x in r["rounds_ms"]] == [1, 1] and len(r["cpu_ms"]) == 2
+        assert r["fps"] == pytest.approx(1000 / r["ms_p50"]) and len(r["fps_ci95"]) == 2
+        assert r["speedup"] == pytest.approx(r["fps"] / base["fps"]) and len(r["speedup_ci95"]) == 2
         assert "outputs" not in r and r["knobs"]["preset"] == "baseline"
-    assert base["speedup_p50"] == 1.0 and base["quality"]["psnr_db"] == 100.0
-    assert cl["knobs"]["effective"]["channels_last"] is True and cl["quality"]["psnr_db"] >= 50
-    assert bf16["precision"] == "bf16" and 35 <= bf16["quality"]["psnr_db"] < 100
-    assert "| 64x64 | channels_last (fp32) |" in proc.stdout and "speed-up" in proc.stdout
+    assert base["speedup"] == 1.0 and base["quality"]["identical"] and base["quality"]["psnr_db"] is None
+    assert cl["knobs"]["effective"]["channels_last"] is True
+    assert cl["quality"]["identical"] or cl["quality"]["psnr_db"] >= 50
+    assert bf16["precision"] == "bf16" and not bf16["quality"]["identical"] and 35 <= bf16["quality"]["psnr_db"]
+    assert "| 64x64 | channels_last (fp32) |" in proc.stdout and "speed-up [95% CI]" in proc.stdout
+    assert "| identical |" in proc.stdout and "| 64x64 | baseline (fp32) |" in out.joinpath("study.md").read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rifebench import __version__
 from rifebench.errors import UsageError
-from rifebench.status import Exit
+from rifebench.status import Exit, Status
 from rifebench.warning_codes import line, warning
 
 PROG = "run_model.sh"
@@ -209,10 +209,17 @@ def run(ready: Prepared) -> int:
         log(line(w))
     started_wall = time.time()
     report.begin(cfg, ready.model)
-    outcome = launch(cfg, ready.plan, log=log)
-    outcome.warnings[:0] = ready.warnings
-    peak = device_peak(cfg, outcome.streams) if outcome.streams else None
-    doc, code = report.finish(cfg, ready.model, outcome, started_wall, peak)
+    outcomes = []
+    for i in range(cfg.repeat):
+        if cfg.repeat > 1:
+            log(f"repetition {i + 1} of {cfg.repeat}")
+        outcomes.append(launch(cfg, ready.plan, log=log))
+        outcomes[-1].warnings[:0] = ready.warnings
+        if outcomes[-1].status != Status.COMPLETED:
+            break  # a failed or interrupted repetition ends the run; its failure is the run's
+    streams = outcomes[-1].streams
+    peak = device_peak(cfg, streams) if streams else None
+    doc, code = report.finish(cfg, ready.model, outcomes, started_wall, peak)
     report.print_summary(doc, log)
     return code
 

@@ -212,6 +212,16 @@ OPTIONS: tuple[Option, ...] = (
     _yes_no("preallocate", "--preallocate", "PREALLOCATE", "pre-allocated, pinned input buffers", "optimisation"),
     _yes_no("reuse_frames", "--reuse-frames", "REUSE_FRAMES",
             "video sequences: reuse the shared frame's device copy between consecutive pairs", "optimisation"),
+    Option("repeat", "--repeat", "REPEAT", "int", 1,
+           "repetitions of the timed measurement, each in fresh stream processes with its own warm-up; the "
+           "headline figures are their medians with 95% bootstrap intervals", "run", minimum=1, maximum=100),
+    Option("min_samples", "--min-samples", "MIN_SAMPLES", "int", 30,
+           "timed submissions per stream below which the run is not valid (TOO_FEW_SAMPLES)", "run",
+           minimum=1, maximum=10**9),
+    Option("validity", "--validity", "VALIDITY", "choice", "report",
+           "report = an invalid measurement is said (validity in results.json, a verdict line) but the exit status "
+           "follows the run; strict = an invalid measurement fails the run (exit 1)", "run",
+           choices=("report", "strict")),
     Option("measure_peak", "--measure-peak", "MEASURE_PEAK", "choice", "auto",
            "the device's peak TFLOP/s for the share-of-peak figure: auto = from the table of known GPUs, else a "
            "1-second matrix-product measurement on GPUs; yes = always measure; no = table only", "run",

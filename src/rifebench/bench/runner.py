@@ -250,6 +250,8 @@ class Benchmark:
         # GPU figures come from the run's own timed-window telemetry (results.json), not from here.
         rec = summary.row_record(row, test_dir, code, wall)
         tail = f"{rec['throughput_img_s']:.2f} img/s" if rec.get("throughput_img_s") is not None else rec["reason"]
+        if rec.get("valid") is False:
+            tail += f"; invalid: {', '.join(rec.get('validity_reasons') or [])}"
         log(f"{PROG}: row {row.number}: {rec['status']} ({tail})")
         return rec
 

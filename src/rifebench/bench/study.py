@@ -2,6 +2,7 @@
 quality, measured in one run.
 
     python -m rifebench study [--sizes 448x256,1280x720] [--configs baseline,...]
+                              [--output-dir DIR]
 
 (Two runs' output fingerprints are compared by `python -m rifebench compare A B`.)
 
@@ -11,24 +12,31 @@ its own process: torch's global switches (threads, cuDNN, denormals), compiled
 code and peak memory stay its own. Workers warm up one after the other (compile
 time is reported apart), then time their pairs in turn, round after round, in a
 rotating order, so that drift and other load hit every configuration alike.
+The workers and the rounds live in study_worker.py.
 
 A timed pair is what a stream times (run.timer.PairTimer): the model call on
-prepared frames, synchronised; preparing (copy, pad, cast; a reused frame is
-free with REUSE_FRAMES) happens before it. The workers live in study_worker.py. Quality: each configuration's outputs for the sequence's pairs
-against the baseline's (PSNR on the float output, SSIM on 8-bit rounded frames
-as the RIFE evaluation computes it, max abs error).
+prepared frames, synchronised. Speed: one statistic, the median pair time over
+all rounds, gives both FPS and speed-up, each with a 95% bootstrap interval over
+the rounds (the speed-up's from ratios within a round, which the rotation
+exposed to the same load). Quality: outputs against the reference's; equal
+outputs are "identical", never a capped or infinite PSNR.
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import math
 import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
-from rifebench.bench.study_worker import _worker, study_precision
-from rifebench.measure.quality import PSNR_CAP_DB, output_diff
+from rifebench.bench.study_worker import run_size, study_precision
+from rifebench.measure.quality import output_diff
+from rifebench.measure.stats import bootstrap_ci
+from rifebench.warning_codes import line, warning
 
 CONFIGS = {
     "baseline": [],
@@ -44,109 +52,66 @@ CONFIGS = {
     "optimized_fp16": ["--optimize", "optimized", "--precision", "fp16"],
 }
 DEFAULT_CONFIGS = "baseline,channels_last,compile,bf16,optimized"
-ANSWER_TIMEOUT_S = 1800.0  # a worker's longest step: compile (max-autotune) and warm-up at 4K
+SPREAD_LIMIT_PCT = 20.0  # (p90 - p10) / median of a configuration's pair times
+STATISTIC = ("FPS = 1000 / median ms per pair; speed-up = reference median / configuration median; "
+             "[95% CI]: percentile bootstrap over the rounds (speed-up: ratios paired by round)")
 
 
-# ------------------------------------------------------------------- parent side
+# ------------------------------------------------------------------- scoring
 
-class Worker:
-    def __init__(self, ctx, name, flags, size, seed, threads):
-        self.name, self.flags = name, flags
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, flags, size, seed, threads), daemon=True)
-        self.proc.start()
-        child.close()
-        self.error = None
-
-    def ask(self, cmd, arg=None, expect=None, timeout=ANSWER_TIMEOUT_S):
-        """Send a command and wait for its answer; None (and self.error) when the
-        worker failed, died or stayed silent: one bad row never hangs the study."""
-        if self.error:
-            return None
-        try:
-            if cmd is not None:
-                self.conn.send((cmd, arg))
-            if self.conn.poll(timeout):
-                kind, payload = self.conn.recv()
-            else:
-                kind, payload = "error", f"no answer to {cmd or 'start'} in {timeout:.0f} s"
-                self.proc.kill()
-        except (EOFError, OSError) as exc:
-            kind, payload = "error", f"worker died ({type(exc).__name__}, exit code {self.proc.exitcode})"
-        if kind != expect:
-            self.error = payload if kind == "error" else f"unexpected answer {kind!r} to {cmd!r}"
-            return None
-        return payload
-
-    def close(self):
-        try:
-            self.conn.send(("quit", None))
-        except OSError:
-            pass
-        self.proc.join(30)
-        if self.proc.is_alive():
-            self.proc.kill()
+def spread_pct(samples: list[float]) -> float | None:
+    """(p90 - p10) / median in percent; None below 2 samples."""
+    if len(samples) < 2:
+        return None
+    deciles = statistics.quantiles(samples, n=10, method="inclusive")
+    return 100.0 * (deciles[-1] - deciles[0]) / statistics.median(samples)
 
 
-def run_size(size, names, flags_of, args, log) -> list[dict]:
-    import multiprocessing as mp
+def speed(rounds_ms: list[list[float]], ref_rounds_ms: list[list[float]] | None) -> dict:
+    """FPS and speed-up of one configuration from the same statistic (the median
+    pair time over all rounds), each with its 95% CI from the per-round figures.
+    `ref_rounds_ms` is the reference's pair times by round (None: no reference)."""
+    rounds = [r for r in rounds_ms if r]
+    pooled = [x for r in rounds for x in r]
+    ms = statistics.median(pooled)
+    ci = bootstrap_ci([1000.0 / statistics.median(r) for r in rounds])
+    out = {"ms_p50": ms, "ms_min": min(pooled), "fps": 1000.0 / ms, "fps_ci95": list(ci) if ci else None,
+           "rounds": len(rounds), "pairs": len(pooled), "spread_pct": spread_pct(pooled),
+           "speedup": None, "speedup_ci95": None}
+    ref_pooled = [x for r in ref_rounds_ms or [] for x in r]
+    if ref_pooled:
+        ratios = [statistics.median(b) / statistics.median(a) for a, b in zip(rounds_ms, ref_rounds_ms) if a and b]
+        ci = bootstrap_ci(ratios)
+        out.update(speedup=statistics.median(ref_pooled) / ms, speedup_ci95=list(ci) if ci else None)
+    return out
 
-    ctx = mp.get_context("spawn")
-    workers = [Worker(ctx, n, args.common + flags_of[n], size, args.seed, args.threads) for n in names]
-    rows = {w.name: {"size": f"{size[0]}x{size[1]}", "config": w.name, "flags": " ".join(w.flags)} for w in workers}
-    try:
-        for w in workers:
-            info = w.ask(None, expect="ready")
-            rows[w.name].update(info or {})
-        for w in workers:  # one at a time: compilation and warm-up are not timed
-            warm = w.ask("warmup", args.warmup, expect="warm")
-            if warm:
-                rows[w.name].update(warmup_s=warm["seconds"], first_pairs_s=warm["first_pairs_s"],
-                                    outputs=warm["outputs"], latency_ms=[], cpu_ms=[])
-                log(f"  {size[0]}x{size[1]} {w.name}: warm in {warm['seconds']:.1f} s")
-        for r in range(args.rounds):
-            order = workers[r % len(workers):] + workers[: r % len(workers)]
-            for w in order:
-                got = w.ask("time", args.pairs, expect="timed")
-                if got:
-                    rows[w.name]["latency_ms"].extend(got[0])
-                    rows[w.name]["cpu_ms"].extend(got[1])
-            log(f"  {size[0]}x{size[1]} round {r + 1}/{args.rounds} done")
-        for w in workers:
-            stats = w.ask("stats", expect="stats")
-            rows[w.name].update(stats or {})
-            if w.error:
-                rows[w.name]["error"] = w.error
-                log(f"  {size[0]}x{size[1]} {w.name}: FAILED: {w.error}")
-    finally:
-        for w in workers:
-            w.close()
-    scored = [score(rows[n], rows[names[0]]) for n in names]
-    for r in scored:
-        r.pop("outputs", None)
-    return scored
+
+def quality(ref_outputs: list, outputs: list) -> dict:
+    """Outputs against the reference's; `identical` (and psnr_db null: JSON has
+    no infinity) when every pair's output is equal."""
+    scores = [output_diff(a, b) for a, b in zip(ref_outputs, outputs)]
+    psnr = min(s["psnr_db"] for s in scores)
+    return {"identical": math.isinf(psnr), "psnr_db": None if math.isinf(psnr) else psnr,
+            "ssim": min(s["ssim"] for s in scores), "max_abs_err": max(s["max_abs_err"] for s in scores),
+            "pairs": len(scores)}
 
 
 def score(row: dict, base: dict) -> dict:
-    """Speed and quality of one row against the first (the baseline)."""
-    lat = row.get("latency_ms") or []
-    if not lat or row.get("error"):
+    """Speed, quality and warnings of one row against the first (the reference)."""
+    if not row.get("rounds_ms") or not any(row["rounds_ms"]) or row.get("error"):
         return row
-    row["ms_mean"], row["ms_p50"], row["ms_min"] = statistics.fmean(lat), statistics.median(lat), min(lat)
-    row["fps"] = 1000.0 / row["ms_mean"]
-    blat = base.get("latency_ms") or []
-    ok = blat and not base.get("error")
-    row["speedup_p50"] = statistics.median(blat) / row["ms_p50"] if ok else None
-    # Other load only ever adds time: the fastest pair is the least disturbed estimate.
-    row["speedup_min"] = min(blat) / row["ms_min"] if ok else None
+    ok = base.get("rounds_ms") and any(base["rounds_ms"]) and not base.get("error")
+    row.update(speed(row["rounds_ms"], base["rounds_ms"] if ok else None))
+    row["warnings"] = []
+    if row["spread_pct"] is not None and row["spread_pct"] > SPREAD_LIMIT_PCT:
+        row["warnings"].append(warning("DISPERSION", config=f"{row['config']} at {row['size']}",
+                                       spread_pct=row["spread_pct"], pairs=row["pairs"]))
     # CPU platform: process CPU time per pair, insensitive to time slicing by other
     # processes (not to cache or memory-bandwidth sharing).
     if ok and row.get("platform") == "cpu" and row.get("cpu_ms") and base.get("cpu_ms"):
         row["speedup_cpu_time"] = statistics.median(base["cpu_ms"]) / statistics.median(row["cpu_ms"])
     if base.get("outputs") and row.get("outputs"):
-        scores = [output_diff(a, b) for a, b in zip(base["outputs"], row["outputs"])]
-        row["quality"] = {"psnr_db": min(PSNR_CAP_DB, *(s["psnr_db"] for s in scores)), "ssim": min(s["ssim"] for s in scores),
-                          "max_abs_err": max(s["max_abs_err"] for s in scores), "pairs": len(scores)}
+        row["quality"] = quality(base["outputs"], row["outputs"])
     mem = row.get("memory") or {}
     # GPUs: the allocator's peak. CPUs: the process's peak RSS, and how much of it
     # the run added to the loaded model (torch alone is a few hundred MiB).
@@ -157,28 +122,42 @@ def score(row: dict, base: dict) -> dict:
     return row
 
 
-def table(rows: list[dict]) -> str:
-    def f(x, spec):
-        return "n/a" if x is None else format(x, spec)
+# ------------------------------------------------------------------- report
 
-    out = ["| size | config | FPS | ms/pair p50 (min) | speed-up p50 / min / CPU time | PSNR dB vs baseline "
-           "| SSIM | max abs "
-           "| peak mem MiB (added) | warm-up s | fell back |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+def _f(x, spec):
+    return "n/a" if x is None else format(x, spec)
+
+
+def _with_ci(x, ci, spec, unit=""):
+    return "n/a" if x is None else f"{x:{spec}}{unit}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else "")
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| size | config | FPS [95% CI] | ms/pair median (min) | speed-up [95% CI] | CPU-time speed-up "
+           "| PSNR dB vs reference | SSIM | max abs | peak mem MiB (added) | warm-up s | fell back |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         q = r.get("quality") or {}
         if r.get("error"):
-            out.append(f"| {r['size']} | {r['config']} | failed: {r['error']} ||||||||| |")
+            out.append(f"| {r['size']} | {r['config']} | failed: {r['error']} |||||||||| |")
             continue
         mem, added = r.get("peak_mem_bytes"), r.get("peak_mem_added_bytes")
-        out.append(f"| {r['size']} | {r['config']} ({r.get('precision')}) | {f(r.get('fps'), '.2f')} | "
-                   f"{f(r.get('ms_p50'), '.0f')} ({f(r.get('ms_min'), '.0f')}) | "
-                   f"{f(r.get('speedup_p50'), '.2f')}x / {f(r.get('speedup_min'), '.2f')}x / "
-                   f"{f(r.get('speedup_cpu_time'), '.2f')}x | "
-                   f"{f(q.get('psnr_db'), '.1f')} | {f(q.get('ssim'), '.5f')} | {f(q.get('max_abs_err'), '.2e')} | "
-                   f"{f(mem / 2**20 if mem else None, '.0f')}"
-                   f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {f(r.get('warmup_s'), '.1f')} | "
+        psnr = "identical" if q.get("identical") else _f(q.get("psnr_db"), ".1f")
+        out.append(f"| {r['size']} | {r['config']} ({r.get('precision')}) | "
+                   f"{_with_ci(r.get('fps'), r.get('fps_ci95'), '.2f')} | "
+                   f"{_f(r.get('ms_p50'), '.0f')} ({_f(r.get('ms_min'), '.0f')}) | "
+                   f"{_with_ci(r.get('speedup'), r.get('speedup_ci95'), '.2f', 'x')} | "
+                   f"{_f(r.get('speedup_cpu_time'), '.2f')}{'x' if r.get('speedup_cpu_time') else ''} | "
+                   f"{psnr} | {_f(q.get('ssim'), '.5f')} | {_f(q.get('max_abs_err'), '.2e')} | "
+                   f"{_f(mem / 2**20 if mem else None, '.0f')}"
+                   f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {_f(r.get('warmup_s'), '.1f')} | "
                    f"{'; '.join(r.get('fallbacks') or []) or '-'} |")
     return "\n".join(out)
+
+
+def notes(rows: list[dict]) -> list[str]:
+    """The lines under the table: how the figures were computed, then every warning."""
+    return [STATISTIC + "."] + [line(w) for r in rows for w in r.get("warnings") or []]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -210,7 +189,10 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                    help="torch threads of each worker (default: the CPUs this process may use, %(default)s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", default="study.json", help="results file (written atomically)")
+    p.add_argument("--output-dir", default=None, metavar="DIR", help="folder for study.json and study.md "
+                   "(default: ./output/study-<UTC timestamp>; a new or empty folder)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --output-dir (its study.json "
+                   "and study.md are replaced)")
     args = p.parse_args(argv)
     flags_of = dict(CONFIGS)
     for spec in args.config:
@@ -257,28 +239,72 @@ def check_configs(args) -> None:
                              f"./get_model.sh --model {args.model} fetches it)")
 
 
+def prepare_output(requested: str | None, force: bool) -> Path:
+    """A new or empty folder (a non-empty one with --force), checked writable
+    before any worker starts: a bad path fails in a second, not after the study."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(requested or f"output/study-{stamp}").expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"study: --output-dir: {str(out)!r} is a file (accepted: a new or empty folder)")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise SystemExit(f"study: --output-dir: {str(out)!r} is not empty (accepted: a new or empty folder, "
+                         "or --force to replace its study.json and study.md)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SystemExit(f"study: --output-dir: {str(out)!r} is not writable ({exc.strerror or exc}) "
+                         "(accepted: a folder this user can create and write)") from None
+    return out
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write(out: Path, doc: dict) -> None:
+    """study.json and study.md, atomically, after every size: a later failure loses nothing."""
+    from rifebench.fsutil import atomic_write_text
+
+    atomic_write_text(out / "study.json", json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
+    md = [f"# Optimisation study ({doc['started']} to {doc['finished']})", "", f"`{doc['command']}`", "",
+          f"{doc['cpu']}, model {doc['model']}, {doc['threads']} threads, {doc['rounds']} rounds of "
+          f"{doc['pairs']} pair(s){'' if doc['complete'] else ' (incomplete)'}", "", table(doc["rows"]), ""]
+    md += [f"- {n}" for n in notes(doc["rows"])]
+    atomic_write_text(out / "study.md", "\n".join(md) + "\n")
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     check_configs(args)
+    out = prepare_output(args.output_dir, args.force)
     from rifebench.measure.topology import cpu_model
-    from rifebench.fsutil import atomic_write_text
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    started = time.time()
-    rows = []
+    started, rows = time.time(), []
     for size in args.sizes:
         log(f"{size[0]}x{size[1]}: {', '.join(args.names)}")
-        rows += run_size(size, args.names, args.flags_of, args, log)
+        raw = run_size(size, args.names, args.flags_of, args, log)
+        rows += [score(r, raw[0]) for r in raw]
+        for r in raw:
+            r.pop("outputs", None)
+        finished = time.time()
         doc = {"command": "python -m rifebench study " + " ".join(argv), "cpu": cpu_model(),
                "threads": args.threads, "model": args.model, "rounds": args.rounds, "pairs": args.pairs,
-               "started": started, "seconds": time.time() - started, "rows": rows,
+               "started": _iso(started), "finished": _iso(finished), "duration_s": finished - started,
+               "statistic": STATISTIC, "spread_limit_pct": SPREAD_LIMIT_PCT,
+               "warnings": [w for r in rows for w in r.get("warnings") or []], "rows": rows,
                "complete": size == args.sizes[-1]}
-        atomic_write_text(args.output, json.dumps(doc, indent=2, default=str) + "\n")  # after every size
+        write(out, doc)
     print(table(rows))
-    failed = [r["config"] for r in rows if r.get("error") or not r.get("latency_ms")]
+    print("\n".join(notes(rows)))
+    log(f"study: results in {out}")
+    failed = [r["config"] for r in rows if r.get("error") or not r.get("fps")]
     if failed:
         log(f"study: failed configurations: {', '.join(sorted(set(failed)))}")
     return 1 if failed else 0

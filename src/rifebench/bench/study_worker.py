@@ -1,5 +1,6 @@
-"""The study's worker process: one configuration, its own torch state, timing
-pairs of a short synthetic video on command. Only plain data crosses the pipe.
+"""The study's worker processes: one configuration each, its own torch state,
+timing pairs of a short synthetic video on command; and the parent side that
+starts them and times them in rotating rounds. Only plain data crosses the pipe.
 
 Each pair is timed as the streams time theirs (run.timer.PairTimer): the frames
 are prepared first (copy, padding, cast; reused with REUSE_FRAMES), then the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import resource
 import time
 
+ANSWER_TIMEOUT_S = 1800.0  # a worker's longest step: compile (max-autotune) and warm-up at 4K
 SEQUENCE = 3  # frames: pairs (0,1), (1,2), (2,0), (0,1), ... share one frame each step
 
 
@@ -38,6 +40,86 @@ def pair_of(step: int) -> tuple[int, int]:
     """A forward video over SEQUENCE frames, wrapping around: each pair's left
     frame is the previous pair's right one."""
     return step % SEQUENCE, (step + 1) % SEQUENCE
+
+
+# ------------------------------------------------------------------- parent side
+
+class Worker:
+    def __init__(self, ctx, name, flags, size, seed, threads):
+        self.name, self.flags = name, flags
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, flags, size, seed, threads), daemon=True)
+        self.proc.start()
+        child.close()
+        self.error = None
+
+    def ask(self, cmd, arg=None, expect=None, timeout=ANSWER_TIMEOUT_S):
+        """Send a command and wait for its answer; None (and self.error) when the
+        worker failed, died or stayed silent: one bad row never hangs the study."""
+        if self.error:
+            return None
+        try:
+            if cmd is not None:
+                self.conn.send((cmd, arg))
+            if self.conn.poll(timeout):
+                kind, payload = self.conn.recv()
+            else:
+                kind, payload = "error", f"no answer to {cmd or 'start'} in {timeout:.0f} s"
+                self.proc.kill()
+        except (EOFError, OSError) as exc:
+            kind, payload = "error", f"worker died ({type(exc).__name__}, exit code {self.proc.exitcode})"
+        if kind != expect:
+            self.error = payload if kind == "error" else f"unexpected answer {kind!r} to {cmd!r}"
+            return None
+        return payload
+
+    def close(self):
+        try:
+            self.conn.send(("quit", None))
+        except OSError:
+            pass
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def run_size(size, names, flags_of, args, log) -> list[dict]:
+    """The unscored rows of one size, in the order of `names`: each keeps its
+    pair times per round (`rounds_ms`), so that rounds can be paired later."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    workers = [Worker(ctx, n, args.common + flags_of[n], size, args.seed, args.threads) for n in names]
+    label = f"{size[0]}x{size[1]}"
+    rows = {w.name: {"size": label, "config": w.name, "flags": " ".join(w.flags)} for w in workers}
+    try:
+        for w in workers:
+            info = w.ask(None, expect="ready")
+            rows[w.name].update(info or {})
+        for w in workers:  # one at a time: compilation and warm-up are not timed
+            warm = w.ask("warmup", args.warmup, expect="warm")
+            if warm:
+                rows[w.name].update(warmup_s=warm["seconds"], first_pairs_s=warm["first_pairs_s"],
+                                    outputs=warm["outputs"], rounds_ms=[], cpu_ms=[])
+                log(f"  {label} {w.name}: warm in {warm['seconds']:.1f} s")
+        for r in range(args.rounds):
+            order = workers[r % len(workers):] + workers[: r % len(workers)]
+            for w in order:
+                got = w.ask("time", args.pairs, expect="timed")
+                if got:
+                    rows[w.name]["rounds_ms"].append(got[0])
+                    rows[w.name]["cpu_ms"].extend(got[1])
+            log(f"  {label} round {r + 1}/{args.rounds} done")
+        for w in workers:
+            stats = w.ask("stats", expect="stats")
+            rows[w.name].update(stats or {})
+            if w.error:
+                rows[w.name]["error"] = w.error
+                log(f"  {label} {w.name}: FAILED: {w.error}")
+    finally:
+        for w in workers:
+            w.close()
+    return [rows[n] for n in names]
 
 
 # ------------------------------------------------------------------- worker side

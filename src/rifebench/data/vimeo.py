@@ -9,15 +9,12 @@ Nothing here runs inside the timed region. A loader thread decodes the next
 triplets ahead (PNG in OpenCV's BGR order, the order the models were trained on,
 converted once to float [0, 1]); `get` only moves a ready pair to the device. New
 decodes are queued by `consume`, after the timed inference, never during it.
-`consume` copies the predictions to the host and scores them (PSNR, SSIM) and
-writes them (--saveimages): in a scorer thread when the model runs on an
-accelerator, so that the host work overlaps the device's, and inline on the CPU,
-where a second busy thread would only take cores from the model being timed.
+`consume` keeps the predictions as 8-bit host frames; `finish`, after the timed
+window, scores them (PSNR, SSIM) and writes them (--saveimages).
 """
 from __future__ import annotations
 
 import os
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,11 +24,11 @@ import numpy as np
 
 from rifebench.measure import quality
 from rifebench.data.batch import Batch
-from rifebench.data.images import read_image, save_png, to_uint8
+from rifebench.data.images import read_image, save_png
 
 LIST_FILE = "tri_testlist.txt"
 PREFETCH = 4  # triplets decoded ahead of the one asked for
-MAX_BACKLOG = 8  # predictions waiting to be scored before consume() waits
+PENDING_BYTES = 1 << 30  # 8-bit predictions kept per stream before scoring must start (1 GiB)
 ACCEPTED = ("a Vimeo-90K triplet test folder: tri_testlist.txt with sequences/<entry>/im1.png im2.png im3.png, "
             "or input/<entry>/im1.png im3.png and target/<entry>/im2.png")
 
@@ -137,28 +134,29 @@ def image_name(entry: str, k: int, n: int) -> str:
 
 
 class DatasetSource:
+    """Triplets in, predictions kept as 8-bit frames during the timed window
+    and scored (and saved) after it, as LoadGen's accuracy mode scores logged
+    outputs: quality mode and dummy mode share one throughput definition."""
+
     checks_quality = True
 
-    def __init__(self, cfg, interp, stream_id: int = 0, *, background_scoring: bool | None = None):
+    def __init__(self, cfg, interp, stream_id: int = 0):
         self.cfg, self.interp, self.stream_id = cfg, interp, stream_id
         self.layout, self.list_size, self.triplets = triplets(cfg.dataset_dir, cfg.num_inputs)
         self.n = cfg.interpolation
         self.checked = quality.checked_frame(self.n)
         # Every stream runs the same list; one of them writing the images is enough.
         self.images_dir = Path(cfg.output_dir) / "images" if cfg.saveimages and stream_id == 0 else None
-        if background_scoring is None:
-            background_scoring = interp.device.type != "cpu"
         self._loader = ThreadPoolExecutor(1, thread_name_prefix=f"rife-load-{stream_id}")
-        self._scorer = ThreadPoolExecutor(1, thread_name_prefix=f"rife-score-{stream_id}") \
-            if background_scoring else None
         self._loads: dict[int, Future] = {}
-        self._scoring: list[Future] = []
-        self._lock = threading.Lock()
+        self._pending: list[tuple[dict, dict]] = []  # (meta, {k: uint8 HxWx3}) not scored yet
+        self._pending_bytes = 0
+        self.scored_in_window = 0  # pairs scored inside the window because the backlog hit PENDING_BYTES
         self._frames: dict[int, dict] = {}
         self._saved = 0
         self._consumed = 0
         self._error: str | None = None
-        self._io = {"load_wait_s": 0.0, "to_device_s": 0.0, "consume_s": 0.0, "score_s": 0.0, "drain_s": 0.0}
+        self._io = {"load_wait_s": 0.0, "to_device_s": 0.0, "copy_s": 0.0, "score_s": 0.0}
 
     def __len__(self) -> int:
         return len(self.triplets)
@@ -207,97 +205,63 @@ class DatasetSource:
 
     # -- output side ------------------------------------------------------------------------
     def consume(self, batch: Batch, outs) -> None:
-        """Score and save the predictions of a batch, each pair on its own, outside
-        the timed region."""
+        """Inside the window: keep the batch's predictions as 8-bit host frames,
+        each pair on its own; scoring and saving wait for `finish`."""
         # The next decode starts here, after the timed inference, so that on a CPU it
-        # overlaps the scoring below instead of taking cores from the model.
+        # overlaps the copy below instead of taking cores from the model.
         self._schedule(batch.first + batch.size)
-        for j, meta in enumerate(batch.metas):
-            self._consume_one(meta, [o[j] for o in outs])
-
-    def _consume_one(self, meta: dict, outs) -> None:
         t0 = time.monotonic()
         wanted = [k for k in range(self.n) if self.images_dir is not None or k == self.checked]
-        # A copy, synchronously: the model may reuse its output buffers for the next pair.
-        host = {k: outs[k].detach().to("cpu", dtype=_float32(), copy=True).permute(1, 2, 0).numpy()
-                for k in wanted}
-        self._consumed += 1
-        if self._scorer is None:
-            try:
+        for j, meta in enumerate(batch.metas):
+            # Rounded to 8 bits on the device, as the RIFE evaluation rounds before scoring:
+            # a quarter of the bytes to copy and keep, nothing lost for PSNR or SSIM.
+            host = {k: to_uint8_device(outs[k][j]) for k in wanted}
+            self._pending.append((meta, host))
+            self._pending_bytes += sum(h.nbytes for h in host.values())
+        self._consumed += batch.size
+        self._io["copy_s"] += time.monotonic() - t0
+        if self._pending_bytes > PENDING_BYTES:  # memory first: score the backlog now, and say so
+            self.scored_in_window += len(self._pending)
+            self.finish()
+
+    def finish(self) -> None:
+        """Score and save every kept prediction; raises the first DatasetError."""
+        t0 = time.monotonic()
+        try:
+            while self._pending:
+                meta, host = self._pending.pop(0)
+                self._pending_bytes -= sum(h.nbytes for h in host.values())
                 self._score(meta, host)
-            except Exception as exc:
-                self._error = str(exc)
-                raise
-        else:
-            self._raise_failed()
-            while len(self._scoring) >= MAX_BACKLOG:
-                exc = self._scoring.pop(0).exception()
-                if exc is not None:
-                    self._error = str(exc)
-                    raise exc
-            self._scoring.append(self._scorer.submit(self._score, meta, host))
-        self._io["consume_s"] += time.monotonic() - t0
+        except DatasetError as exc:
+            self._error = str(exc)
+            raise
+        finally:
+            self._io["score_s"] += time.monotonic() - t0
 
     def _score(self, meta: dict, host: dict) -> None:
-        t0 = time.monotonic()
-        saved = 0
-        for k, frame in sorted(host.items()):
-            u8 = to_uint8(frame)
+        for k, u8 in sorted(host.items()):
             if self.images_dir is not None:
                 path = self.images_dir / image_name(meta["entry"], k + 1, self.n)
                 try:
                     save_png(str(path), u8)
                 except OSError as exc:
                     raise DatasetError(f"cannot write {path}: {exc}") from None
-                saved += 1
+                self._saved += 1
             if k == self.checked:
-                record = {"index": meta["index"], "entry": meta["entry"], "psnr": quality.psnr(meta["gt"], u8),
-                          "ssim": quality.ssim(meta["gt"], u8)}
-                with self._lock:
-                    self._frames[meta["index"]] = record
-        with self._lock:
-            self._saved += saved
-            self._io["score_s"] += time.monotonic() - t0
-
-    def _raise_failed(self) -> None:
-        for fut in [f for f in self._scoring if f.done()]:
-            self._scoring.remove(fut)
-            exc = fut.exception()
-            if exc is not None:
-                self._error = str(exc)
-                raise exc
-
-    def drain(self) -> None:
-        """Wait for the scoring of every consumed pair; raises the first scoring error."""
-        t0 = time.monotonic()
-        try:
-            while self._scoring:
-                fut = self._scoring.pop(0)
-                exc = fut.exception()
-                if exc is not None and self._error is None:
-                    self._error = str(exc)
-            if self._error is not None:
-                raise DatasetError(self._error)
-        finally:
-            self._io["drain_s"] += time.monotonic() - t0
+                self._frames[meta["index"]] = {"index": meta["index"], "entry": meta["entry"],
+                                               "psnr": quality.psnr(meta["gt"], u8),
+                                               "ssim": quality.ssim(meta["gt"], u8)}
 
     def close(self) -> None:
-        """Stop loading, finish scoring what was consumed (its results are kept)."""
+        """Stop loading; predictions not scored yet are dropped (an aborted run)."""
         for fut in self._loads.values():
             fut.cancel()
         self._loads.clear()
         self._loader.shutdown(wait=True, cancel_futures=True)
-        try:
-            self.drain()
-        except DatasetError:
-            pass  # recorded in self._error, reported by summary()
-        if self._scorer is not None:
-            self._scorer.shutdown(wait=True)
 
     def summary(self) -> dict:
-        with self._lock:
-            frames = [self._frames[i] for i in sorted(self._frames)]
-            saved = self._saved
+        frames = [self._frames[i] for i in sorted(self._frames)]
+        saved = self._saved
         return {
             "stream": self.stream_id,
             "dataset_dir": str(self.cfg.dataset_dir),
@@ -311,13 +275,18 @@ class DatasetSource:
             "error": self._error,
             "images_dir": str(self.images_dir) if self.images_dir is not None else None,
             "saved_images": saved,
-            "scoring": "background thread" if self._scorer is not None else "inline (CPU: no second busy thread)",
+            "scoring": "after the timed window" + (f" ({self.scored_in_window} pairs scored inside it: the kept "
+                                                   "predictions reached the memory bound)" if self.scored_in_window
+                                                   else ""),
             "io": {k: round(v, 4) for k, v in self._io.items()},
             "frames": frames,
         }
 
 
-def _float32():
+def to_uint8_device(frame):
+    """3xHxW prediction in [0, 1] (any float dtype, any device) -> HxWx3 uint8 on the
+    host: x255, rounded half to even, clipped, as quality.to_uint8 does."""
     import torch
 
-    return torch.float32
+    u8 = (frame.float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    return u8.permute(1, 2, 0).contiguous().cpu().numpy()

@@ -17,6 +17,12 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+# A percentile needs enough samples above it to mean anything: p90 from fewer
+# than 10 samples, or p99 from fewer than 100, is an extreme value, not a
+# percentile. Below these counts it is null and `percentile_note` says why.
+MIN_SAMPLES_FOR = {"p90": 10, "p99": 100}
+
+
 def latency_stats(samples_ms: Iterable[float]) -> dict:
     """mean, p50, p90, p99, min, max and stdev (sample stdev; null below 2 samples)."""
     values = sorted(samples_ms)
@@ -25,16 +31,21 @@ def latency_stats(samples_ms: Iterable[float]) -> dict:
         return {k: None for k in ("count", "mean", "p50", "p90", "p99", "min", "max", "stdev")} | {"count": 0}
     mean = math.fsum(values) / n
     stdev = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return {
+    out = {
         "count": n,
         "mean": mean,
         "p50": percentile(values, 50),
-        "p90": percentile(values, 90),
-        "p99": percentile(values, 99),
+        "p90": percentile(values, 90) if n >= MIN_SAMPLES_FOR["p90"] else None,
+        "p99": percentile(values, 99) if n >= MIN_SAMPLES_FOR["p99"] else None,
         "min": values[0],
         "max": values[-1],
         "stdev": stdev,
     }
+    missing = [k for k, need in MIN_SAMPLES_FOR.items() if n < need]
+    if missing:
+        out["percentile_note"] = ", ".join(f"{k} needs >= {MIN_SAMPLES_FOR[k]} samples" for k in missing) + \
+            f"; {n} measured"
+    return out
 
 
 def rate(count: float, seconds: float | None) -> float | None:

@@ -1,25 +1,28 @@
-"""The benchmark's plots, as PNG: throughput against streams per precision, and
-the per-pair latency distribution of every measured row.
+"""The benchmark's plots, as PNG. Each drawing function returns its title (None
+when it had nothing to draw), so what a plot says can be checked without
+reading pixels.
 
-matplotlib is forced onto its Agg backend before pyplot is imported, so no
-display is ever needed (servers, containers, CI).
+- throughput_vs_streams.png: throughput against streams, one line per
+  configuration, only when the rows vary the number of streams;
+- throughput_by_row.png: one bar per row otherwise;
+- speed_vs_quality.png: throughput against PSNR with the Pareto front
+  (report/plot_quality.py), when any row has a quality figure;
+- latency_distribution.png: the per-pair latency distribution of every row.
+Invalid rows are drawn hollow; every title names model, size, platform and device.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from rifebench.report.plot_common import (INVALID_NOTE, draw_ci, finish, invalid, measured, pyplot, row_label,
+                                          title, varying_cells)
+from rifebench.report.plot_quality import SPEED_QUALITY, speed_quality_plot
+
 THROUGHPUT = "throughput_vs_streams.png"
+BARS = "throughput_by_row.png"
 LATENCY = "latency_distribution.png"
-FILES = (THROUGHPUT, LATENCY)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+FILES = (THROUGHPUT, BARS, SPEED_QUALITY, LATENCY)
 
 
 def _samples(test_dir: Path) -> list[float]:
@@ -29,78 +32,113 @@ def _samples(test_dir: Path) -> list[float]:
     return [s for st in doc.get("streams", []) for s in st.get("latency_samples_ms") or []]
 
 
-def _group_label(rec: dict, varying: list[str]) -> str:
-    parts = [f"{rec.get('precision')}"] + [f"{k}={rec['cells'][k]}" for k in varying if k in rec["cells"]]
-    return ", ".join(parts)
+def varies_streams(records: list[dict]) -> bool:
+    return len({r.get("streams") for r in measured(records)}) > 1
 
 
-def throughput_plot(records: list[dict], path: Path) -> bool:
+def throughput_plot(records: list[dict], path: Path) -> str | None:
     """One line per configuration that differs in more than STREAMS; the
-    precision always names the line."""
-    measured = [r for r in records if r.get("throughput_img_s") is not None and r.get("streams")]
-    if not measured:
-        return False
-    keys = sorted({k for r in measured for k in r["cells"]} - {"STREAMS", "PRECISION"})
-    varying = [k for k in keys if len({r["cells"].get(k) for r in measured}) > 1]
+    precision always names the line. Drawn only when STREAMS varies."""
+    rows = [r for r in measured(records) if r.get("streams")]
+    if not varies_streams(rows):
+        return None
+    varying = varying_cells(rows, skip={"STREAMS", "PRECISION"})
     groups: dict[str, list[dict]] = {}
-    for r in measured:
-        groups.setdefault(_group_label(r, varying), []).append(r)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for g, (label, rows) in enumerate(groups.items()):
-        rows = sorted(rows, key=lambda r: r["streams"])
-        ax.plot([r["streams"] for r in rows], [r["throughput_img_s"] for r in rows], marker="o", label=label)
-        for r in rows:  # offset per line, so labels of points that coincide stay readable
+    for r in rows:
+        label = ", ".join([str(r.get("precision")), *(f"{k}={r['cells'][k]}" for k in varying if k in r["cells"])])
+        groups.setdefault(label, []).append(r)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for g, (label, members) in enumerate(groups.items()):
+        members = sorted(members, key=lambda r: r["streams"])
+        xs, ys = [r["streams"] for r in members], [r["throughput_img_s"] for r in members]
+        color = ax.plot(xs, ys, label=label)[0].get_color()
+        draw_ci(ax, xs, members, color)
+        for r in members:  # filled when valid, hollow when not
+            ax.plot(r["streams"], r["throughput_img_s"], marker="o", markersize=7, color=color,
+                    markerfacecolor="none" if invalid(r) else color)
             ax.annotate(f"row {r['row']}", (r["streams"], r["throughput_img_s"]), textcoords="offset points",
                         xytext=(5, 4 + 9 * g), fontsize=7, color="grey")
     ax.set_xlabel("streams")
     ax.set_ylabel("throughput (img/s)")
-    ax.set_title("Throughput against streams")
-    ax.set_xticks(sorted({r["streams"] for r in measured}))
+    ax.set_xticks(sorted({r["streams"] for r in rows}))
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    note = INVALID_NOTE if any(invalid(r) for r in rows) else None
+    return finish(fig, ax, path, title("Throughput against streams", rows), note)
 
 
-def latency_plot(records: list[dict], bench_dir: Path, path: Path) -> bool:
+def bars_plot(records: list[dict], path: Path) -> str | None:
+    """One bar per measured row (error bar: the CI over repetitions), for profiles
+    whose rows all run the same number of streams."""
+    rows = measured(records)
+    if not rows or varies_streams(rows):
+        return None
+    varying = varying_cells(rows)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(rows) + 2), 4.8))
+    xs = list(range(len(rows)))
+    ys = [r["throughput_img_s"] for r in rows]
+    bars = ax.bar(xs, ys, color="tab:blue", edgecolor="tab:blue", linewidth=1.5)
+    draw_ci(ax, xs, rows)
+    for x, bar, r in zip(xs, bars, rows):
+        if invalid(r):
+            bar.set_facecolor("none")
+            bar.set_hatch("//")
+        ax.annotate(f"{r['throughput_img_s']:.2f}", (x, r.get("throughput_ci_high") or r["throughput_img_s"]),
+                    textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([row_label(r, varying) for r in rows], fontsize=7)
+    ax.set_ylabel("throughput (img/s)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3, axis="y")
+    note = INVALID_NOTE if any(invalid(r) for r in rows) else None
+    streams = rows[0].get("streams")
+    return finish(fig, ax, path, title(f"Throughput per row ({streams} stream(s) each)", rows), note)
+
+
+def latency_plot(records: list[dict], bench_dir: Path, path: Path) -> str | None:
     """Box per row: box = p25..p75, line = p50, whiskers reach the furthest
-    samples inside p1..p99; the red dot is the row's p99 itself."""
-    rows = [(r, _samples(Path(bench_dir) / r["dir"])) for r in records if r.get("throughput_img_s") is not None]
+    samples inside p1..p99; the red dot is the row's p99 itself. Invalid rows:
+    dashed grey boxes."""
+    rows = [(r, _samples(Path(bench_dir) / r["dir"])) for r in measured(records)]
     rows = [(r, s) for r, s in rows if s]
     if not rows:
-        return False
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.5))
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.8))
     data = [s for _, s in rows]
-    ax.boxplot(data, whis=(1, 99), showfliers=False)
+    box = ax.boxplot(data, whis=(1, 99), showfliers=False)
+    for i, (r, _) in enumerate(rows):
+        if invalid(r):
+            for part in ("boxes", "medians"):
+                box[part][i].set(linestyle="--", color="grey")
     ax.set_xticks(range(1, len(rows) + 1))
-    ax.set_xticklabels([f"row {r['row']}\n{r.get('precision')} x{r.get('streams')}" for r, _ in rows], fontsize=8)
+    ax.set_xticklabels([f"row {r['row']}{' (invalid)' if invalid(r) else ''}\n{r.get('precision')} "
+                        f"x{r.get('streams')}" for r, _ in rows], fontsize=8)
     ax.scatter(range(1, len(rows) + 1), [r.get("latency_p99_ms") for r, _ in rows], marker=".", color="red",
                zorder=3, label="p99")
     lo, hi = min(min(s) for s in data), max(max(s) for s in data)
     if lo > 0 and hi / lo > 20:
         ax.set_yscale("log")
     ax.set_ylabel("latency per pair (ms)")
-    ax.set_title("Latency per pair (box p25-p75, line p50, whiskers within p1-p99)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    what = "Latency per pair (box p25-p75, line p50, whiskers within p1-p99)"
+    return finish(fig, ax, path, title(what, [r for r, _ in rows]))
+
+
+def drawings(records: list[dict], bench_dir: Path) -> dict:
+    return {THROUGHPUT: lambda p: throughput_plot(records, p), BARS: lambda p: bars_plot(records, p),
+            SPEED_QUALITY: lambda p: speed_quality_plot(records, p),
+            LATENCY: lambda p: latency_plot(records, bench_dir, p)}
 
 
 def write(bench_dir: Path, records: list[dict]) -> list[str]:
     """The plot files written (names relative to bench_dir); temp file + rename."""
-    import os
-
     done = []
-    for name, draw in ((THROUGHPUT, lambda p: throughput_plot(records, p)),
-                       (LATENCY, lambda p: latency_plot(records, bench_dir, p))):
+    for name, draw in drawings(records, bench_dir).items():
         target = Path(bench_dir) / name
         tmp = target.with_name(f".{name}.tmp.png")
         try:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import statistics
 from pathlib import Path
 
 import yaml
 
 from rifebench.fsutil import atomic_write_text
 from rifebench.measure.metrics import latency_stats, rate
-from rifebench.report.device import device_section
+from rifebench.report import repetitions
+from rifebench.report.validity import line as validity_line
 from rifebench.status import Status
-from rifebench.warning_codes import line, warning
+from rifebench.warning_codes import line
 
 RESULT_FILES = ("results.yaml", "results.json")
 
@@ -78,12 +80,14 @@ def aggregate(streams: list[dict], interpolation: int) -> dict:
     samples = [s for r in timed for s in r.get("latency_ms", [])]
     per_pair = [s for r in timed for s in r.get("latency_per_pair_ms") or r.get("latency_ms", [])]
     host = [s for r in timed for s in r.get("host_submit_ms") or []]
+    scored_end = max((r.get("scored_end") or r["end"]) for r in timed)
     return {
         "frames": frames,
         "images": images,
         "interpolation": interpolation,
         "duration_s": wall,
         "throughput": rate(images, wall),
+        "end_to_end_throughput": rate(images, scored_end - first_start),
         "throughput_pairs_s": rate(frames, wall),
         "latency_ms": latency_stats(samples),
         "latency_per_pair_ms": latency_stats(per_pair),
@@ -140,30 +144,26 @@ def quality_section(cfg, streams: list[dict]) -> dict | None:
     return merge(cfg, [r.get("quality") for r in streams])
 
 
-def run_status(cfg, outcome, quality: dict | None) -> tuple[Status, list]:
-    """The run's status and failures: a stream that failed mid-run (dataset mode)
-    still returns its measured frames, and fails the run."""
-    failures = outcome.failures + [{"stream": r["id"], "reason": r["error"], "partial_result": True}
-                                   for r in outcome.streams if r.get("status") == "failed" and r.get("error")]
-    status = Status(outcome.status)
-    if status == Status.COMPLETED:
-        status = Status.FAILED if failures or (quality and quality.get("verdict") != "pass") else Status.PASSED
-    return status, failures
-
-
-def finish(cfg, model_info: dict, outcome, started_wall: float, peak: dict | None = None) -> tuple[dict, int]:
+def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dict | None = None) -> tuple[dict, int]:
+    """results.json (and results.yaml when the measurement is complete) from the
+    repetitions' outcomes; returns the document and the exit status."""
     from rifebench.measure import sysinfo
 
-    combined = aggregate(outcome.streams, cfg.interpolation)
-    t0 = combined.get("window", {}).get("first_start") or 0.0
-    quality = quality_section(cfg, outcome.streams)
-    status, failures = run_status(cfg, outcome, quality)
+    reps = [repetitions.analyse(cfg, o, model_info, peak, aggregate, quality_section, _knobs) for o in outcomes]
+    rep = repetitions.representative(reps)
+    status, failures = rep["status"], list(rep["failures"])
+    validity = repetitions.overall_validity(reps)
+    if cfg.validity == "strict" and not validity["valid"] and status == Status.PASSED:
+        status = Status.FAILED
+        failures.append({"stream": None, "reason": f"VALIDITY=strict: invalid measurement ({', '.join(validity['reasons'])})"})
+    quality = rep["quality"]
     accuracy = quality["pass_pct"] if quality and quality["pass_pct"] is not None else 0.0
-    device = device_section(cfg, outcome.streams, combined, model_info, peak, getattr(outcome, "telemetry", None))
-    knobs = _knobs(outcome.streams)
-    all_warnings = list(outcome.warnings) + device.pop("warnings") + [
-        warning("KNOB_FALLBACK", **f) for f in (knobs or {}).get("fallbacks", [])]
-    write_fingerprint(cfg, outcome.streams)
+    t0 = rep["combined"].get("window", {}).get("first_start") or 0.0
+    write_fingerprint(cfg, rep["streams"])
+    all_warnings = repetitions.merged_warnings(reps)
+    metrics = metrics_section(cfg, rep["streams"], rep["combined"], quality, accuracy)
+    metrics["throughput_img_s"] = statistics.median(r["combined"].get("throughput") or 0.0 for r in reps)
+    metrics["ci95"] = repetitions.ci95(reps)
     doc = {
         "status": str(status),
         "exit_code": int(status.exit),
@@ -174,33 +174,37 @@ def finish(cfg, model_info: dict, outcome, started_wall: float, peak: dict | Non
         "config": cfg.to_dict() | {"origin": cfg.origin},
         "model": model_info,
         "system": sysinfo.collect(),
-        "metrics": metrics_section(cfg, outcome.streams, combined, quality, accuracy),
-        "device_time": device,
+        "metrics": metrics,
+        "validity": validity,
+        "repeat": cfg.repeat,
+        "repetitions": [repetitions.record(i, r) for i, r in enumerate(reps)],
+        "streams_from_repetition": reps.index(rep),
+        "device_time": rep["device"],
         "quality": quality,
-        "streams": [stream_summary(r, t0) for r in outcome.streams],
+        "streams": [stream_summary(r, t0) for r in rep["streams"]],
         "failures": failures,
         "warnings": [w for w in all_warnings if w.get("level", "warning") == "warning"],
         "notes": [w for w in all_warnings if w.get("level") == "note"],
-        "pinning": outcome.pinning,
-        "telemetry": getattr(outcome, "telemetry", None),
-        "knobs": knobs,
+        "pinning": rep["outcome"].pinning,
+        "telemetry": rep["telemetry"],
+        "knobs": rep["knobs"],
     }
     write_json(cfg.output_dir, doc)
-    m = doc["metrics"]
-    if status == Status.PASSED or (status == Status.FAILED and not failures and quality
-                                   and quality.get("verdict") in ("fail", "unchecked")):
-        write_yaml(cfg.output_dir, yaml_results(m["throughput_img_s"], m["latency_ms"]["mean"], accuracy))
+    if status == Status.PASSED or (status == Status.FAILED and not rep["failures"] and (
+            (quality and quality.get("verdict") in ("fail", "unchecked")) or not validity["valid"])):
+        write_yaml(cfg.output_dir, yaml_results(metrics["throughput_img_s"], metrics["latency_ms"]["mean"], accuracy))
     return doc, int(status.exit)
 
 
 def metrics_section(cfg, streams: list[dict], combined: dict, quality, accuracy: float) -> dict:
-    model_tp = model_throughput(streams)
     return {
-        "throughput_img_s": combined.get("throughput") if cfg.dummy else model_tp,
-        "throughput_basis": ("images / wall time of the timed loop" if cfg.dummy else
-                             "model throughput: data loading and scoring are outside the timed region"),
-        "model_throughput_img_s": model_tp,
-        "end_to_end_throughput_img_s": combined.get("throughput"),
+        "throughput_img_s": combined.get("throughput"),
+        "throughput_basis": "images / the timed window (first stream start to last stream end); in quality "
+                            "mode the predictions are scored and saved after the window",
+        "model_throughput_img_s": model_throughput(streams),
+        "end_to_end_throughput_img_s": combined.get("end_to_end_throughput"),
+        "end_to_end_basis": None if cfg.dummy else "images / (window + scoring and saving after it); loading "
+                                                   "runs ahead in a thread during the window",
         "throughput_pairs_s": combined.get("throughput_pairs_s"),
         "latency_ms": combined["latency_ms"],
         "latency_per_pair_ms": combined["latency_per_pair_ms"],
@@ -276,17 +280,17 @@ def print_summary(doc: dict, log) -> None:
     def f(x, spec=".2f"):
         return "n/a" if x is None else format(x, spec)
 
+    ci = (m.get("ci95") or {}).get("throughput_img_s")
+    reps = f", median of {doc['repeat']} repetitions, 95% CI {f(ci[0])}-{f(ci[1])}" if ci else ""
+    log(f"throughput: {f(m['throughput_img_s'])} img/s ({m['images']} images, {m['frames']} pairs in "
+        f"{f(m['duration_s'])} s, {len(doc['streams'])} stream(s){reps})")
     if doc["mode"] == "dataset":
-        log(f"model throughput: {f(m['throughput_img_s'])} img/s (inference only); end to end, with loading, "
-            f"scoring and saving: {f(m.get('end_to_end_throughput_img_s'))} img/s ({m['images']} images, "
-            f"{m['frames']} pairs in {f(m['duration_s'])} s, {len(doc['streams'])} stream(s))")
-    else:
-        log(f"throughput: {f(m['throughput_img_s'])} img/s ({m['images']} images, {m['frames']} pairs in "
-            f"{f(m['duration_s'])} s, {len(doc['streams'])} stream(s))")
+        log(f"end to end, with scoring and saving after the window: {f(m.get('end_to_end_throughput_img_s'))} img/s")
     what = "per pair" if m.get("batch_size", 1) == 1 else f"per batch of {m['batch_size']}"
     clock = "device" if (doc.get("streams") or [{}])[0].get("latency_clock") == "device events" else "host"
     log(f"latency {what} ({clock} time): mean {f(lat['mean'])} ms, p50 {f(lat['p50'])}, p90 {f(lat['p90'])}, "
-        f"p99 {f(lat['p99'])}, max {f(lat['max'])}, stdev {f(lat['stdev'])}")
+        f"p99 {f(lat['p99'])}, max {f(lat['max'])}, stdev {f(lat['stdev'])}"
+        + (f" ({lat['percentile_note']})" if lat.get("percentile_note") else ""))
     if m.get("host_submit_ms"):
         log(f"host submission time: mean {f(m['host_submit_ms']['mean'])} ms, p50 {f(m['host_submit_ms']['p50'])}")
     dev = doc.get("device_time") or {}
@@ -315,4 +319,5 @@ def print_summary(doc: dict, log) -> None:
                                                   if k["source"].get(n) != "n/a"))
     for w in doc.get("warnings", []):
         log(line(w))
+    log(validity_line(doc["validity"]))
     log(f"status: {doc['status']}")

@@ -105,6 +105,7 @@ class Timed:
     sizes: list | None = None  # pairs in each submission
     error: dict | None = None
     fingerprint: Any = None  # dummy mode: the first output frame, for --saveimages
+    scored_end: float | None = None  # quality mode: when the scoring after the window ended
 
 
 def timed_loop(cfg, link: Link, source, interp, backend, timer: PairTimer, start: float,
@@ -129,8 +130,6 @@ def timed_loop(cfg, link: Link, source, interp, backend, timer: PairTimer, start
             out.pairs += batch.size
             out.sizes.append(batch.size)
             link.progress[link.stream_id] = out.pairs
-        if source.checks_quality:
-            source.drain()  # the last pairs' scoring belongs to the end-to-end time
         backend.sync()  # drain queued work before reading the end time (ASYNC=0)
         out.status = "completed"
     except StreamAborted:
@@ -171,12 +170,28 @@ def run_stream(cfg, link: Link, report) -> dict:
         start = link.start_time.value
         timer = PairTimer(backend, cfg.async_)
         timed = timed_loop(cfg, link, source, interp, backend, timer, start, total)
+        if source.checks_quality:
+            _score_after_window(source, timed)
     finally:
         source.close()
     result.update(_measured(cfg, timed, timer, start, interp, backend))
     if source.checks_quality:
         result["quality"] = source.summary()
     return result
+
+
+def _score_after_window(source, timed: "Timed") -> None:
+    """Quality mode: the kept predictions are scored and saved after the window
+    (its end is already read); a scoring failure fails the stream, keeping the
+    frames scored until then."""
+    if timed.status != "interrupted":
+        try:
+            source.finish()
+        except Exception as exc:  # noqa: BLE001 - reported as the stream's failure, with its frames
+            timed.status = "failed"
+            timed.error = timed.error or {"error": f"{type(exc).__name__}: {exc}",
+                                          "traceback": traceback.format_exc()}
+    timed.scored_end = time.monotonic()
 
 
 def _measured(cfg, timed: Timed, timer: PairTimer, start: float, interp, backend) -> dict:
@@ -191,6 +206,7 @@ def _measured(cfg, timed: Timed, timer: PairTimer, start: float, interp, backend
         "batch_sizes": timed.sizes,
         "start": start,
         "end": timed.end,
+        "scored_end": timed.scored_end,
         "latency_ms": latency,
         "latency_per_pair_ms": [x / n for x, n in zip(latency, timed.sizes)],
         "host_submit_ms": list(timer.host_ms) if device_ms is not None else None,

@@ -1,0 +1,127 @@
+"""What compare checks besides speed: that the two runs ran the same workload,
+which options differ (those that apply to the mode), and whether the outputs
+differ: the quality figures of dataset runs, the output fingerprint of dummy
+runs saved with --saveimages."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from rifebench.measure.quality import PSNR_CAP_DB
+from rifebench.report.summary import FINGERPRINT, fingerprint_diff
+
+ALWAYS_IGNORED = {"output_dir", "origin"}
+# Options the mode never reads: a different value there is no difference.
+NOT_IN_MODE = {
+    "dataset": {"seed", "data_height", "data_width", "data_channels", "min_test_duration", "max_test_duration"},
+    "dummy": {"dataset_dir", "min_psnr_db", "min_pass_pct"},
+}
+EIGHT_BIT_LEVEL = 1 / 255
+
+
+def mode_of(doc: dict) -> str | None:
+    if doc.get("mode"):
+        return doc["mode"]
+    cfg = doc.get("config") or {}
+    return None if "dummy" not in cfg else ("dummy" if cfg["dummy"] else "dataset")
+
+
+def identity(doc: dict) -> dict:
+    """The workload: what must match for two runs' figures to be comparable.
+    Precision, platform and knobs are what users compare, so they are not part of
+    it; None means unknown and matches anything."""
+    cfg = doc.get("config") or {}
+    mode = mode_of(doc)
+    out = {"mode": mode, "model": cfg.get("model"), "interpolation": cfg.get("interpolation"),
+           "batch_size": cfg.get("batch_size")}
+    if mode == "dummy":
+        h, w = cfg.get("data_height"), cfg.get("data_width")
+        out["data size"] = f"{h}x{w}" if h and w else None
+    elif mode == "dataset":
+        q = doc.get("quality") or {}
+        out["triplets"] = q.get("planned") or None
+        entries = [f.get("entry") for f in q.get("frames") or []]
+        # The folder's path differs between machines; the list it held does not.
+        out["triplet list"] = (hashlib.sha256("\n".join(map(str, entries)).encode()).hexdigest()[:12]
+                               if q.get("complete") and entries else None)
+    return out
+
+
+def workload_diff(a: dict, b: dict) -> list[str]:
+    ia, ib = identity(a), identity(b)
+    return [f"{k} {ia.get(k)!r} -> {ib.get(k)!r}" for k in dict.fromkeys([*ia, *ib])
+            if ia.get(k) is not None and ib.get(k) is not None and ia.get(k) != ib.get(k)]
+
+
+def config_diff(a: dict, b: dict) -> list[str]:
+    ca, cb = a.get("config") or {}, b.get("config") or {}
+    ignored = ALWAYS_IGNORED | (NOT_IN_MODE.get(mode_of(a), set()) & NOT_IN_MODE.get(mode_of(b), set()))
+    if ca.get("model") != "null" and cb.get("model") != "null":
+        ignored = ignored | {"null_ms"}
+    return [f"{k} {ca.get(k)!r} -> {cb.get(k)!r}" for k in sorted(set(ca) | set(cb))
+            if k not in ignored and ca.get(k) != cb.get(k)]
+
+
+def quality_rows(a: dict, b: dict, psnr_drop: float) -> tuple[list[str], bool]:
+    """Mean PSNR and SSIM, pass rate and verdict. A change of mean PSNR larger
+    than psnr_drop dB, either way, or of the verdict, is a difference."""
+    qa, qb = a.get("quality") or {}, b.get("quality") or {}
+    if not (qa or qb):
+        return [], False
+    pa, pb = qa.get("psnr_mean"), qb.get("psnr_mean")
+    flagged = False
+    if pa is None or pb is None:
+        verdict, change = "not comparable", ""
+    else:
+        change = f"{pb - pa:+.2f} dB"
+        if abs(pb - pa) > psnr_drop:
+            verdict = f"{'WORSE' if pb < pa else 'BETTER'} (more than --psnr-drop {psnr_drop:g} dB)"
+            flagged = True
+        else:
+            verdict = f"same within --psnr-drop {psnr_drop:g} dB"
+    lines = [_row("mean PSNR dB", _psnr(pa), _psnr(pb), change, verdict)]
+    sa, sb = qa.get("ssim_mean"), qb.get("ssim_mean")
+    lines.append(_row("mean SSIM", _num(sa, ".4f"), _num(sb, ".4f"),
+                      "" if sa is None or sb is None else f"{sb - sa:+.4f}", "for information"))
+    ra, rb = qa.get("pass_pct"), qb.get("pass_pct")
+    lines.append(_row("pass rate %", _num(ra, ".1f"), _num(rb, ".1f"),
+                      "" if ra is None or rb is None else f"{rb - ra:+.1f} pts", "for information"))
+    va, vb = qa.get("verdict"), qb.get("verdict")
+    if va != vb:
+        lines.append(f"quality verdict: A {va or 'none'}, B {vb or 'none'}  <-- DIFFERENT")
+        flagged = True
+    else:
+        lines.append(f"quality verdict: both {va}")
+    return lines, flagged
+
+
+def fingerprint_rows(fa: Path, fb: Path) -> tuple[list[str], bool]:
+    """The output frames dummy runs saved with --saveimages, B against A."""
+    pa, pb = fa / FINGERPRINT, fb / FINGERPRINT
+    if not (pa.exists() or pb.exists()):
+        return [], False
+    if not (pa.exists() and pb.exists()):
+        have, lack = ("A", "B") if pa.exists() else ("B", "A")
+        return [f"output fingerprint: only {have} has {FINGERPRINT} (run {lack} with --saveimages to compare "
+                "outputs)"], False
+    d = fingerprint_diff(pa, pb)
+    if "note" in d:
+        return [f"output fingerprint: {d['note']}  <-- DIFFERENT"], True
+    if d["max_abs_err"] == 0:
+        return ["output fingerprint: identical"], False
+    visible = d["max_abs_err"] > EIGHT_BIT_LEVEL
+    return [f"output fingerprint (B against A): PSNR {d['psnr_db']:.2f} dB, SSIM {d['ssim']:.5f}, max error "
+            f"{d['max_abs_err']:.2e}" + ("  <-- DIFFERENT (more than one 8-bit level)" if visible
+                                         else " (within one 8-bit level)")], visible
+
+
+def _row(name: str, a: str, b: str, change: str, verdict: str) -> str:
+    return f"{name:<18}{a:>12}{b:>12}{change:>11}  {'':>36}  {verdict}"  # the speed table's columns
+
+
+def _num(x, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def _psnr(x) -> str:
+    return "identical" if x is not None and x >= PSNR_CAP_DB else _num(x, ".2f")

@@ -1,0 +1,148 @@
+"""Numbers users can trust: each validity rule triggered on purpose, the strict
+mode's exit status, repetitions with their interval, and the bootstrap against
+known distributions."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from helpers import run_harness
+from rifebench.measure.stats import block_bootstrap_ci, bootstrap_ci, summary
+from rifebench.report import validity
+
+CFG = SimpleNamespace(min_samples=30, platform="cpu")
+
+
+def stream(sid, lat, start=0.0, end=10.0):
+    return {"id": sid, "latency_ms": lat, "start": start, "end": end}
+
+
+def checks(streams, window=None, telemetry=None, warnings=()):
+    v, added = validity.verdict(CFG, streams, {"window": window or {}}, telemetry, list(warnings))
+    return v, {c["code"]: c for c in v["checks"]}, added
+
+
+def test_a_clean_run_is_valid():
+    v, by, added = checks([stream(0, [10.0] * 100)])
+    assert v == {"valid": True, "reasons": [], "checks": v["checks"]} and not added
+    assert set(by) == {"TOO_FEW_SAMPLES", "CPU_CONTENTION", "HOST_BOUND", "THROTTLED", "WINDOWS_MISALIGNED",
+                       "NO_STEADY_STATE"}
+    assert validity.line(v).startswith("validity: valid")
+
+
+def test_too_few_samples():
+    v, by, added = checks([stream(0, [10.0] * 29), stream(1, [10.0] * 40)])
+    assert v["reasons"] == ["TOO_FEW_SAMPLES"] and by["TOO_FEW_SAMPLES"]["value"] == 29
+    assert added[0]["code"] == "TOO_FEW_SAMPLES" and "[29, 40]" in added[0]["message"]
+
+
+def test_a_synthetic_drift_has_no_steady_state():
+    drifting = [10.0] * 50 + [11.5] * 50  # the last tenth 15% slower than the first
+    v, by, _ = checks([stream(0, drifting)])
+    assert v["reasons"] == ["NO_STEADY_STATE"] and by["NO_STEADY_STATE"]["value"] == pytest.approx(15.0)
+    v, by, _ = checks([stream(0, [10.0] * 50 + [10.5] * 50)])  # 5%: steady enough
+    assert v["valid"]
+    v, by, _ = checks([stream(0, [10.0] * 5 + [20.0] * 5)], )  # too short to judge, said so
+    assert "not checked" in by["NO_STEADY_STATE"]["detail"]
+
+
+def test_throttling_and_misaligned_windows():
+    hot = {"gpus": [{"index": 0, "throttle_reasons": {"sw_thermal_slowdown": 3, "gpu_idle": 9}}]}
+    v, by, added = checks([stream(0, [1.0] * 100)], telemetry=hot)
+    assert v["reasons"] == ["THROTTLED"] and "sw_thermal_slowdown" in by["THROTTLED"]["detail"]
+    idle_only = {"gpus": [{"index": 0, "throttle_reasons": {"gpu_idle": 9}}]}
+    assert checks([stream(0, [1.0] * 100)], telemetry=idle_only)[0]["valid"]
+    two = [stream(0, [1.0] * 100), stream(1, [1.0] * 100)]
+    v, by, _ = checks(two, window={"overlap_pct": 90.0})
+    assert v["reasons"] == ["WINDOWS_MISALIGNED"] and by["WINDOWS_MISALIGNED"]["value"] == 90.0
+    assert checks(two, window={"overlap_pct": 99.0})[0]["valid"]
+
+
+def test_contention_and_host_bound_come_from_their_warnings():
+    ws = [{"code": "CPU_CONTENTION", "message": "m", "remedy": "r", "level": "warning"},
+          {"code": "HOST_BOUND", "message": "m", "remedy": "r", "level": "warning"}]
+    v, _, added = checks([stream(0, [1.0] * 100)], warnings=ws)
+    assert v["reasons"] == ["CPU_CONTENTION", "HOST_BOUND"] and added == []  # not raised twice
+
+
+def test_bootstrap_covers_the_true_median_of_a_known_distribution():
+    rng = random.Random(1)
+    hits = 0
+    for trial in range(60):
+        sample = [rng.gauss(100.0, 10.0) for _ in range(25)]
+        lo, hi = bootstrap_ci(sample, resamples=400, seed=trial)
+        hits += lo <= 100.0 <= hi
+    assert 0.85 <= hits / 60 <= 1.0  # a 95% interval, give or take the trials
+    assert bootstrap_ci([1.0]) is None and summary([3.0, 1.0, 2.0])["median"] == 2.0
+
+
+def test_block_bootstrap_is_wider_on_correlated_samples():
+    rng = random.Random(2)
+    x, walk = 0.0, []
+    for _ in range(400):  # AR(1), strongly correlated like a drifting clock
+        x = 0.95 * x + rng.gauss(0, 1)
+        walk.append(100 + x)
+    iid = bootstrap_ci(walk, stat=statistics.mean, resamples=400)
+    block = block_bootstrap_ci(walk, stat=statistics.mean, resamples=400, block=20)
+    assert (block[1] - block[0]) > 1.5 * (iid[1] - iid[0])
+    assert block_bootstrap_ci([1.0, 2.0]) is None
+
+
+def run_null(tmp_path, *extra, name="o"):
+    out = tmp_path / name
+    proc = run_harness(["--dummy", "--model", "null", "--platform", "cpu", "--warmup", "2",
+                        "--output-dir", out, *extra], timeout=240)
+    doc = json.loads((out / "results.json").read_text())
+    return proc, doc, out
+
+
+def test_a_one_second_window_is_too_short_and_strict_fails_it(tmp_path):
+    proc, doc, _ = run_null(tmp_path, "--null-ms", "100", "--num-inputs", "1000", "--max-test-duration", "1")
+    assert proc.returncode == 0 and doc["status"] == "passed"
+    assert doc["validity"]["valid"] is False and "TOO_FEW_SAMPLES" in doc["validity"]["reasons"]
+    assert "validity: INVALID (TOO_FEW_SAMPLES" in proc.stdout
+    proc, doc, out = run_null(tmp_path, "--null-ms", "100", "--num-inputs", "1000", "--max-test-duration", "1",
+                              "--validity", "strict", name="strict")
+    assert proc.returncode == 1 and doc["status"] == "failed" and doc["exit_code"] == 1
+    assert "VALIDITY=strict" in doc["failures"][-1]["reason"]
+    assert (out / "results.yaml").exists()  # the measurement is complete: its figures are kept
+
+
+def test_repetitions_give_a_median_and_an_interval(tmp_path):
+    proc, doc, out = run_null(tmp_path, "--null-ms", "2", "--num-inputs", "40", "--repeat", "3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    reps = doc["repetitions"]
+    assert doc["repeat"] == 3 and len(reps) == 3 and all(r["frames"] == 40 for r in reps)
+    tps = [r["throughput_img_s"] for r in reps]
+    assert doc["metrics"]["throughput_img_s"] == pytest.approx(statistics.median(tps))
+    lo, hi = doc["metrics"]["ci95"]["throughput_img_s"]
+    assert min(tps) <= lo <= hi <= max(tps)
+    assert proc.stdout.count("launching 1 stream(s)") == 3 and "median of 3 repetitions" in proc.stdout
+    import yaml
+
+    assert yaml.safe_load((out / "results.yaml").read_text())["results"][0]["value"] == round(
+        doc["metrics"]["throughput_img_s"], 2)
+
+
+@pytest.mark.slow
+def test_a_cpu_burner_on_the_streams_cpus_is_contention(tmp_path):
+    """Another process spinning on the stream's own CPUs during the timed window."""
+    burner = subprocess.Popen([sys.executable, "-c", "import os; os.sched_setaffinity(0, {0})\nwhile True: pass"])
+    try:
+        time.sleep(0.5)
+        proc, doc, _ = run_null(tmp_path, "--null-ms", "5", "--num-inputs", "1", "--min-test-duration", "4",
+                                "--pin", "affinity")
+    finally:
+        burner.kill()
+        burner.wait()
+    assert doc["validity"]["valid"] is False and "CPU_CONTENTION" in doc["validity"]["reasons"], proc.stdout
+    assert any(w["code"] == "CPU_CONTENTION" for w in doc["warnings"])
+    assert os.cpu_count() >= 1
