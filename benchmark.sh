@@ -14,13 +14,17 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${VENV_DIR:-$here/.venv}"
 
+usable() { [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import rifebench.bench, matplotlib" >/dev/null 2>&1; }
+
+# --help comes from the Python tool (one text); this header only stands in for it when
+# there is no environment yet, so that asking for help never runs setup.sh.
 for arg in "$@"; do
   case "$arg" in
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; echo; ;;
+    -h|--help) if ! usable; then sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0; fi ;;
   esac
 done
 
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import rifebench.bench, matplotlib" >/dev/null 2>&1; then
+if ! usable; then
   echo "benchmark.sh: no usable environment in $venv; running setup.sh" >&2
   VENV_DIR="$venv" "$here/setup.sh" >&2
 fi

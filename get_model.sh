@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download and verify the official weights of a RIFE model.
 #   ./get_model.sh [--model NAME] [--models-dir DIR] [--force] [--print-path]
-#   --model NAME     4.0 (default), 4.6 or paper
+#   --model NAME     4.0, 4.6 or paper (default $MODEL, else 4.0)
 #   --models-dir DIR where rife-<NAME>/flownet.pkl goes (default $MODELS_DIR, else ./model)
 #   --force          fetch again even if a verified file is already there
 #   --print-path     print where the weights go and exit, fetching nothing

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Create .venv with pinned dependencies. Idempotent: a second run with the same
 # inputs only checks a stamp and exits.
-#   TORCH_SPEC   pip requirement for torch (default torch==2.13.0, the CPU build
-#                here; e.g. "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128")
+#   TORCH_SPEC   pip requirement for torch, used as given (e.g. "torch==2.13.0 --index-url
+#                https://download.pytorch.org/whl/cu128"); unset: torch==2.13.0 from the wheel
+#                index for this machine (CUDA with an NVIDIA driver, XPU with an Intel GPU, else
+#                CPU), or from the plain package index when that index is unreachable
+#   --print-torch-source  say which torch build and index would be used, install nothing
 #   VENV_DIR     where the environment goes (default .venv)
 #   PYTHON       interpreter used to create it (default python3)
 #   SETUP_DEV=1  also install the test tools (pytest, linters)
@@ -12,30 +15,83 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 dev=${SETUP_DEV:-0}
 with_dataset=0
+print_source=0
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
     --with-dataset) with_dataset=1 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$arg' (accepted: --dev, --with-dataset)" >&2; exit 2 ;;
+    --print-torch-source) print_source=1 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (accepted: --dev, --with-dataset, --print-torch-source)" >&2; exit 2 ;;
   esac
 done
 
 venv=${VENV_DIR:-.venv}
-torch_spec=${TORCH_SPEC:-torch==2.13.0}
 python=${PYTHON:-python3}
+# The harness's pins (numpy 2.4, matplotlib 3.11) need Python 3.11.
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  found=$("$python" --version 2>&1) || found="not runnable"
+  echo "setup.sh: PYTHON=$python is ${found:-not runnable} (accepted: Python 3.11 or newer; set PYTHON)" >&2
+  exit 2
+fi
 
-want="$torch_spec|dev=$dev|$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
+# The machine's accelerator, from the driver's files (RIFEBENCH_FAKE_ROOT prefixes /proc
+# and /sys for tests): an unpinned torch from PyPI is the CUDA build, GBs of libraries.
+machine_kind() {
+  local root=${RIFEBENCH_FAKE_ROOT:-} vendor
+  if [[ -e "$root/proc/driver/nvidia/version" ]] || command -v nvidia-smi >/dev/null 2>&1; then
+    echo cuda; return
+  fi
+  for vendor in "$root"/sys/class/drm/renderD*/device/vendor; do
+    if [[ -f "$vendor" && "$(<"$vendor")" == 0x8086 ]]; then echo xpu; return; fi
+  done
+  if command -v xpu-smi >/dev/null 2>&1; then echo xpu; return; fi
+  echo cpu
+}
+
+# Sets torch_spec and torch_source: TORCH_SPEC as given, else the machine's wheel index when
+# it answers, else the plain package index (pip's configuration: PyPI or local wheels).
+pick_torch() {
+  local kind base index
+  if [[ -n "${TORCH_SPEC:-}" ]]; then
+    torch_spec=$TORCH_SPEC; torch_source="TORCH_SPEC as given"; return
+  fi
+  kind=$(machine_kind)
+  base=${RIFEBENCH_TORCH_INDEX:-https://download.pytorch.org/whl}
+  case "$kind" in
+    cuda) index="$base/${RIFEBENCH_TORCH_CUDA:-cu128}" ;;
+    *) index="$base/$kind" ;;
+  esac
+  if "$python" - "$index/torch/" <<'PY' 2>/dev/null
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+    sys.exit(0 if r.status == 200 else 1)
+PY
+  then
+    torch_spec="torch==2.13.0 --index-url $index"; torch_source="$kind build from $index"
+  else
+    torch_spec="torch==2.13.0"; torch_source="$kind machine, but $index is unreachable: plain package index"
+  fi
+}
+
+if [[ "$print_source" == 1 ]]; then
+  pick_torch
+  echo "setup.sh: torch: $torch_spec ($torch_source)"
+  exit 0
+fi
+
+want="${TORCH_SPEC:-torch==2.13.0/$(machine_kind)}|dev=$dev|$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
 stamp="$venv/.rifebench-setup"
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-  echo "setup.sh: $venv is up to date ($torch_spec)"
+  echo "setup.sh: $venv is up to date (${TORCH_SPEC:-torch==2.13.0})"
 else
   if [[ ! -x "$venv/bin/python" ]]; then
     echo "setup.sh: creating $venv with $($python --version 2>&1)"
     "$python" -m venv "$venv"
   fi
   pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
-  echo "setup.sh: installing $torch_spec"
+  pick_torch
+  echo "setup.sh: installing $torch_spec ($torch_source)"
   # shellcheck disable=SC2086  # TORCH_SPEC may carry pip options (an --index-url)
   "${pip[@]}" install $torch_spec
   echo "setup.sh: installing requirements.txt"

@@ -16,7 +16,7 @@ SRC = REPO / "src" / "rifebench"
 # Lowest first. A module may import its own layer and the layers before it.
 LAYERS = [
     ("base", {"rifebench.errors", "rifebench.status", "rifebench.warning_codes", "rifebench.fsutil",
-              "rifebench"}),
+              "rifebench.paths", "rifebench"}),
     ("measure", {"rifebench.measure"}),
     ("data", {"rifebench.data"}),
     ("backends", {"rifebench.backends"}),

@@ -99,7 +99,8 @@ def test_cells_columns_comments_and_environment(tmp_path):
 
 def test_shipped_profiles_are_valid_and_shaped_as_documented():
     names = sorted(p.name for p in (REPO / "profiles").glob("*.csv"))
-    assert names == ["cpu.csv", "rife.bf16.csv", "rife.fp16.csv", "rife.fp32.csv", "rife46.optimizations.csv"]
+    assert names == ["cpu.csv", "reference.rife.fp16.csv", "rife.bf16.csv", "rife.fp16.csv", "rife.fp32.csv",
+                     "rife46.optimizations.csv"]
     loaded = {}
     for name in names:
         path = REPO / "profiles" / name
@@ -118,6 +119,7 @@ def test_shipped_profiles_are_valid_and_shaped_as_documented():
     assert all(c["saveimages"] and c["dummy"] for c in study)  # the fingerprints are compared with row 1
 
 
+@pytest.mark.slow
 def test_bad_profile_fails_in_a_second_and_runs_nothing(tmp_path):
     prof = write(tmp_path / "bad.csv", """
         PRECISION,STREAMS,WARMUP
@@ -151,14 +153,17 @@ def test_missing_profile_and_unreadable_profile(tmp_path):
 
 @pytest.fixture(scope="module")
 def cpu_bench(tmp_path_factory):
-    """Three rows at 64x64: a good one, one that cannot run (missing weights file
-    for the 4.0 model), and a good one with two streams. Both good rows run the
-    null model (the row loop is tested, not a network) and save their fingerprint."""
+    """Three rows at 64x64: a good one, one that fails at its turn (a weights file
+    for the 4.0 model that exists, so it passes the start-up checks, but is not a
+    checkpoint), and a good one with two streams. Both good rows run the null
+    model (the row loop is tested, not a network) and save their fingerprint."""
     root = tmp_path_factory.mktemp("bench")
+    (root / "broken").mkdir()
+    (root / "broken" / "flownet.pkl").write_bytes(b"not a checkpoint")
     prof = write(root / "two_good_one_bad.csv", f"""
         {TINY},STREAMS,SAVEIMAGES,MODEL,LOAD_PATH
         cpu,fp32,64,64,3,1,1,1,null,
-        cpu,fp32,64,64,3,1,1,1,4.0,{root}/missing/flownet.pkl
+        cpu,fp32,64,64,3,1,1,1,4.0,{root}/broken/flownet.pkl
         cpu,fp32,64,64,3,1,2,1,null,
         """)
     out = root / "out"
@@ -180,7 +185,7 @@ def test_benchmark_runs_every_row_and_records_the_failure(cpu_bench):
     assert "img/s; invalid: TOO_FEW_SAMPLES" in proc.stdout  # 3 pairs: the console says so too
     for n in (1, 2, 3):
         row = json.loads((out / f"test_{n}" / "row.json").read_text())
-        assert row["row"] == n and row["command"] == [str(REPO / "run_model.sh")]
+        assert row["row"] == n and row["command"] == [sys.executable, "-m", "rifebench"]
         assert row["resolved"]["output_dir"] == str(out / f"test_{n}")
     assert json.loads((out / "test_1" / "results.json").read_text())["status"] == "passed"
     assert json.loads((out / "test_3" / "results.json").read_text())["config"]["streams"] == 2
@@ -201,7 +206,7 @@ def test_summary_csv_one_line_per_row(cpu_bench):
         assert float(r["accuracy_pct"]) == 0.0 and float(r["peak_mem_mib"]) > 0
     # A failed row carries its reason and no figures, so it cannot pass for a measured one.
     assert rows[1]["throughput_img_s"] == "" and rows[1]["latency_p50_ms"] == ""
-    assert "LOAD_PATH" in rows[1]["reason"] and "does not exist" in rows[1]["reason"]
+    assert "LOAD_PATH" in rows[1]["reason"] and "not a plain tensor state dict" in rows[1]["reason"]
     # Row 1 is the reference: speed-up 1, and row 3's fingerprint is compared with it.
     speedups = [r["speedup"].partition(" ") for r in rows]
     assert float(speedups[0][0]) == 1.0 and float(speedups[2][0]) > 0
@@ -370,7 +375,6 @@ def test_plots_are_chosen_by_the_profile_and_titled(tmp_path):
     assert text.startswith("Throughput against streams") and all(part in text for part in TITLE_PARTS)
     assert set(plots.FILES) >= {"throughput_vs_streams.png", "throughput_by_row.png", "speed_vs_quality.png",
                                 "latency_distribution.png"}
-    assert set(plots.FILES) <= set(bench.OUTPUTS)
     docs = (REPO / "README.md").read_text() + (REPO / "profiles" / "README.md").read_text()
     assert all(name in docs for name in plots.FILES)
 
@@ -410,10 +414,15 @@ def test_summary_md_plots_and_sysinfo(cpu_bench):
     meta = json.loads((out / "benchmark.json").read_text())
     assert meta["mode"] == "on bare metal" and meta["finished"] and meta["rows"] == 3
     assert (out / "profile.csv").read_text().startswith(TINY)
+    # The manifest lists every file the benchmark wrote there: all that OVERWRITE=1 may remove later.
+    listed = json.loads((out / ".rifebench-manifest.json").read_text())["files"]
+    assert set(listed) == {p.name for p in out.iterdir()} - {".rifebench-manifest.json"}
+    assert {"test_1", "test_3", "summary.csv", "profile.csv", "throughput_vs_streams.png"} <= set(listed)
 
 
 # --- output folder safety -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_existing_output_folder_is_never_overwritten_silently(tmp_path):
     prof = write(tmp_path / "p.csv", f"{TINY}\ncpu,fp32,64,64,1,0\n")
     out = tmp_path / "out"
@@ -427,15 +436,29 @@ def test_existing_output_folder_is_never_overwritten_silently(tmp_path):
 
 
 def test_force_removes_only_the_previous_benchmark_files(tmp_path, capsys):
+    from rifebench.fsutil import MANIFEST_NAME, write_manifest
+
     out = tmp_path / "out"
     (out / "test_1" / "images").mkdir(parents=True)
-    for name in ("summary.csv", "summary.md", "sysinfo.json", "throughput_vs_streams.png", "notes.txt"):
+    for name in ("summary.csv", "summary.md", "sysinfo.json", "throughput_vs_streams.png", "notes.txt",
+                 "test_9", "summary.md.bak"):
         (out / name).write_text("old")
+    write_manifest(out, ["test_1", "summary.csv", "summary.md", "sysinfo.json", "throughput_vs_streams.png",
+                         "../escape", "gone.txt"])
+    (tmp_path / "escape").write_text("outside")
     assert bench.prepare_output(str(out), force=True) == out
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    assert "removing 5 file(s)" in capsys.readouterr().out
+    # a test_* folder or summary-like file it did not write stays: only the manifest's entries go
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "summary.md.bak", "test_9"]
+    assert (tmp_path / "escape").read_text() == "outside"
+    assert "removed 5 file(s)" in capsys.readouterr().out
+    assert not (out / MANIFEST_NAME).exists()
+    with pytest.raises(bench.UsageError, match=f"no {MANIFEST_NAME}.*OVERWRITE=1"):  # nothing known to be ours
+        bench.prepare_output(str(out), force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "summary.md.bak", "test_9"]
     with pytest.raises(bench.UsageError, match="is a file"):
         bench.prepare_output(str(out / "notes.txt"), force=True)
+    with pytest.raises(bench.UsageError, match="OUTPUT_DIR: '' is empty"):
+        bench.prepare_output("", force=False)
 
 
 @pytest.mark.slow
@@ -530,6 +553,25 @@ def test_image_mode_runs_rows_through_docker(tmp_path):
     system = json.loads((out / "sysinfo.json").read_text())
     assert system["cpu_model"] == "inside the image" and system["image"]["digest"] == "rifebench@sha256:5678"
     assert "rifebench@sha256:5678" in (out / "summary.md").read_text()
+
+
+def test_the_references_own_profile_runs_with_an_image(tmp_path):
+    """Intel's profile format, unchanged, through IMAGE: model_name is a label
+    (never passed to the container), the lower-case columns are variables."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "docker"
+    fake.write_text(FAKE_DOCKER.format(python=sys.executable))
+    fake.chmod(0o755)
+    prof = write(tmp_path / "ref.csv", "model_name,batch_size,num_inputs,streams,precision\nRIFE,1,1024,2,fp16\n")
+    out = tmp_path / "out"
+    env = clean_env(IMAGE="rifebench:cuda", INVENTORY="no", PATH=f"{bindir}:{os.environ['PATH']}")
+    proc = run_bench("--profile", prof, "--output-dir", out, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the fake container exits 3
+    argv = json.loads((out / "test_1" / "docker-argv.json").read_text())
+    assert {"BATCH_SIZE=1", "NUM_INPUTS=1024", "STREAMS=2", "PRECISION=fp16"} <= set(argv)
+    assert not [a for a in argv if a.upper().startswith("MODEL_NAME")]
+    assert read_summary(out)[0]["model_name"] == "RIFE"
 
 
 def test_image_must_be_usable_before_anything_runs(tmp_path, monkeypatch):

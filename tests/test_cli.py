@@ -176,10 +176,21 @@ def test_stale_results_are_set_aside(tmp_path):
     proc = run_harness([*REAL, "--output-dir", out, "--pretrained-weights", tmp_path / "nope.pkl"])
     assert proc.returncode == 2
     assert (out / "results.yaml").read_text() == "stale"  # refused before anything: nothing touched
+    (out / "images").mkdir()
+    (out / "images" / "old.png").write_text("stale")
     proc = run_harness([*SMALL, "--output-dir", out])
     assert proc.returncode == 0
-    assert (out / "results.yaml.prev").read_text() == "stale"
-    assert (out / "results.yaml").read_text() != "stale"
+    # The whole earlier set moved aside together, into one folder for that run.
+    [earlier] = (out / "previous").iterdir()
+    assert (earlier / "results.yaml").read_text() == "stale"
+    assert (earlier / "images" / "old.png").read_text() == "stale"
+    assert (out / "results.yaml").read_text() != "stale" and not (out / "images").exists()
+    assert not list(out.glob("*.prev"))
+    first = json.loads((out / "results.json").read_text())
+    assert run_harness([*SMALL, "--output-dir", out]).returncode == 0  # and this run's set, log included
+    [moved] = [p for p in (out / "previous").iterdir() if p != earlier]
+    assert json.loads((moved / "results.json").read_text()) == first
+    assert "status: passed" in (moved / "output.log").read_text()
 
 
 @pytest.mark.slow

@@ -203,7 +203,12 @@ def test_not_a_dataset_archive_leaves_nothing(tmp_path, serve):
     srv = serve(make_archive(with_list=False))
     proc = get_dataset("--dir", tmp_path, "--url", srv.url)
     assert proc.returncode == 1 and "no tri_testlist.txt" in proc.stderr
-    assert listing(tmp_path) == ["vimeo_interp_test.zip"]
+    # Set aside, not kept under its name: the rerun fetches anew instead of refusing it again.
+    assert listing(tmp_path) == ["vimeo_interp_test.zip.refused"] and "fetches it anew" in proc.stderr
+    srv2 = serve(make_archive(with_list=True))
+    proc = get_dataset("--dir", tmp_path, "--url", srv2.url)
+    assert proc.returncode == 0, proc.stderr
+    assert "vimeo_interp_test" in listing(tmp_path)
 
 
 @pytest.mark.slow

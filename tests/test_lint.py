@@ -105,12 +105,16 @@ def test_image_is_pinned_labelled_and_non_root(flavour):
     assert steps[-1] == ("CMD", '["./run_model.sh", "--dummy"]')
 
 
-def test_gpu_images_carry_the_study_model_and_the_xpu_image_ipex():
+def test_gpu_images_carry_the_study_model_and_the_xpu_image_one_stack():
     for flavour in ("cuda-gpu", "flex-gpu"):
         assert 'ARG EXTRA_MODELS="4.6"' in dockerfile(flavour)
     flex = dockerfile("flex-gpu")
-    assert "FROM intel/intel-extension-for-pytorch:" in flex and "-xpu" in flex
-    assert "intel-extension-for-pytorch==" in flex and "PYTHON=python3.11" in flex
+    # PyTorch's own XPU wheels on a plain base: no IPEX base image, no IPEX wheel beside them.
+    steps = instructions(flex)
+    spec = next(a for w, a in steps if w == "ARG" and a.startswith("TORCH_SPEC="))
+    assert "download.pytorch.org/whl/xpu" in spec and "intel-extension-for-pytorch" not in spec
+    assert not any(w == "FROM" and "intel-extension-for-pytorch" in a for w, a in steps)
+    assert "IPEX=no" in " ".join(a for w, a in steps if w == "ENV")
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile("cuda-gpu")
 
 

@@ -104,6 +104,7 @@ def run_null(tmp_path, *extra, name="o"):
     return proc, doc, out
 
 
+@pytest.mark.slow
 def test_a_one_second_window_is_too_short_and_strict_fails_it(tmp_path):
     proc, doc, _ = run_null(tmp_path, "--null-ms", "100", "--num-inputs", "1000", "--max-test-duration", "1")
     assert proc.returncode == 0 and doc["status"] == "passed"
@@ -116,6 +117,7 @@ def test_a_one_second_window_is_too_short_and_strict_fails_it(tmp_path):
     assert (out / "results.yaml").exists()  # the measurement is complete: its figures are kept
 
 
+@pytest.mark.slow
 def test_repetitions_give_a_median_and_an_interval(tmp_path):
     proc, doc, out = run_null(tmp_path, "--null-ms", "2", "--num-inputs", "40", "--repeat", "3")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -6,7 +6,9 @@ subcommands: `bench` (benchmark.sh), `compare`, `study`, `fetch-model`
 """
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from rifebench import __version__
 from rifebench.errors import UsageError
+from rifebench.run.interrupts import Deferred, Interrupted, interrupted_late, raise_on_signals
 from rifebench.status import Exit, Status
 from rifebench.warning_codes import line, warning
 
@@ -21,6 +24,10 @@ PROG = "run_model.sh"
 SUBCOMMANDS = {"bench": "rifebench.bench.runner", "compare": "rifebench.report.compare",
                "study": "rifebench.bench.study", "fetch-model": "rifebench.fetch.weights",
                "fetch-dataset": "rifebench.fetch.vimeo"}
+
+TORCH_MISSING = ("PyTorch is not installed in this Python (accepted: run ./setup.sh in a checkout, which picks "
+                 "the build for this machine, or pip install torch --index-url "
+                 "https://download.pytorch.org/whl/cpu (or .../whl/cu128 for NVIDIA, .../whl/xpu for Intel GPUs))")
 
 
 @dataclass
@@ -42,7 +49,54 @@ def error(msg: str) -> None:
     print(f"{PROG}: error: {msg}", file=sys.stderr, flush=True)
 
 
+class _Stdout:
+    """sys.stdout whose first broken pipe (`| head -1`) sends the rest to /dev/null,
+    as Python's documentation on SIGPIPE advises, so that the run goes on and keeps
+    its exit status instead of dying in a BrokenPipeError traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self._to_devnull(exc)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._to_devnull(exc)
+
+    def _to_devnull(self, exc: OSError) -> None:
+        if exc.errno not in (errno.EPIPE, errno.EBADF):
+            raise exc
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self._stream.fileno())
+        os.close(null)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _guard_stdio() -> None:
+    # A descriptor closed at start (`>&-`) leaves sys.stdout None, and the next
+    # descriptor opened would take its number: give it /dev/null first.
+    for fd, name, mode in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY), (2, "stderr", os.O_WRONLY)):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, mode)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
+    if not isinstance(sys.stdout, _Stdout):
+        sys.stdout = _Stdout(sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _guard_stdio()
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
@@ -60,46 +114,48 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         error(str(exc))
         return Exit.USAGE
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch" and not (exc.name or "").startswith("torch."):
+            raise
+        error(TORCH_MISSING)
+        return Exit.USAGE
+    from rifebench.report.previous import set_aside_previous
     from rifebench.run.teelog import Tee
 
-    with Tee(str(Path(ready.cfg.output_dir) / "output.log")):
-        return run(ready)
+    try:
+        lock = lock_output_dir(ready.cfg.output_dir)
+    except UsageError as exc:
+        error(str(exc))
+        return Exit.USAGE
+    try:  # the lock lives as long as the run; the previous results go aside before output.log is opened
+        set_aside_previous(ready.cfg.output_dir)
+        with Tee(str(Path(ready.cfg.output_dir) / "output.log")), Deferred() as sigs:
+            return run(ready, sigs)
+    finally:
+        lock.release()
+
+
+def lock_output_dir(path: str):
+    """One run per folder: a second run into it is refused, naming the first."""
+    from rifebench.fsutil import OutputLock
+
+    try:
+        return OutputLock(path).acquire()
+    except OSError as exc:
+        raise UsageError(f"--output-dir/OUTPUT_DIR: {exc.strerror and f'{path!r}: {exc.strerror}' or exc} "
+                         "(accepted: a folder no other run is using)") from None
 
 
 def prepare(cfg) -> Prepared:
     """Everything that can refuse the run, before anything heavy: platform,
     output folder, streams, dataset, weights. Raises UsageError (exit 2)."""
-    from rifebench.backends.device import BackendUnavailable, gpu_identities, resolve_platform
+    from rifebench.run.startup import startup_checks
 
-    try:
-        platform = resolve_platform(cfg.platform)
-    except BackendUnavailable as exc:
-        raise UsageError(str(exc)) from None
-    precision = cfg.precision if cfg.precision != "auto" else ("fp32" if platform == "cpu" else "fp16")
-    origin = dict(cfg.origin)
-    for name, before, after in (("platform", cfg.platform, platform), ("precision", cfg.precision, precision)):
-        if before != after:
-            origin[name] = f"{origin[name]} ({before} -> {after})"
-    cfg = cfg.replace(platform=platform, precision=precision, origin=origin)
-    from rifebench.backends.knobs import KnobError, preflight as check_knobs
+    cfg, plan = startup_checks(cfg)
+    if cfg.platform == "cpu":  # on a GPU the frames and activations are in the device's memory: out of scope
+        from rifebench.run.memory import check as check_memory
 
-    try:
-        check_knobs(cfg)  # e.g. IPEX=yes without the extension, COMPILE without a C++ compiler
-    except KnobError as exc:
-        from rifebench.options import flag_of
-
-        raise UsageError(f"{flag_of(exc.knob)}: {exc}") from None
-    check_output_dir(cfg.output_dir)
-    from rifebench.run.launcher import preflight
-
-    plan = preflight(cfg, gpu_identities(cfg.platform, cfg.device_list))  # PIN, DEVICES, SOCKET, in a second
-    if not cfg.dummy:  # a broken dataset fails in a second, not after the models are loaded
-        from rifebench.data.vimeo import ACCEPTED, DatasetError, triplets
-
-        try:
-            triplets(cfg.dataset_dir, cfg.num_inputs)
-        except DatasetError as exc:
-            raise UsageError(f"--data/DATASET_DIR: {exc} (accepted: {ACCEPTED})") from None
+        check_memory(cfg)  # before any weights download: a run that cannot fit fails in a second
     model, warnings = check_weights(cfg)
     model["flops"] = model_flops(cfg)
     return Prepared(cfg, model, plan, warnings)
@@ -147,18 +203,6 @@ def device_peak(cfg, streams: list[dict]) -> dict | None:
     return {"tflops": measured, "source": f"measured: 8192x8192 {cfg.precision} matmuls for 1 s on {dev['device']}"}
 
 
-def check_output_dir(path: str) -> None:
-    import tempfile
-
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--output-dir/OUTPUT_DIR: {path!r} is not writable ({exc.strerror or exc}) "
-                          "(accepted: a folder this user can create and write)") from None
-
-
 def check_weights(cfg) -> tuple[dict, list]:
     """Fetch the default weights when missing (as get_model.sh does), then load
     them once here so that a wrong file fails in a second, not in every stream.
@@ -166,6 +210,7 @@ def check_weights(cfg) -> tuple[dict, list]:
     from rifebench.fetch.weights import FetchError, fetch
     from rifebench.fsutil import sha256_file
     from rifebench.models.weights import WeightsError, load_model
+    from rifebench.run.startup import check_load_path
 
     spec = cfg.spec
     if spec.weights_file is None:
@@ -173,12 +218,8 @@ def check_weights(cfg) -> tuple[dict, list]:
                 "weights_path": None, "sha256": None, "official_sha256": None, "parameters": 0,
                 "modulus": spec.modulus_for(cfg.scale), "null_ms": cfg.null_ms}, []
     path = Path(cfg.load_path)
-    is_default = path == spec.weights_path(cfg.models_dir)
+    check_load_path(cfg)
     if not path.exists():
-        if not is_default:
-            raise UsageError(f"--pretrained-weights/LOAD_PATH: {str(path)!r} does not exist "
-                              f"(accepted: a weights file for model {spec.name}; ./get_model.sh --model "
-                              f"{spec.name} fetches the official one)")
         log(f"weights for model {spec.name} not found at {path}; fetching them (as ./get_model.sh --model "
             f"{spec.name})")
         try:
@@ -198,31 +239,66 @@ def check_weights(cfg) -> tuple[dict, list]:
     return info, []
 
 
-def run(ready: Prepared) -> int:
+def run(ready: Prepared, sigs: Deferred | None = None) -> int:
     from rifebench.report import results as report
-    from rifebench.run.launcher import launch
+    from rifebench.run.launcher import Outcome, launch
+
+    sigs = sigs or Deferred()  # not entered: records nothing
 
     cfg = ready.cfg
-    log(f"rifebench {__version__}: model {cfg.model}, {cfg.mode} mode, platform {cfg.platform}, "
+    log(f"rifebench {__version__}: model {cfg.model}, {cfg.mode_name} mode ({cfg.mode}), platform {cfg.platform}, "
         f"precision {cfg.precision}{' (amp)' if cfg.amp else ''}, {cfg.streams} stream(s)")
     for w in ready.warnings:
         log(line(w))
     started_wall = time.time()
-    report.begin(cfg, ready.model)
+    try:
+        report.begin(cfg, ready.model)
+    except OSError as exc:
+        return results_lost(cfg, exc)
     outcomes = []
     for i in range(cfg.repeat):
         if cfg.repeat > 1:
             log(f"repetition {i + 1} of {cfg.repeat}")
-        outcomes.append(launch(cfg, ready.plan, log=log))
+        # A signal before the launch stops the run here; one during it, the launcher.
+        outcomes.append(Outcome(Status.INTERRUPTED) if sigs.received else launch(cfg, ready.plan, log=log))
         outcomes[-1].warnings[:0] = ready.warnings
         if outcomes[-1].status != Status.COMPLETED:
             break  # a failed or interrupted repetition ends the run; its failure is the run's
     streams = outcomes[-1].streams
     peak = device_peak(cfg, streams) if streams else None
-    doc, code = report.finish(cfg, ready.model, outcomes, started_wall, peak)
+    if sigs.received and outcomes[-1].status == Status.COMPLETED:
+        outcomes[-1].status = Status.INTERRUPTED  # after the streams ended: kept, but not a pass
+    try:
+        doc, code = report.finish(cfg, ready.model, outcomes, started_wall, peak)
+    except OSError as exc:
+        return results_lost(cfg, exc)
+    if sigs.received and doc["status"] != Status.INTERRUPTED:  # arrived while the results were written
+        doc, code = interrupted_late(cfg, doc, sigs.received, log)
     report.print_summary(doc, log)
     return code
 
 
+
+def results_lost(cfg, exc: OSError) -> int:
+    """A result file could not be written (a full disk): say so in one line and
+    leave no results.json claiming "running"; earlier runs stay in previous/."""
+    from rifebench.report.previous import discard_unfinished
+
+    discard_unfinished(cfg.output_dir)
+    error(f"--output-dir/OUTPUT_DIR: results not written in {cfg.output_dir!r} ({exc.strerror or exc}); "
+          "earlier runs' results are kept in its previous/ folder")
+    return Exit.FAIL
+
+
+def cli() -> int:
+    """`python -m rifebench`: a signal exits 130 with one line from here on (run/interrupts.py)."""
+    raise_on_signals()
+    try:
+        return main()
+    except Interrupted as exc:
+        error(f"interrupted by {exc} during start-up; nothing was measured")
+        return Exit.INTERRUPTED
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

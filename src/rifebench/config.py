@@ -17,6 +17,7 @@ from rifebench import __version__
 from rifebench.models import zoo
 from rifebench.errors import UsageError
 from rifebench.options import BY_NAME, GROUPS, OPTIONS
+from rifebench.paths import default_models_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +55,11 @@ class _ConfigBase:
         return "dummy" if self.dummy else "dataset"
 
     @property
+    def mode_name(self) -> str:
+        """What the console and README call the mode: "quality mode (dataset)"."""
+        return "performance" if self.dummy else "quality"
+
+    @property
     def spec(self) -> zoo.ModelSpec:
         return zoo.get(self.model)
 
@@ -81,9 +87,17 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
+        allow_abbrev=False,
         description="RIFE inference benchmark: throughput, latency and PSNR pass rate. "
         "Every option is also an environment variable (in brackets); a flag wins over the variable, "
-        "the variable over the default.",
+        "the variable over the default.\n\n"
+        "Subcommands (rifebench SUBCOMMAND --help for each):\n"
+        "  run            this benchmark run (run_model.sh); the default when no subcommand is given\n"
+        "  bench          every row of a CSV profile (benchmark.sh)\n"
+        "  compare        two runs or benchmarks, A vs B\n"
+        "  study          optimisation study: configurations x sizes in one process per worker\n"
+        "  fetch-model    download and verify official weights (get_model.sh)\n"
+        "  fetch-dataset  download the Vimeo-90K triplet test set (get_dataset.sh)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 passed, 1 failed (a stream failed or the quality verdict failed), "
         "2 bad input, 130 interrupted.",
@@ -95,10 +109,11 @@ def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
         text = f"[{o.env}] {o.help} (values: {o.accepted()}; default: {o.shown_default()})"
         text = text.replace("%", "%%")
         if o.kind == "switch":
-            groups[o.group].add_argument(o.flag, dest=o.name, action="store_const", const=True,
+            groups[o.group].add_argument(o.flag, *o.alias_flags, dest=o.name, action="store_const", const=True,
                                          default=None, help=text)
         else:
-            groups[o.group].add_argument(o.flag, dest=o.name, default=None, metavar=o.env, help=text)
+            groups[o.group].add_argument(o.flag, *o.alias_flags, dest=o.name, default=None, metavar=o.env,
+                                         help=text)
     return parser
 
 
@@ -122,7 +137,7 @@ def resolve(argv: Sequence[str], env: Mapping[str, str] | None = None):
 
 
 def _resolve_paths(values: dict) -> None:
-    values["models_dir"] = str(Path(values["models_dir"] or REPO_ROOT / "model").expanduser().resolve())
+    values["models_dir"] = str(Path(values["models_dir"] or default_models_dir()).expanduser().resolve())
     if zoo.get(values["model"]).weights_file is None:  # the null model: LOAD_PATH is recorded, not used
         if values["load_path"] is not None:
             values["load_path"] = str(Path(values["load_path"]).expanduser().resolve())
@@ -130,6 +145,9 @@ def _resolve_paths(values: dict) -> None:
         values["load_path"] = str(zoo.get(values["model"]).weights_path(values["models_dir"]))
     else:
         values["load_path"] = str(Path(values["load_path"]).expanduser().resolve())
+    if not str(values["output_dir"]).strip():  # Path("") is the current folder: never a silent choice
+        raise UsageError(f"--output-dir/OUTPUT_DIR: {values['output_dir']!r} is empty (accepted: a folder path; "
+                         "'.' for the current folder)")
     values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
     if values["dataset_dir"] is not None:
         values["dataset_dir"] = str(Path(values["dataset_dir"]).expanduser().resolve())

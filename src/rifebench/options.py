@@ -9,6 +9,7 @@ than one option live in config.py.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,10 @@ from rifebench.models import zoo
 
 TRUE_WORDS = ("1", "yes", "true", "on", "y")
 FALSE_WORDS = ("0", "no", "false", "off", "n", "")
+# int() and float() also take "1_0" and non-ASCII digits ("１０"); a profile cell
+# or variable spelt that way is a typo, not a number.
+INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Option:
     maximum: float | None = None
     none_words: tuple[str, ...] = ()  # spellings that mean "unset" (e.g. unlimited)
     default_text: str | None = None  # how --help and the README show the default
+    alias_flags: tuple[str, ...] = ()  # other spellings of the flag (another tool of the reference uses them)
 
     def accepted(self) -> str:
         if self.kind == "choice":
@@ -80,6 +86,8 @@ class Option:
                 return canon[low]
             raise UsageError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
         if self.kind in ("int", "float"):
+            if not (INT_RE if self.kind == "int" else FLOAT_RE).fullmatch(text):
+                raise UsageError(f"{where}: invalid value {raw!r} (accepted: {self.accepted()})")
             try:
                 value = int(text, 10) if self.kind == "int" else float(text)
             except ValueError:
@@ -134,7 +142,8 @@ OPTIONS: tuple[Option, ...] = (
            "quality mode: a Vimeo-90K triplet test folder (tri_testlist.txt with sequences/ or input/+target/); "
            "durations are ignored and a stream tests min(NUM_INPUTS, list size) triplets", "run"),
     Option("models_dir", "--modelsdir", "MODELS_DIR", "path", None,
-           "where weights live (MODELS_DIR/rife-<model>/flownet.pkl)", "run", default_text="./model"),
+           "where weights live (MODELS_DIR/rife-<model>/flownet.pkl)", "run",
+           default_text="./model in a checkout, else $XDG_CACHE_HOME/rifebench", alias_flags=("--models-dir",)),
     Option("load_path", "--pretrained-weights", "LOAD_PATH", "path", None,
            "weights file; missing default weights are fetched as by get_model.sh", "run",
            default_text="MODELS_DIR/rife-<model>/flownet.pkl"),
@@ -243,5 +252,6 @@ def markdown_table() -> str:
     """The README's option table, generated from OPTIONS."""
     rows = ["| flag | variable | values | default | meaning |", "|---|---|---|---|---|"]
     for o in OPTIONS:
-        rows.append(f"| `{o.flag}` | `{o.env}` | {o.accepted()} | {o.shown_default()} | {o.help} |")
+        flags = " ".join(f"`{f}`" for f in (o.flag, *o.alias_flags))
+        rows.append(f"| {flags} | `{o.env}` | {o.accepted()} | {o.shown_default()} | {o.help} |")
     return "\n".join(rows)

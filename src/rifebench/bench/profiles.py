@@ -4,12 +4,17 @@ A cell is a value handed to the run as an environment variable, never shell:
 every cell is checked before any row runs (unknown column, shell
 metacharacters, the option's own parser, then the checks across options of
 config.validate), so a bad profile fails in a second with the row and column
-named. An empty cell leaves the variable to the environment or the default.
-Lines starting with '#' are comments.
+named; then every row's start-up checks run (platform, knobs, streams plan,
+socket, dataset list, LOAD_PATH), so row 500 cannot fail at its turn for a
+reason known at start. An empty cell leaves the variable to the environment or
+the default. Lines starting with '#' are comments; comma-only lines (which
+spreadsheets export) are skipped. Intel's reference profiles are read
+unchanged: `model_name` is a label recorded in the summary, not a variable.
 """
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +24,9 @@ from rifebench.options import BY_ENV
 
 # OUTPUT_DIR is the benchmark's own folder; each row gets OUTPUT_DIR/test_<n>.
 RESERVED = {"OUTPUT_DIR": "benchmark.sh gives each row its own OUTPUT_DIR/test_<n>"}
+# Columns of the reference's profiles that label a row and never reach the run.
+# `RIFE,...` there means the reference's one model: our default, unless MODEL says otherwise.
+LABELS = ("model_name",)
 SHELL_META = set("$`;&|<>(){}[]*?!\\\"'")
 
 
@@ -52,13 +60,14 @@ def read(path: str | Path) -> tuple[list[str], list[Row]]:
     if not kept:
         raise ProfileError(f"{path}: no header and no rows (accepted: a header of option variables, then one "
                            "row per run; see profiles/README.md)")
-    parsed = list(csv.reader([line for _, line in kept], skipinitialspace=True))
-    header = [_column(path, kept[0][0], i, name) for i, name in enumerate(parsed[0], 1)]
+    parsed = _records(path, kept)
+    head_line, head = parsed[0]
+    header = [_column(path, head_line, i, name) for i, name in enumerate(head, 1)]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise ProfileError(f"{path}: line {kept[0][0]}: column {dupes[0]} appears twice (accepted: each option once)")
+        raise ProfileError(f"{path}: line {head_line}: column {dupes[0]} appears twice (accepted: each option once)")
     rows = []
-    for number, ((line_no, _), cells) in enumerate(zip(kept[1:], parsed[1:]), 1):
+    for number, (line_no, cells) in enumerate(parsed[1:], 1):
         if len(cells) != len(header):
             raise ProfileError(f"{path}: row {number} (line {line_no}) has {len(cells)} cells for {len(header)} "
                                f"columns (accepted: one cell per column; leave a cell empty for the default)")
@@ -69,12 +78,33 @@ def read(path: str | Path) -> tuple[list[str], list[Row]]:
     return header, rows
 
 
+def _records(path: str, kept: list[tuple[int, str]]) -> list[tuple[int, list[str]]]:
+    """(file line, cells) per kept line, comma-only lines left out. A quoted cell
+    spanning lines is refused: joining its lines would turn "0<newline>1" into 01."""
+    reader = csv.reader(io.StringIO("\n".join(line for _, line in kept)), skipinitialspace=True)
+    out, used = [], 0
+    for cells in reader:
+        first, used = used, reader.line_num
+        if used - first > 1:
+            where = f"row {len(out)} (line {kept[first][0]})" if out else f"line {kept[first][0]} (the header)"
+            raise ProfileError(f"{path}: {where}: a quoted cell holds a line break (accepted: one line per row; "
+                               "a cell is a single value)")
+        if any(c.strip() for c in cells):
+            out.append((kept[first][0], cells))
+    if not out:
+        raise ProfileError(f"{path}: no header and no rows (accepted: a header of option variables, then one "
+                           "row per run; see profiles/README.md)")
+    return out
+
+
 def _column(path: str, line: int, index: int, raw: str) -> str:
+    if raw.strip().lower() in LABELS:
+        return raw.strip().lower()
     name = raw.strip().upper()
     if name in RESERVED:
         raise ProfileError(f"{path}: line {line}: column {name} cannot be set in a profile: {RESERVED[name]}")
     if name not in BY_ENV:
-        accepted = ", ".join(v for v in BY_ENV if v not in RESERVED)
+        accepted = ", ".join([*(v for v in BY_ENV if v not in RESERVED), *(f"{lab} (a label)" for lab in LABELS)])
         raise ProfileError(f"{path}: line {line}: column {index} {raw.strip()!r} is not an option variable "
                            f"(accepted: {accepted})")
     return name
@@ -98,35 +128,56 @@ def base_env(environ: Mapping[str, str]) -> dict[str, str]:
 def row_env(row: Row, environ: Mapping[str, str]) -> dict[str, str]:
     """Option variables of one row: the environment's, overridden by the row's
     cells. Performance mode unless a dataset is named anywhere."""
-    env = base_env(environ) | row.cells
+    env = base_env(environ) | {k: v for k, v in row.cells.items() if k not in LABELS}
     if "DUMMY" not in env and not env.get("DATASET_DIR"):
         env["DUMMY"] = "1"
     return env
 
 
-def validate(path: str, rows: list[Row], environ: Mapping[str, str]) -> list[str]:
-    """Every problem of every row, one line each; empty when all rows are valid."""
-    from rifebench.config import resolve
-
-    errors = []
+def validate(path: str, rows: list[Row], environ: Mapping[str, str], startup: bool = True) -> list[str]:
+    """Every problem of every row, one line each; empty when all rows are valid.
+    `startup`: also run each row's start-up checks on this host (not for rows
+    run in a container, whose platform and paths are the image's)."""
+    errors, seen = [], {}
     for row in rows:
-        bad = False
-        for col, value in row.cells.items():
-            why = check_cell(value)
-            if why is None:
-                try:
-                    BY_ENV[col].parse(value, "env")
-                except UsageError as exc:
-                    why = str(exc).removeprefix(f"{col}: ")
-            if why:
-                errors.append(f"{row.where(path, col)}: {why}")
-                bad = True
-        if not bad:
-            try:
-                resolve([], env=row_env(row, environ))
-            except UsageError as exc:
-                errors.append(f"{row.where(path)}: {exc}")
+        bad = [f"{row.where(path, col)}: {why}" for col, value in row.cells.items()
+               if (why := _cell_problem(col, value))]
+        errors += bad or _row_problems(path, row, row_env(row, environ), startup, seen)
     return errors
+
+
+def _cell_problem(col: str, value: str) -> str | None:
+    why = check_cell(value)
+    if why is None and col not in LABELS:
+        try:
+            BY_ENV[col].parse(value, "env")
+        except UsageError as exc:
+            why = str(exc).removeprefix(f"{col}: ")
+    return why
+
+
+def _row_problems(path: str, row: Row, env: dict, startup: bool, seen: dict) -> list[str]:
+    """The checks across options, then the run's own start-up checks (once per
+    distinct set of variables: a profile of 500 alike rows checks one)."""
+    from rifebench.config import resolve
+    from rifebench.run.startup import startup_checks
+
+    key = tuple(sorted(env.items()))
+    if key not in seen:
+        seen[key] = None
+        try:
+            cfg = resolve([], env=env)
+        except UsageError as exc:
+            seen[key] = (str(exc), None)
+        if startup and seen[key] is None:
+            try:
+                startup_checks(cfg, output_dir=False)
+            except UsageError as exc:  # "--platform/PLATFORM: ..." names the column PLATFORM
+                seen[key] = (str(exc), str(exc).split(":", 1)[0].rpartition("/")[2])
+    if seen[key] is None:
+        return []
+    msg, var = seen[key]
+    return [f"{row.where(path, var if var in row.cells else None)}: {msg}"]
 
 
 def resolved(row: Row, environ: Mapping[str, str], output_dir: str) -> dict:

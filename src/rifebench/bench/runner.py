@@ -1,6 +1,7 @@
 """benchmark.sh: run every row of a CSV profile, on bare metal or in a container.
 
-Each row is a subprocess (./run_model.sh, or `docker run ... IMAGE
+Each row is a subprocess (`python -m rifebench` with this package, so an
+installed copy works outside a checkout, or `docker run ... IMAGE
 ./run_model.sh` when IMAGE is set) with the row's cells as environment
 variables and OUTPUT_DIR=<benchmark folder>/test_<n>. The profile is checked
 whole before anything runs; a row that fails is recorded and the next one
@@ -12,6 +13,7 @@ Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as dt
 import glob
 import json
@@ -24,21 +26,21 @@ import sys
 import time
 from pathlib import Path
 
+from rifebench import __version__
 from rifebench.report import plots, summary
 from rifebench.bench import profiles
 from rifebench.measure import sysinfo
-from rifebench.fsutil import atomic_write_text
+from rifebench.fsutil import (MANIFEST_NAME, OutputDirError, atomic_write_text, prepare_dir,
+                              remove_manifest_files, write_manifest)
 from rifebench.status import Exit, Status
 from rifebench.options import TRUE_WORDS
 
 PROG = "benchmark.sh"
 REPO_ROOT = Path(__file__).resolve().parents[3]
-RUN_MODEL = REPO_ROOT / "run_model.sh"
+# The folder holding the rifebench package, put first on a row's PYTHONPATH.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 CONTAINER_OUTPUT = "/tmp/output"
 CONTAINER_DATA = "/data"
-# What a previous benchmark leaves in its folder; OVERWRITE=1 removes exactly these.
-OUTPUTS = ("summary.csv", "summary.md", "sysinfo.json", "benchmark.json", "profile.csv", "inventory",
-           *plots.FILES)
 
 
 class UsageError(ValueError):
@@ -56,9 +58,12 @@ def error(msg: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ
     p = argparse.ArgumentParser(
-        prog=PROG, description="Run every row of a CSV profile (profiles/README.md) as one run of run_model.sh. "
+        prog=PROG, allow_abbrev=False, description="Run every row of a CSV profile (profiles/README.md) as one run of run_model.sh. "
         "Every option is also an environment variable (in brackets); a flag wins.",
-        epilog="Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options, 130 interrupted.")
+        epilog="DOCKER_ARGS: extra `docker run` arguments with IMAGE (split like a shell would, never evaluated). "
+        "Any option variable of run_model.sh --help set here applies to every row a profile cell does not set. "
+        "Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options, 130 interrupted.")
+    p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     p.add_argument("--profile", metavar="CSV", default=env.get("PROFILE"),
                    help="[PROFILE] the profile to run, e.g. profiles/cpu.csv (required)")
     p.add_argument("--output-dir", metavar="DIR", default=env.get("OUTPUT_DIR"),
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--profile/PROFILE: not given (accepted: a CSV profile, e.g. "
                              f"{', '.join(sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'profiles').glob('*.csv')))})")
         header, rows = profiles.read(args.profile)
-        problems = profiles.validate(args.profile, rows, os.environ)
+        problems = profiles.validate(args.profile, rows, os.environ, startup=not args.image)
         if problems:
             for line in problems:
                 error(line)
@@ -96,27 +101,25 @@ def prepare_output(requested: str | None, force: bool) -> Path:
     """A new or empty folder; a non-empty one only when told, and then only the
     previous benchmark's own files go. Checked writable before anything runs."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if requested is not None and not requested.strip():
+        raise UsageError("--output-dir/OUTPUT_DIR: '' is empty (accepted: a folder path, or unset for "
+                         "./output/benchmark-<timestamp>)")
     out = Path(requested or f"output/benchmark-{stamp}").expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--output-dir/OUTPUT_DIR: {str(out)!r} is a file (accepted: a new or empty folder)")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise UsageError(f"--output-dir/OUTPUT_DIR: {str(out)!r} is not empty and would be overwritten "
-                             "(accepted: a new or empty folder, or --force/OVERWRITE=1 to replace the previous "
-                             "benchmark's files there)")
-        old = [p for p in out.iterdir() if p.name in OUTPUTS or p.name.startswith("test_")]
-        log(f"{PROG}: --force: removing {len(old)} file(s) of the previous benchmark in {out}")
-        for p in old:
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"--output-dir/OUTPUT_DIR: {str(out)!r} is not writable ({exc.strerror or exc}) "
-                         "(accepted: a folder this user can create and write)") from None
-    return out
+        if out.is_dir() and any(out.iterdir()):
+            if not force:
+                raise UsageError(f"--output-dir/OUTPUT_DIR: {str(out)!r} is not empty and would be overwritten "
+                                 "(accepted: a new or empty folder, or --force/OVERWRITE=1 to replace the "
+                                 "previous benchmark's files there)")
+            try:
+                removed = remove_manifest_files(out)
+            except OutputDirError as exc:
+                raise UsageError(f"--output-dir/OUTPUT_DIR: {exc} (accepted: a new or empty folder, or with "
+                                 "--force/OVERWRITE=1 one holding a benchmark's files and its manifest)") from None
+            log(f"{PROG}: --force: removed {removed} file(s) the previous benchmark listed in {out / MANIFEST_NAME}")
+        return prepare_dir(out)
+    except OutputDirError as exc:
+        raise UsageError(f"--output-dir/OUTPUT_DIR: {exc}") from None
 
 
 # --- containers -------------------------------------------------------------------------
@@ -184,9 +187,11 @@ class Benchmark:
         self.system: dict = {}
         self.records: list[dict] = []
         self.stop_reason: str | None = None
+        self.foreign = set(os.listdir(out))  # kept by --force: not ours to list or remove
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        self.note_outputs()  # before the first file: a crash at any point leaves it listed
         shutil.copyfile(self.args.profile, self.out / "profile.csv")
         atomic_write_text(self.out / "benchmark.json", json.dumps(self.meta, indent=2) + "\n")
         try:
@@ -236,12 +241,16 @@ class Benchmark:
     def run_row(self, row) -> dict:
         test_dir = self.out / f"test_{row.number}"
         test_dir.mkdir()
+        self.note_outputs()
         env = profiles.row_env(row, os.environ)
         config = profiles.resolved(row, os.environ, str(test_dir))
-        cmd = docker_command(self.image, env, test_dir, config["platform"]) if self.image else [str(RUN_MODEL)]
+        cmd = (docker_command(self.image, env, test_dir, config["platform"]) if self.image
+               else [sys.executable, "-m", "rifebench"])
         child_env = {k: v for k, v in os.environ.items() if k != "OUTPUT_DIR"} | env | {"OUTPUT_DIR": str(test_dir)}
+        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
         atomic_write_text(test_dir / "row.json", json.dumps(
-            {"row": row.number, "line": row.line, "profile": self.args.profile, "cells": row.cells, "env": env,
+            {"row": row.number, "line": row.line, "profile": self.args.profile, "cells": row.cells,
+             "model_name": row.cells.get("model_name"), "env": env,
              "command": cmd, "resolved": config}, indent=2, default=str) + "\n")
         log(f"{PROG}: row {row.number}/{len(self.rows)}: {row.label()}")
         t0 = time.monotonic()
@@ -255,6 +264,11 @@ class Benchmark:
         log(f"{PROG}: row {row.number}: {rec['status']} ({tail})")
         return rec
 
+    def note_outputs(self) -> None:
+        """The manifest: this benchmark's files, all that OVERWRITE=1 may later remove."""
+        names = set(os.listdir(self.out)) - self.foreign
+        write_manifest(self.out, names | {"profile.csv", "benchmark.json"})
+
     def write_summary(self, final: bool) -> None:
         summary.add_reference(self.records, self.out)
         if final:
@@ -266,6 +280,7 @@ class Benchmark:
             except Exception as exc:  # a plotting problem must not lose the summary
                 log(f"{PROG}: warning: plots not written: {type(exc).__name__}: {exc}")
         summary.write(self.out, self.meta, self.system, self.header, self.records, written)
+        self.note_outputs()
         if final:
             atomic_write_text(self.out / "benchmark.json", json.dumps(self.meta, indent=2) + "\n")
             done = sum(r["status"] == Status.PASSED for r in self.records)
@@ -276,12 +291,24 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _die_with_parent() -> None:
+    """In the row's process before it starts: SIGKILL it when benchmark.sh dies, however
+    it dies (PR_SET_PDEATHSIG, Linux); the row's streams die with the row in turn. A
+    docker row's container is docker's: `docker run --rm` goes, the container may not.
+    Runs between fork and exec: ctypes is imported beforehand, nothing is imported here."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _run_logged(cmd: list[str], env: dict, log_path: Path, prefix: str) -> int | None:
     """Run one row, echoing its output (prefixed) and keeping it in console.log.
     Ctrl-C / SIGTERM is passed on and the row given time to stop cleanly."""
     with open(log_path, "wb") as logf:
         try:
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    preexec_fn=_die_with_parent)
         except OSError as exc:
             logf.write(f"error: cannot start {cmd[0]}: {exc}\n".encode())
             return None

@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from rifebench import __version__
 from rifebench.bench.study_worker import run_size, study_precision
 from rifebench.measure.quality import output_diff
 from rifebench.measure.stats import bootstrap_ci
@@ -168,12 +169,13 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m rifebench study", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m rifebench study", allow_abbrev=False, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Predefined configurations (run_model.sh flags): " + "; ".join(
                                     f"{k} = {' '.join(v) or '(none)'}" for k, v in CONFIGS.items())
                                 + ". Add your own with --config NAME='FLAGS'. The first configuration is "
                                   "the reference of speed-up and quality.")
+    p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     p.add_argument("--sizes", default="448x256,1280x720", help="WxH list (default: %(default)s)")
     p.add_argument("--configs", default=DEFAULT_CONFIGS, help="names, first = reference (default: %(default)s)")
     p.add_argument("--config", action="append", default=[], metavar="NAME=FLAGS",
@@ -243,21 +245,19 @@ def prepare_output(requested: str | None, force: bool) -> Path:
     """A new or empty folder (a non-empty one with --force), checked writable
     before any worker starts: a bad path fails in a second, not after the study."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    from rifebench.fsutil import OutputDirError, prepare_dir
+
+    if requested is not None and not requested.strip():
+        raise SystemExit("study: --output-dir: '' is empty (accepted: a folder path, or none for "
+                         "./output/study-<UTC timestamp>)")
     out = Path(requested or f"output/study-{stamp}").expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise SystemExit(f"study: --output-dir: {str(out)!r} is a file (accepted: a new or empty folder)")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise SystemExit(f"study: --output-dir: {str(out)!r} is not empty (accepted: a new or empty folder, "
                          "or --force to replace its study.json and study.md)")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise SystemExit(f"study: --output-dir: {str(out)!r} is not writable ({exc.strerror or exc}) "
-                         "(accepted: a folder this user can create and write)") from None
-    return out
+        return prepare_dir(out, files=("study.json", "study.md"))
+    except OutputDirError as exc:
+        raise SystemExit(f"study: --output-dir: {exc}") from None
 
 
 def _iso(t: float) -> str:

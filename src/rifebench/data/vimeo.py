@@ -27,7 +27,11 @@ from rifebench.data.batch import Batch
 from rifebench.data.images import read_image, save_png
 
 LIST_FILE = "tri_testlist.txt"
-PREFETCH = 4  # triplets decoded ahead of the one asked for
+# Decoded triplets held ahead of the one asked for: at most PREFETCH_BYTES of them
+# (5 triplets of 8000x8000 are 8.6 GB), at least one, and no more than PREFETCH (one
+# loader thread decodes one at a time: a deeper queue only moves decoding earlier).
+PREFETCH_BYTES = 512 * 1024 * 1024
+PREFETCH = 4
 PENDING_BYTES = 1 << 30  # 8-bit predictions kept per stream before scoring must start (1 GiB)
 ACCEPTED = ("a Vimeo-90K triplet test folder: tri_testlist.txt with sequences/<entry>/im1.png im2.png im3.png, "
             "or input/<entry>/im1.png im3.png and target/<entry>/im2.png")
@@ -50,7 +54,7 @@ def read_list(root: str | os.PathLike) -> list[tuple[int, str]]:
     """(line number, entry) of every non-blank line of the list file."""
     path = Path(root) / LIST_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not part of line 1
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     out = []
@@ -61,6 +65,9 @@ def read_list(root: str | os.PathLike) -> list[tuple[int, str]]:
         parts = PurePosixPath(entry).parts
         if entry.startswith("/") or "\\" in entry or ".." in parts:
             raise DatasetError(f"{path} line {number}: entry {entry!r} is not a relative <folder>/<clip> path")
+        entry = str(PurePosixPath(entry))  # "00001/0389/" names the same clip as "00001/0389"
+        if entry == ".":
+            raise DatasetError(f"{path} line {number}: entry {raw.strip()!r} is not a relative <folder>/<clip> path")
         out.append((number, entry))
     if not out:
         raise DatasetError(f"{path} lists no triplets")
@@ -130,6 +137,7 @@ def _decode(t: Triplet):
 
 def image_name(entry: str, k: int, n: int) -> str:
     """images/<entry>.png, or images/<entry>_<k>.png (t = k/(N+1)) with N > 1 frames per pair."""
+    entry = str(PurePosixPath(entry))  # a trailing slash would give <entry>/.png, a hidden file
     return f"{entry}.png" if n == 1 else f"{entry}_{k}.png"
 
 
@@ -165,12 +173,21 @@ class DatasetSource:
     def _schedule(self, index: int) -> None:
         # No wrap-around: the timed loop ends at the last triplet, and decoding past it
         # would only take CPU from the last pairs being timed.
-        wanted = range(index, min(index + PREFETCH + 1, len(self.triplets)))
+        wanted = range(index, min(index + 1 + self._ahead(), len(self.triplets)))
         for i in [i for i in self._loads if i not in wanted]:
             self._loads.pop(i).cancel()  # keeps memory bounded when the order jumps (warm-up -> timed)
         for i in wanted:
             if i not in self._loads:
                 self._loads[i] = self._loader.submit(_decode, self.triplets[i])
+
+    def _ahead(self) -> int:
+        """How many triplets PREFETCH_BYTES holds (up to PREFETCH), sized by the latest one decoded
+        (one until a triplet has been decoded: its size is not known before)."""
+        for fut in self._loads.values():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._triplet_bytes = sum(int(x.nbytes) for x in fut.result())
+        size = getattr(self, "_triplet_bytes", 0)  # set here only: this method owns it
+        return min(PREFETCH, max(1, PREFETCH_BYTES // size)) if size else 1
 
     def get(self, index: int, count: int = 1) -> Batch:
         """Up to `count` consecutive triplets from `index` as one batch on the device,

@@ -7,7 +7,8 @@ pass as --data/DATASET_DIR. Steps, each skipped when its result is already there
 1. download to DIR/vimeo_interp_test.zip.part, resuming a previous .part with an
    HTTP Range request, then rename it to .zip once the server's full length arrived
    (fetch/http.py: retries, timeouts, free-space check, HTML pages refused);
-2. test the archive (every member's CRC, zipfile.testzip) before extracting; a
+2. check that the uncompressed size the zip's central directory declares fits the
+   free space, then test the archive (every member's CRC, zipfile.testzip); a
    corrupt archive is moved aside to .zip.corrupt so that the next run fetches it anew;
 3. extract into a hidden temporary folder and rename it into place only when
    complete, so that a vimeo_interp_test/ folder is never half-extracted.
@@ -27,6 +28,7 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from rifebench import __version__
 from rifebench.fetch import http
 from rifebench.fetch.http import FetchError
 
@@ -87,6 +89,22 @@ def _dataset_root(folder: Path) -> Path | None:
     return None
 
 
+def check_space(archive: Path, dest: Path, zf: zipfile.ZipFile | None = None) -> int:
+    """The uncompressed size the central directory declares, refused when it does
+    not fit beside dest; reads no member, so it runs before the CRC test."""
+    if zf is None:
+        try:
+            with zipfile.ZipFile(archive) as opened:
+                return check_space(archive, dest, opened)
+        except (zipfile.BadZipFile, OSError):
+            return 0  # test_archive says what is wrong with it
+    need = sum(m.file_size for m in zf.infolist())
+    if need > http.free_bytes(dest.parent) - (64 << 20):
+        raise FetchError(f"not enough disk space in {dest.parent} to extract {archive.name}: needs "
+                         f"{_mb(need)}, {_mb(http.free_bytes(dest.parent))} free")
+    return need
+
+
 def extract(archive: Path, dest: Path) -> None:
     """Extract into a hidden folder beside dest, then rename the dataset into dest."""
     with zipfile.ZipFile(archive) as zf:
@@ -94,11 +112,9 @@ def extract(archive: Path, dest: Path) -> None:
         for m in members:
             p = PurePosixPath(m.filename)
             if p.is_absolute() or ".." in p.parts or "\\" in m.filename:
-                raise FetchError(f"{archive}: unsafe member name {m.filename!r}; refused")
-        need = sum(m.file_size for m in members)
-        if need > http.free_bytes(dest.parent) - (64 << 20):
-            raise FetchError(f"not enough disk space in {dest.parent} to extract {archive.name}: needs "
-                             f"{_mb(need)}, {_mb(http.free_bytes(dest.parent))} free")
+                raise FetchError(f"{archive}: unsafe member name {m.filename!r}; refused; "
+                                 f"moved to {_set_aside(archive, 'refused').name}")
+        need = check_space(archive, dest, zf)
         work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
         try:
             log(f"extracting {archive.name} ({len(members)} files, {_mb(need)})")
@@ -109,10 +125,19 @@ def extract(archive: Path, dest: Path) -> None:
                 raise FetchError(f"extracting {archive} failed: {what}; nothing was left behind") from None
             root = _dataset_root(work)
             if root is None:
-                raise FetchError(f"{archive} has no {LIST_FILE}: not the Vimeo-90K triplet test set")
+                raise FetchError(f"{archive} has no {LIST_FILE}: not the Vimeo-90K triplet test set; moved to "
+                                 f"{_set_aside(archive, 'refused').name} so that the next run fetches it anew")
             os.replace(root, dest)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _set_aside(archive: Path, why: str) -> Path:
+    """A refused archive must not be refused again on every rerun: the next run
+    fetches anew (a mirror may have been fixed, or the URL changed)."""
+    aside = archive.with_name(f"{archive.name}.{why}")
+    os.replace(archive, aside)
+    return aside
 
 
 def is_dataset(folder: Path) -> bool:
@@ -141,6 +166,7 @@ def get(directory: Path, url: str = URL) -> Path:
     else:
         log(f"downloading {url} to {archive}")
         download(url, archive)
+    check_space(archive, dest)  # the CRC test of 1.7 GB takes a while; fail before it
     log(f"testing {archive.name}")
     test_archive(archive)
     extract(archive, dest)
@@ -154,7 +180,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="get_dataset.sh", description="Download and extract the Vimeo-90K triplet test set.")
+    p = _Parser(prog="get_dataset.sh", allow_abbrev=False,
+                description="Download and extract the Vimeo-90K triplet test set.")
+    p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     p.add_argument("--dir", type=Path, help="where the archive and the folder go (default: $DATASET_DIR, "
                    "else the current directory)")
     p.add_argument("--url", help=f"archive address (default: $RIFEBENCH_VIMEO_URL, else {URL})")
@@ -166,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except FetchError as exc:
         print(f"get_dataset.sh: error: {exc}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:  # the .part stays for resuming; extraction cleans up in its finally
+        print("get_dataset.sh: interrupted; run ./get_dataset.sh again to resume", file=sys.stderr, flush=True)
+        return 130
     print(path)
     return 0
 

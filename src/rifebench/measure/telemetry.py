@@ -29,13 +29,25 @@ INTERVAL_S = 1.0
 STREAM_FIELDS = ("cpu_pct_of_share", "rss_bytes", "cpus_busy_pct")
 
 
-def check_socket(path: str) -> str | None:
-    """None when path is a Unix socket, else what it is."""
+def check_socket(path: str, timeout: float = 5.0) -> str | None:
+    """None when a collector listens on path, else why not. The socket file of a
+    collector that died stays behind, so only a connection proves a listener; the
+    probe sends nothing, which a collector sees as an empty connection."""
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
         return exc.strerror or str(exc)
-    return None if stat.S_ISSOCK(mode) else "not a Unix socket"
+    if not stat.S_ISSOCK(mode):
+        return "not a Unix socket"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(path)
+    except OSError as exc:
+        if isinstance(exc, ConnectionRefusedError):
+            return "no collector listens on it (a stale socket file?)"
+        return f"cannot connect: {exc.strerror or exc}"
+    return None
 
 
 def send(path: str, word: str, timeout: float = 5.0) -> str | None:

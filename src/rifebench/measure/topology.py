@@ -20,6 +20,8 @@ SYS_NODE = Path("/sys/devices/system/node")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 PROC_CPUINFO = Path("/proc/cpuinfo")
+PROC_MEMINFO = Path("/proc/meminfo")
+PROC_VMSTAT = Path("/proc/vmstat")
 CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))  # docker, podman
 # CPU features that decide which precisions are fast on a CPU.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
@@ -122,8 +124,8 @@ def read_nodes() -> tuple[dict, frozenset]:
     return node_of, frozenset(mem or {0})
 
 
-def _own_cgroup_dirs() -> list[Path]:
-    """cgroup folders that limit this process's CPU time, innermost first (v2 and v1)."""
+def _own_cgroup_dirs(controller: str = "cpu") -> list[Path]:
+    """cgroup folders that limit this process's CPU time (or memory), innermost first (v2 and v1)."""
     dirs = []
     text = _read(PROC_CGROUP) or ""
     for line in text.splitlines():
@@ -133,10 +135,10 @@ def _own_cgroup_dirs() -> list[Path]:
         _, controllers, rel = parts
         if controllers == "":  # v2 unified hierarchy
             base = CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").exists() else CGROUP_ROOT / "unified"
-        elif "cpu" in controllers.split(","):
+        elif controller in controllers.split(","):
             base = CGROUP_ROOT / controllers
             if not base.is_dir():
-                base = CGROUP_ROOT / "cpu"
+                base = CGROUP_ROOT / controller
         else:
             continue
         p = base / rel.lstrip("/")
@@ -167,6 +169,48 @@ def read_quota() -> float | None:
         if quota is not None and (best is None or quota < best):
             best = quota
     return best
+
+
+def read_meminfo() -> dict:
+    """/proc/meminfo in bytes ('MemAvailable', 'MemTotal', ...); {} when unreadable."""
+    out = {}
+    for line in (_read(PROC_MEMINFO) or "").splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            out[key.strip()] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
+    return out
+
+
+def read_memory_limit() -> tuple[int, str] | None:
+    """The tightest cgroup memory limit over this process's cgroups and where it
+    was read (v2 memory.max, v1 memory.limit_in_bytes); None: no limit."""
+    best = None
+    for d in _own_cgroup_dirs("memory"):
+        for name in ("memory.max", "memory.limit_in_bytes"):
+            text = _read(d / name)
+            # v1 writes "no limit" as a huge page-rounded number: anything past 2^60 is none.
+            if text and text.isdigit() and int(text) < 1 << 60 and (best is None or int(text) < best[0]):
+                best = (int(text), str(d / name))
+    return best
+
+
+def read_oom_kills() -> tuple[int, str] | None:
+    """How many processes the OOM killer has killed so far, and where that was read:
+    this process's cgroup (v2 memory.events, v1 memory.oom_control, both counting
+    the cgroups below), else the whole machine (/proc/vmstat, Linux 4.13+). The
+    kernel log says it too, but it is often not readable; these counters are."""
+    for d in _own_cgroup_dirs("memory"):
+        for name in ("memory.events", "memory.oom_control"):
+            for line in (_read(d / name) or "").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    return int(value), str(d / name)
+    for line in (_read(PROC_VMSTAT) or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value), str(PROC_VMSTAT)
+    return None
 
 
 def read(cpus=None) -> Topology:

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rifebench import __version__
 from rifebench.report.compare_checks import config_diff, fingerprint_rows, quality_rows, workload_diff
 from rifebench.report.compare_stats import METRICS, Figure, figures, interval, judge, pool_repeats
 
@@ -165,8 +166,9 @@ def _number(flag: str, text: str, unit: str) -> float:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rifebench compare", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m rifebench compare", allow_abbrev=False, description=__doc__.split("\n\n")[0],
                                 epilog="Exit status: 0 no difference beyond the noise, 1 some, 2 bad input.")
+    p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     p.add_argument("a", metavar="A", help="reference folder (a run's or a benchmark's OUTPUT_DIR)")
     p.add_argument("b", metavar="B", help="folder compared with A")
     p.add_argument("--min-diff", default="2", metavar="PCT",

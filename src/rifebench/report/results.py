@@ -7,34 +7,39 @@ streams' raw samples. results.yaml keeps the reference's exact shape.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import statistics
+import time
 from pathlib import Path
 
 import yaml
 
-from rifebench.fsutil import atomic_write_text
+from rifebench.fsutil import atomic_write_bytes, atomic_write_text
 from rifebench.measure.metrics import latency_stats, rate
+from rifebench.paths import git_revision
 from rifebench.report import repetitions
 from rifebench.report.validity import line as validity_line
 from rifebench.status import Status
 from rifebench.warning_codes import line
 
 RESULT_FILES = ("results.yaml", "results.json")
+# 2: harness.git_revision, streams' start_iso/end_iso beside the monotonic start/end.
+SCHEMA_VERSION = "2"
 
 
-def set_aside_previous(output_dir: str) -> None:
-    """A stale results.yaml from an earlier run must not pass for this run's:
-    move old result files to *.prev before anything runs."""
-    for name in RESULT_FILES:
-        path = Path(output_dir) / name
-        if path.exists():
-            os.replace(path, path.with_name(name + ".prev"))
+def _iso(mono: float | None, wall_minus_mono: float) -> str | None:
+    """A time.monotonic() reading as UTC wall-clock time (one offset for the whole run)."""
+    if mono is None:
+        return None
+    return dt.datetime.fromtimestamp(mono + wall_minus_mono, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def stream_summary(r: dict, t0: float) -> dict:
+def stream_summary(r: dict, t0: float, wall_minus_mono: float | None = None) -> dict:
     window = (r["end"] - r["start"]) if r.get("end") is not None else None
+    if wall_minus_mono is None:
+        wall_minus_mono = time.time() - time.monotonic()
     return {
         "id": r["id"],
         "status": r.get("status"),
@@ -56,6 +61,8 @@ def stream_summary(r: dict, t0: float) -> dict:
         "large_motion_count": r.get("large_motion_count"),
         "start": r.get("start"),
         "end": r.get("end"),
+        "start_iso": _iso(r.get("start"), wall_minus_mono),
+        "end_iso": _iso(r.get("end"), wall_minus_mono),
         "start_offset_s": None if r.get("start") is None else r["start"] - t0,
         "end_offset_s": None if r.get("end") is None else r["end"] - t0,
         "warmup": r.get("warmup"),
@@ -128,9 +135,9 @@ def write_yaml(output_dir: str, text: str) -> None:
 
 
 def begin(cfg, model_info: dict) -> None:
-    """Set stale results aside and mark this run as running, so a crash of the
-    launcher itself leaves a results.json that says so rather than nothing."""
-    set_aside_previous(cfg.output_dir)
+    """Mark this run as running, so a crash of the launcher itself leaves a
+    results.json that says so rather than nothing. The earlier run's results
+    were set aside (set_aside_previous) before output.log was opened."""
     write_json(cfg.output_dir, {"status": "running", "created": now_iso(), "config": cfg.to_dict(),
                                 "model": model_info})
 
@@ -159,6 +166,7 @@ def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dic
     quality = rep["quality"]
     accuracy = quality["pass_pct"] if quality and quality["pass_pct"] is not None else 0.0
     t0 = rep["combined"].get("window", {}).get("first_start") or 0.0
+    wall_minus_mono = time.time() - time.monotonic()  # taken once: every stream's ISO times agree
     write_fingerprint(cfg, rep["streams"])
     all_warnings = repetitions.merged_warnings(reps)
     metrics = metrics_section(cfg, rep["streams"], rep["combined"], quality, accuracy)
@@ -167,10 +175,12 @@ def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dic
     doc = {
         "status": str(status),
         "exit_code": int(status.exit),
-        "harness": {"name": "rifebench", "version": _version()},
+        "schema_version": SCHEMA_VERSION,
+        "harness": {"name": "rifebench", "version": _version(), "git_revision": git_revision()},
         "created": now_iso(),
         "started": dt.datetime.fromtimestamp(started_wall, dt.timezone.utc).isoformat(timespec="seconds"),
         "mode": cfg.mode,
+        "mode_name": cfg.mode_name,  # "quality" for mode "dataset", as the console and README say
         "config": cfg.to_dict() | {"origin": cfg.origin},
         "model": model_info,
         "system": sysinfo.collect(),
@@ -181,7 +191,7 @@ def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dic
         "streams_from_repetition": reps.index(rep),
         "device_time": rep["device"],
         "quality": quality,
-        "streams": [stream_summary(r, t0) for r in rep["streams"]],
+        "streams": [stream_summary(r, t0, wall_minus_mono) for r in rep["streams"]],
         "failures": failures,
         "warnings": [w for w in all_warnings if w.get("level", "warning") == "warning"],
         "notes": [w for w in all_warnings if w.get("level") == "note"],
@@ -237,7 +247,9 @@ def write_fingerprint(cfg, streams: list[dict]) -> None:
 
     folder = Path(cfg.output_dir) / "images"
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "dummy_0.npy", frame)
+    buf = io.BytesIO()
+    np.save(buf, frame)
+    atomic_write_bytes(folder / "dummy_0.npy", buf.getvalue())
     save_png(str(folder / "dummy_0.png"), frame)
 
 
@@ -309,7 +321,7 @@ def print_summary(doc: dict, log) -> None:
             f"mean PSNR {f(q['psnr_mean'])} dB, SSIM {f(q['ssim_mean'], '.4f')}: verdict {q['verdict']}")
         log(f"quality note: {q['note']}")
     else:
-        log("accuracy: 0 (dummy mode: no quality verdict)")
+        log("accuracy: 0 (performance mode (dummy): no quality verdict)")
     for fail in doc["failures"]:
         if fail.get("partial_result"):  # the launcher has already printed the others
             log(f"error: stream {fail['stream']} failed: {fail['reason']}")

@@ -24,6 +24,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from rifebench.run import pinning
+from rifebench.run.interrupts import Deferred
+from rifebench.run.memory import exit_reason, oom_kills
 from rifebench.errors import UsageError
 from rifebench.status import Exit, Status
 from rifebench.warning_codes import line, warning
@@ -57,25 +59,6 @@ class _Stream:
     closed: bool = False
     exited: float | None = None
     accounted: bool = False  # result, failure or "stopped" recorded
-
-
-class _Signals:
-    """SIGINT/SIGTERM set a flag; the watch loop turns it into a clean stop."""
-
-    def __init__(self):
-        self.received, self._old = None, {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = self.received or signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
 
 
 def preflight(cfg, gpus: list) -> pinning.Plan:
@@ -132,7 +115,7 @@ def launch(cfg, plan: pinning.Plan, log=print, on_start=None, on_stop=None) -> O
     used = set(plan.devices)  # idle GPUs would only add their idle power to the energy per image
     tel = Telemetry(cfg.platform, [g for g in plan.gpus if g["index"] in used], cfg.socket, log)
     streams: list[_Stream] = []
-    with _Signals() as sigs:
+    with Deferred() as sigs:  # INT/TERM/HUP set a flag; the watch loop stops cleanly
         try:
             for sid in range(cfg.streams):
                 try:
@@ -194,6 +177,7 @@ class _Watch:
         self.tel, self.on_start, self.on_stop = tel, on_start, on_stop
         self.by_conn = {id(s.conn): s for s in streams}
         self.t_launch = time.monotonic()
+        self.oom_before = oom_kills()  # streams are only starting: nothing of theirs is killed yet
         self.started = self.stopping = self.finished = False
         self.deadline = self.next_progress = None
 
@@ -242,7 +226,9 @@ class _Watch:
                 s.closed = True
                 continue
             s.seen = time.monotonic()
-            if kind == "ready":
+            if kind == "warming":  # said before a warm-up that may compile for a minute
+                self.log(f"stream {s.sid}: {payload}")
+            elif kind == "ready":
                 s.ready = True
                 w = payload["warmup"]
                 self.log(f"stream {s.sid} ready: set-up {payload['setup_s']:.1f} s, warm-up {w['pairs']} pairs "
@@ -271,8 +257,7 @@ class _Watch:
             s.accounted = True
             if self.stopping and code in (Exit.STREAM_STOPPED, -signal.SIGKILL):
                 continue  # left when told to, or killed by us after the grace period
-            why = (f"killed by signal {signal.Signals(-code).name}" if code < 0
-                   else f"exited with status {code} without a result")
+            why = exit_reason(code, self.oom_before)
             self.fail(s.sid, why)
 
     def check_start(self, now: float) -> None:

@@ -163,6 +163,9 @@ def run_stream(cfg, link: Link, report) -> dict:
     result.update(device=backend.describe(), setup_s=time.monotonic() - t_setup)
     total = min(len(source), cfg.num_inputs) if source.checks_quality else None
     try:
+        # Warm-up can take tens of seconds (compilation, large frames): say so before, not only after.
+        report("warming", f"set-up {result['setup_s']:.1f} s; warming up"
+                          + (" (compiling first; this can take a minute)" if interp.warmup_needed else ""))
         result["warmup"] = warm_up(cfg, source, interp, backend, total)
         backend.reset_peak_memory()
         report("ready", {"warmup": result["warmup"], "setup_s": result["setup_s"]})

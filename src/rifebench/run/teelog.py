@@ -3,7 +3,8 @@
 The launcher's stdout and stderr file descriptors are redirected into pipes
 that threads copy to both the terminal (stdout to stdout, stderr to stderr) and
 the log, so spawned streams, which inherit the descriptors, are captured
-without any cooperation.
+without any cooperation. The log is opened without following a symlink, and a
+log that cannot be written (a full disk) stops the log, never the terminal copy.
 """
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import os
 import sys
 import threading
 
+from rifebench.fsutil import open_nofollow
+
 
 class Tee:
-    def __init__(self, path: str):
+    def __init__(self, path: str, prog: str = "run_model.sh"):
         self.path = path
+        self.prog = prog
         self.lock = threading.Lock()
+        self.log_error: OSError | None = None
 
     def __enter__(self):
         sys.stdout.flush()
         sys.stderr.flush()
-        self.log = open(self.path, "wb")
+        self.log = open_nofollow(self.path)
         self.saved, self.threads = [], []
         for fd in (1, 2):
             saved = os.dup(fd)
@@ -40,9 +45,26 @@ class Tee:
                     os.write(terminal_fd, chunk)
                 except OSError:
                     pass  # the terminal went away: keep logging
-                with self.lock:
-                    self.log.write(chunk)
-                    self.log.flush()
+                self._log(chunk)
+
+    def _log(self, chunk: bytes) -> None:
+        with self.lock:
+            if self.log_error is not None:
+                return
+            try:
+                self.log.write(chunk)
+                self.log.flush()
+            except OSError as exc:
+                self.log_error = exc
+                self._warn_log_stopped()
+
+    def _warn_log_stopped(self) -> None:
+        msg = (f"{self.prog}: warning: {self.path}: not written from here on "
+               f"({self.log_error.strerror or self.log_error}); the console still has everything\n")
+        try:
+            os.write(self.saved[1], msg.encode())
+        except (OSError, IndexError):
+            pass
 
     def __exit__(self, *exc):
         sys.stdout.flush()
@@ -55,4 +77,7 @@ class Tee:
             t.join(timeout=10)
         for saved in self.saved:
             os.close(saved)
-        self.log.close()
+        try:
+            self.log.close()
+        except OSError:
+            pass  # already reported by the pump, or nothing left to lose

@@ -1,0 +1,71 @@
+"""The run's start-up checks that load nothing and fetch nothing, shared by
+run_model.sh (before the weights are loaded) and benchmark.sh (for every row of
+a profile, before row 1 runs), so a row that cannot start fails in a second."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rifebench.errors import UsageError
+
+
+def startup_checks(cfg, output_dir: bool = True):
+    """prepare()'s checks that load nothing and fetch nothing: platform, knobs,
+    output folder (unless output_dir is False: benchmark.sh creates each row's
+    folder itself), streams plan, dataset list, a LOAD_PATH that is not the
+    fetchable default. Returns (settled cfg, plan); raises UsageError."""
+    from rifebench.backends.device import BackendUnavailable, gpu_identities, resolve_platform
+
+    try:
+        platform = resolve_platform(cfg.platform)
+    except BackendUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    precision = cfg.precision if cfg.precision != "auto" else ("fp32" if platform == "cpu" else "fp16")
+    origin = dict(cfg.origin)
+    for name, before, after in (("platform", cfg.platform, platform), ("precision", cfg.precision, precision)):
+        if before != after:
+            origin[name] = f"{origin[name]} ({before} -> {after})"
+    cfg = cfg.replace(platform=platform, precision=precision, origin=origin)
+    from rifebench.backends.knobs import KnobError, preflight as check_knobs
+
+    try:
+        check_knobs(cfg)  # e.g. IPEX=yes without the extension, COMPILE without a C++ compiler
+    except KnobError as exc:
+        from rifebench.options import flag_of
+
+        raise UsageError(f"{flag_of(exc.knob)}: {exc}") from None
+    if output_dir:
+        check_output_dir(cfg.output_dir)
+    from rifebench.run.launcher import preflight
+
+    plan = preflight(cfg, gpu_identities(cfg.platform, cfg.device_list))  # PIN, DEVICES, SOCKET, in a second
+    if not cfg.dummy:  # a broken dataset fails in a second, not after the models are loaded
+        from rifebench.data.vimeo import ACCEPTED, DatasetError, triplets
+
+        try:
+            triplets(cfg.dataset_dir, cfg.num_inputs)
+        except DatasetError as exc:
+            raise UsageError(f"--data/DATASET_DIR: {exc} (accepted: {ACCEPTED})") from None
+    check_load_path(cfg)
+    return cfg, plan
+
+
+def check_output_dir(path: str) -> None:
+    """A writable folder with some space free, its output files not symlinks."""
+    from rifebench.fsutil import OutputDirError, prepare_dir
+
+    try:
+        prepare_dir(path, files=("output.log", "results.json", "results.yaml", "images", "previous"))
+    except OutputDirError as exc:
+        raise UsageError(f"--output-dir/OUTPUT_DIR: {exc}") from None
+
+
+def check_load_path(cfg) -> None:
+    """A missing LOAD_PATH is refused unless it is the default, which is fetched."""
+    spec = cfg.spec
+    if spec.weights_file is None:
+        return
+    path = Path(cfg.load_path)
+    if not path.exists() and path != spec.weights_path(cfg.models_dir):
+        raise UsageError(f"--pretrained-weights/LOAD_PATH: {str(path)!r} does not exist "
+                         f"(accepted: a weights file for model {spec.name}; ./get_model.sh --model "
+                         f"{spec.name} fetches the official one)")
