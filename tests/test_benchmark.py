@@ -532,15 +532,20 @@ sys.exit(3)
 '''
 
 
-def test_image_mode_runs_rows_through_docker(tmp_path):
+def docker_env(tmp_path, image: str) -> dict:
+    """The environment of a benchmark whose `docker` is FAKE_DOCKER, with IMAGE set."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "docker"
     fake.write_text(FAKE_DOCKER.format(python=sys.executable))
     fake.chmod(0o755)
+    return clean_env(IMAGE=image, INVENTORY="no", PATH=f"{bindir}:{os.environ['PATH']}")
+
+
+def test_image_mode_runs_rows_through_docker(tmp_path):
     prof = write(tmp_path / "p.csv", "PLATFORM,PRECISION,STREAMS\ncpu,fp32,1\ncpu,bf16,2\n")
     out = tmp_path / "out"
-    env = clean_env(IMAGE="rifebench:cpu", INVENTORY="no", PATH=f"{bindir}:{os.environ['PATH']}")
+    env = docker_env(tmp_path, "rifebench:cpu")
     proc = run_bench("--profile", prof, "--output-dir", out, env=env, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     argv = json.loads((out / "test_2" / "docker-argv.json").read_text())
@@ -558,14 +563,9 @@ def test_image_mode_runs_rows_through_docker(tmp_path):
 def test_the_references_own_profile_runs_with_an_image(tmp_path):
     """Intel's profile format, unchanged, through IMAGE: model_name is a label
     (never passed to the container), the lower-case columns are variables."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "docker"
-    fake.write_text(FAKE_DOCKER.format(python=sys.executable))
-    fake.chmod(0o755)
     prof = write(tmp_path / "ref.csv", "model_name,batch_size,num_inputs,streams,precision\nRIFE,1,1024,2,fp16\n")
     out = tmp_path / "out"
-    env = clean_env(IMAGE="rifebench:cuda", INVENTORY="no", PATH=f"{bindir}:{os.environ['PATH']}")
+    env = docker_env(tmp_path, "rifebench:cuda")
     proc = run_bench("--profile", prof, "--output-dir", out, env=env, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the fake container exits 3
     argv = json.loads((out / "test_1" / "docker-argv.json").read_text())

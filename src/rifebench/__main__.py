@@ -169,11 +169,10 @@ def model_flops(cfg) -> dict | None:
         return None
     from rifebench.measure.flops import count_gflop
 
-    m = spec.modulus_for(cfg.scale)
-    h, w = -(-cfg.data_height // m) * m, -(-cfg.data_width // m) * m
+    h, w = spec.padded_size(cfg.data_height, cfg.data_width, cfg.scale)
     try:
         one = count_gflop(spec.build(), h, w, batch=1, scale=cfg.scale, arbitrary_timestep=spec.arbitrary_timestep,
-                          modulus=m)
+                          modulus=spec.modulus_for(cfg.scale))
     except Exception as exc:  # noqa: BLE001 - a missing figure must not stop a benchmark
         return {"gflop_per_pair": None, "basis": f"not counted: {type(exc).__name__}: {exc}"}
     # INTERPOLATION=N makes N forward calls per pair (N timesteps, or 2^k - 1 bisection calls).
@@ -210,15 +209,13 @@ def check_weights(cfg) -> tuple[dict, list]:
     from rifebench.fetch.weights import FetchError, fetch
     from rifebench.fsutil import sha256_file
     from rifebench.models.weights import WeightsError, load_model
-    from rifebench.run.startup import check_load_path
 
     spec = cfg.spec
     if spec.weights_file is None:
         return {"name": spec.name, "description": spec.description, "weights": "null model: no weights",
                 "weights_path": None, "sha256": None, "official_sha256": None, "parameters": 0,
                 "modulus": spec.modulus_for(cfg.scale), "null_ms": cfg.null_ms}, []
-    path = Path(cfg.load_path)
-    check_load_path(cfg)
+    path = Path(cfg.load_path)  # startup_checks refused a missing one that is not the fetchable default
     if not path.exists():
         log(f"weights for model {spec.name} not found at {path}; fetching them (as ./get_model.sh --model "
             f"{spec.name})")
@@ -276,7 +273,6 @@ def run(ready: Prepared, sigs: Deferred | None = None) -> int:
         doc, code = interrupted_late(cfg, doc, sigs.received, log)
     report.print_summary(doc, log)
     return code
-
 
 
 def results_lost(cfg, exc: OSError) -> int:

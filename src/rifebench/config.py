@@ -19,8 +19,6 @@ from rifebench.errors import UsageError
 from rifebench.options import BY_NAME, GROUPS, OPTIONS
 from rifebench.paths import default_models_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 PY_TYPES = {"int": int, "float": float, "choice": str, "switch": bool, "path": str, "text": str}
 
 

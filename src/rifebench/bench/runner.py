@@ -13,7 +13,6 @@ Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime as dt
 import glob
 import json
@@ -34,9 +33,10 @@ from rifebench.fsutil import (MANIFEST_NAME, OutputDirError, atomic_write_text, 
                               remove_manifest_files, write_manifest)
 from rifebench.status import Exit, Status
 from rifebench.options import TRUE_WORDS
+from rifebench.paths import checkout_root
+from rifebench.run.worker import kill_with_parent
 
 PROG = "benchmark.sh"
-REPO_ROOT = Path(__file__).resolve().parents[3]
 # The folder holding the rifebench package, put first on a row's PYTHONPATH.
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 CONTAINER_OUTPUT = "/tmp/output"
@@ -77,12 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shipped_profiles() -> str:
+    """The checkout's own profiles as examples (an installed package has none)."""
+    root = checkout_root()
+    found = sorted(str(p.relative_to(root)) for p in (root / "profiles").glob("*.csv")) if root else []
+    return f", e.g. {', '.join(found)}" if found else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not args.profile:
-            raise UsageError("--profile/PROFILE: not given (accepted: a CSV profile, e.g. "
-                             f"{', '.join(sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'profiles').glob('*.csv')))})")
+            raise UsageError(f"--profile/PROFILE: not given (accepted: a CSV profile{_shipped_profiles()})")
         header, rows = profiles.read(args.profile)
         problems = profiles.validate(args.profile, rows, os.environ, startup=not args.image)
         if problems:
@@ -291,24 +297,13 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _die_with_parent() -> None:
-    """In the row's process before it starts: SIGKILL it when benchmark.sh dies, however
-    it dies (PR_SET_PDEATHSIG, Linux); the row's streams die with the row in turn. A
-    docker row's container is docker's: `docker run --rm` goes, the container may not.
-    Runs between fork and exec: ctypes is imported beforehand, nothing is imported here."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _run_logged(cmd: list[str], env: dict, log_path: Path, prefix: str) -> int | None:
     """Run one row, echoing its output (prefixed) and keeping it in console.log.
     Ctrl-C / SIGTERM is passed on and the row given time to stop cleanly."""
     with open(log_path, "wb") as logf:
         try:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=kill_with_parent)  # the row dies with benchmark.sh
         except OSError as exc:
             logf.write(f"error: cannot start {cmd[0]}: {exc}\n".encode())
             return None

@@ -180,8 +180,7 @@ class Interpolator:
 
     # -- frames -----------------------------------------------------------------------------
     def padded_hw(self, h: int, w: int) -> tuple[int, int]:
-        m = self.modulus
-        return (h + m - 1) // m * m, (w + m - 1) // m * m
+        return self.spec.padded_size(h, w, self.scale)
 
     def prepare(self, frame: torch.Tensor, key=None) -> torch.Tensor:
         """N,3,H,W in [0,1] -> on the device, in the input dtype, zero-padded right and

@@ -73,6 +73,11 @@ class ModelSpec:
     def modulus_for(self, scale: float = 1.0) -> int:
         return int(max(self.modulus, self.modulus / scale))
 
+    def padded_size(self, h: int, w: int, scale: float = 1.0) -> tuple[int, int]:
+        """The size the network sees: h, w zero-padded up to the modulus at `scale`."""
+        m = self.modulus_for(scale)
+        return -(-h // m) * m, -(-w // m) * m
+
     def build(self) -> Callable:
         module_name, attr = self.builder.split(":")
         import importlib

@@ -53,10 +53,6 @@ class Estimate:
     source: str  # where the frame size came from
 
 
-def padded(size: int, modulus: int) -> int:
-    return -(-size // modulus) * modulus
-
-
 def png_size(path) -> tuple[int, int] | None:
     """(height, width) from a PNG's header (IHDR), without decoding it."""
     try:
@@ -90,8 +86,8 @@ def estimate(cfg) -> Estimate:
 
     kind = "null" if cfg.spec.weights_file is None else "rife"
     h, w, source = frame_size(cfg)
-    m = cfg.spec.modulus_for(cfg.scale)
-    frame = 3 * padded(h, m) * padded(w, m) * BYTES_PER_VALUE
+    ph, pw = cfg.spec.padded_size(h, w, cfg.scale)
+    frame = 3 * ph * pw * BYTES_PER_VALUE
     work = (2 + cfg.interpolation) * cfg.batch_size * frame * WORKING_SET_FACTOR[kind]
     data = 0
     if not cfg.dummy:

@@ -23,6 +23,7 @@ config the stream receives) makes that stream raise RuntimeError (or, with
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import sys
@@ -30,8 +31,8 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-EXIT_STOPPED = 75  # stopped by the launcher before the start: not a failure
-EXIT_ORPHANED = 76  # the launcher went away
+from rifebench.status import Exit
+
 PROGRESS_EVERY_S = 0.5
 
 
@@ -70,17 +71,15 @@ class Progress:
     """link.progress[sid] = pairs, sent at most every PROGRESS_EVERY_S so the
     timed loop pays a clock read per pair, not a message."""
 
-    def __init__(self, conn: Connection, fault: str | None = None):
+    def __init__(self, conn: Connection, fault: tuple[int, int, bool] | None = None):
         self.conn, self.next_send = conn, 0.0
-        self.fail_at, self.fail_exit = None, False
-        if fault:
-            parts = fault.strip().split(":")
-            self.fail_at, self.fail_exit = int(parts[1]), parts[2:] == ["exit"]
+        # FAULT, parsed by config.parse_fault: (stream, pair, exit)
+        self.fail_at, self.fail_exit = (fault[1], fault[2]) if fault else (None, False)
 
     def __setitem__(self, sid: int, pairs: int) -> None:
         if self.fail_at is not None and pairs >= self.fail_at:
             if self.fail_exit:
-                os._exit(3)
+                os._exit(Exit.STREAM_FAULT)
             raise RuntimeError(f"FAULT: stream {sid} fails after {pairs} pairs (injected by --fault)")
         now = time.monotonic()
         if now >= self.next_send:
@@ -108,26 +107,29 @@ def _listen(conn: Connection, gate: Gate) -> None:
         try:
             kind, payload = conn.recv()
         except (EOFError, OSError):
-            os._exit(EXIT_ORPHANED)
+            os._exit(Exit.STREAM_ORPHANED)
         if kind == "start":
             gate.release(payload)
         elif kind == "stop":
             gate.halt()
             if not gate.started.is_set():
-                os._exit(EXIT_STOPPED)
+                os._exit(Exit.STREAM_STOPPED)
+
+
+def kill_with_parent() -> None:
+    """SIGKILL this process when its parent dies, however it dies (PR_SET_PDEATHSIG,
+    Linux). Safe between fork and exec (benchmark.sh's rows): it imports nothing."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _die_with_parent(parent: int) -> None:
-    """SIGKILL this process when the launcher dies, however it dies (Linux)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    """SIGKILL this stream when the launcher dies, however it dies."""
+    kill_with_parent()
     if os.getppid() != parent:  # the launcher died before the line above
-        os._exit(EXIT_ORPHANED)
+        os._exit(Exit.STREAM_ORPHANED)
 
 
 def readback() -> dict:
@@ -185,8 +187,10 @@ def main(argv=None) -> int:
 
     from rifebench.run.stream import Link, stream_entry
 
-    fault = fields.get("fault") or ""
-    fault = fault if fault.strip().split(":")[0] == str(args.stream) else None
+    from rifebench.config import parse_fault
+
+    fault = parse_fault(fields["fault"], fields["streams"]) if fields.get("fault") else None
+    fault = fault if fault and fault[0] == args.stream else None
     link = Link(args.stream, gate, gate, gate.stop, Progress(conn, fault), info["barrier_timeout"], info["device"],
                 threads=info["threads"])
     extra = {"pinned_by": info["method"], "mems_allowed": readback()["mems_allowed"],
