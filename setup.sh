@@ -10,20 +10,42 @@
 #   PYTHON       interpreter used to create it (default python3)
 #   SETUP_DEV=1  also install the test tools (pytest, linters)
 #   --dev        same as SETUP_DEV=1;  --with-dataset  also run get_dataset.sh
+#   --runtimes LIST  also install these RUNTIMEs (comma-separated: onnxruntime, openvino), with the
+#                ONNX exporter they need; SETUP_RUNTIMES=LIST does the same
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 dev=${SETUP_DEV:-0}
 with_dataset=0
 print_source=0
-for arg in "$@"; do
+runtimes=${SETUP_RUNTIMES:-}
+# The optional runtimes' pins (as in requirements-dev.txt), each with the ONNX exporter it needs.
+runtime_requirements() {
+  case "$1" in
+    onnxruntime) echo "onnxruntime==1.30.0 onnx==1.23.1 onnxscript==0.7.2" ;;
+    openvino) echo "openvino==2026.4.1 onnx==1.23.1 onnxscript==0.7.2" ;;
+    *) return 1 ;;
+  esac
+}
+while (($#)); do
+  arg=$1
+  shift
   case "$arg" in
     --dev) dev=1 ;;
+    --runtimes) runtimes=${1:-}; shift || true ;;
+    --runtimes=*) runtimes=${arg#--runtimes=} ;;
     --with-dataset) with_dataset=1 ;;
     --print-torch-source) print_source=1 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$arg' (accepted: --dev, --with-dataset, --print-torch-source)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (accepted: --dev, --with-dataset, --runtimes LIST, --print-torch-source)" >&2; exit 2 ;;
   esac
+done
+for name in ${runtimes//,/ }; do
+  if ! runtime_requirements "$name" >/dev/null; then
+    echo "setup.sh: --runtimes: unknown runtime '$name' (accepted: onnxruntime, openvino; TensorRT needs a GPU" \
+      "machine: see README \"Runtimes\")" >&2
+    exit 2
+  fi
 done
 
 venv=${VENV_DIR:-.venv}
@@ -80,7 +102,7 @@ if [[ "$print_source" == 1 ]]; then
   exit 0
 fi
 
-want="${TORCH_SPEC:-torch==2.13.0/$(machine_kind)}|dev=$dev|$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
+want="${TORCH_SPEC:-torch==2.13.0/$(machine_kind)}|dev=$dev|runtimes=$runtimes|$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
 stamp="$venv/.rifebench-setup"
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "setup.sh: $venv is up to date (${TORCH_SPEC:-torch==2.13.0})"
@@ -100,6 +122,11 @@ else
     echo "setup.sh: installing requirements-dev.txt"
     "${pip[@]}" install -r requirements-dev.txt
   fi
+  for name in ${runtimes//,/ }; do
+    echo "setup.sh: installing runtime $name"
+    # shellcheck disable=SC2046  # one requirement per word
+    "${pip[@]}" install $(runtime_requirements "$name")
+  done
   # Editable install of our package; no build isolation so it needs no download.
   "${pip[@]}" install --no-deps --no-build-isolation -e .
   rm -f "$stamp"

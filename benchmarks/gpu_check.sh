@@ -19,7 +19,7 @@
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DRY_STEPS=" 1 8 11 18 19 "
+DRY_STEPS=" 1 8 11 18 19 20 "
 CPU_PSNR_DB=34.640  # 4.0 fp32 on ucf101_256x256, measured on the CPU
 
 out="" weights_dir="gpu_carry/model" data="gpu_carry/ucf101_256x256" py="python3" dry=0 budget="" only=""
@@ -42,7 +42,7 @@ while (($#)); do
 done
 [[ -n "$out" ]] || { echo "gpu_check.sh: --out DIR is required" >&2; usage; exit 2; }
 if [[ -n "$only" && ! "$only" =~ ^[\ 0-9]+$ ]]; then
-  echo "gpu_check.sh: --steps must list step numbers 1-19, got '${only# }'" >&2; exit 2
+  echo "gpu_check.sh: --steps must list step numbers 1-23, got '${only# }'" >&2; exit 2
 fi
 if [[ -n "$budget" && ! "$budget" =~ ^[0-9]+$ ]]; then
   echo "gpu_check.sh: --budget must be a whole number of seconds, got '$budget'" >&2; exit 2
@@ -210,6 +210,12 @@ harness 15 "$step_s" paper dummy --precision "$half" "${size[@]}"
 quality 17 "$half"
 quality 18 fp32
 overhead_step 19
+# Runtimes (README "Runtimes"): the device machine has no network, so these run only where
+# onnxruntime-gpu / TensorRT were installed beforehand; elsewhere the row is exit 2 with its install command.
+harness 20 "$step_s" 4.6 dummy --precision "$half" "${size[@]}" --runtime onnxruntime
+harness 22 "$step_s" 4.6 dummy --precision "$half" "${big[@]}" --runtime onnxruntime
+harness 21 "$compile_s" 4.6 dummy --precision "$half" "${size[@]}" --runtime tensorrt
+harness 23 "$compile_s" 4.6 dummy --precision "$half" "${big[@]}" --runtime tensorrt
 harness 4 "$compile_s" 4.6 dummy --precision "$half" "${size[@]}" --optimize optimized
 for i in "${!batches[@]}"; do
   if [[ $dry -eq 0 && ${batches[$i]} -eq 1 && -n "${rc_of[4]-}" ]]; then

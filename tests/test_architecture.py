@@ -21,6 +21,7 @@ LAYERS = [
     ("data", {"rifebench.data"}),
     ("backends", {"rifebench.backends"}),
     ("models", {"rifebench.models"}),
+    ("runtimes", {"rifebench.runtimes"}),
     ("fetch", {"rifebench.fetch"}),
     ("config", {"rifebench.options", "rifebench.config"}),
     ("report", {"rifebench.report"}),

@@ -23,7 +23,7 @@ import bare_loop  # noqa: E402
 import gpu_table  # noqa: E402
 import random_weights  # noqa: E402
 
-DRY_STEPS = {"1", "8", "11", "18", "19"}
+DRY_STEPS = {"1", "8", "11", "18", "19", "20"}
 
 
 def gpu_doc(**over) -> dict:
@@ -141,6 +141,7 @@ def test_dry_run_makes_one_row_per_step_and_the_archive(tmp_path, weights_40):
         float(r[2]), float(r[3])  # img/s and latency are numbers
     assert "PSNR" in rows["18"][-1] and "ratio harness/bare" in rows["19"][-1]
     assert "--streams 2" in rows["8"][1] and "--batch-size 2" in rows["11"][1]
+    assert "--runtime onnxruntime" in rows["20"][1]  # the runtime step runs (CPU provider in a dry run)
     with tarfile.open(out / "gpu_check.tar.gz") as tar:
         names = tar.getnames()
     for sid in DRY_STEPS - {"19"}:

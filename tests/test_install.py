@@ -24,7 +24,7 @@ from rifebench.config import resolve
 from rifebench.fetch import weights
 from rifebench.models import zoo
 
-SUBCOMMANDS = ("run", "bench", "compare", "study", "fetch-model", "fetch-dataset")
+SUBCOMMANDS = ("run", "bench", "compare", "study", "fetch-model", "fetch-dataset", "fleet")
 
 
 @pytest.mark.parametrize("sub", SUBCOMMANDS)

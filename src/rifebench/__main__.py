@@ -2,7 +2,8 @@
 
 `python -m rifebench [run] OPTIONS` is run_model.sh; the other tools are
 subcommands: `bench` (benchmark.sh), `compare`, `study`, `fetch-model`
-(get_model.sh), `fetch-dataset` (get_dataset.sh). Exit status: status.Exit.
+(get_model.sh), `fetch-dataset` (get_dataset.sh), `fleet` (Slurm, Kubernetes). Exit
+status: status.Exit.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from rifebench.warning_codes import line, warning
 PROG = "run_model.sh"
 SUBCOMMANDS = {"bench": "rifebench.bench.runner", "compare": "rifebench.report.compare",
                "study": "rifebench.bench.study", "fetch-model": "rifebench.fetch.weights",
-               "fetch-dataset": "rifebench.fetch.vimeo"}
+               "fetch-dataset": "rifebench.fetch.vimeo", "fleet": "rifebench.bench.fleet"}
 
 TORCH_MISSING = ("PyTorch is not installed in this Python (accepted: run ./setup.sh in a checkout, which picks "
                  "the build for this machine, or pip install torch --index-url "

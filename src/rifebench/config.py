@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rifebench import __version__
+from rifebench.data.video_io import VIDEO_EXTENSIONS, is_video_path
 from rifebench.models import zoo
 from rifebench.errors import UsageError
 from rifebench.options import BY_NAME, GROUPS, OPTIONS
+from rifebench.runtimes import registry as runtimes
 from rifebench.paths import default_models_dir
 
 PY_TYPES = {"int": int, "float": float, "choice": str, "switch": bool, "path": str, "text": str}
@@ -50,12 +52,14 @@ class _ConfigBase:
 
     @property
     def mode(self) -> str:
-        return "dummy" if self.dummy else "dataset"
+        if self.dummy:
+            return "dummy"
+        return "video" if is_video_path(self.dataset_dir) else "dataset"
 
     @property
     def mode_name(self) -> str:
         """What the console and README call the mode: "quality mode (dataset)"."""
-        return "performance" if self.dummy else "quality"
+        return {"dummy": "performance", "dataset": "quality", "video": "video"}[self.mode]
 
     @property
     def spec(self) -> zoo.ModelSpec:
@@ -95,7 +99,8 @@ def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
         "  compare        two runs or benchmarks, A vs B\n"
         "  study          optimisation study: configurations x sizes in one process per worker\n"
         "  fetch-model    download and verify official weights (get_model.sh)\n"
-        "  fetch-dataset  download the Vimeo-90K triplet test set (get_dataset.sh)",
+        "  fetch-dataset  download the Vimeo-90K triplet test set (get_dataset.sh)\n"
+        "  fleet          a profile across many machines: Slurm job array or Kubernetes Indexed Job",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 passed, 1 failed (a stream failed or the quality verdict failed), "
         "2 bad input, 130 interrupted.",
@@ -164,11 +169,15 @@ def validate(cfg) -> None:
     if not cfg.dummy and cfg.dataset_dir is None:
         raise UsageError(f"{_flag('dummy')}: no workload given (accepted: --dummy for performance mode, "
                           "or --data DIR for quality mode)")
-    if cfg.dataset_dir is not None:
+    if is_video_path(cfg.dataset_dir):  # video mode; its content is checked at start-up (run/startup.py)
+        if not Path(cfg.dataset_dir).is_file():
+            raise UsageError(f"{_flag('dataset_dir')}: video file {cfg.dataset_dir!r} does not exist "
+                              f"(accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}) or a Vimeo-90K folder)")
+    elif cfg.dataset_dir is not None:
         root = Path(cfg.dataset_dir)
         if not root.is_dir():
             raise UsageError(f"{_flag('dataset_dir')}: folder {cfg.dataset_dir!r} does not exist "
-                              "(accepted: a Vimeo-90K triplet test folder)")
+                              "(accepted: a Vimeo-90K triplet test folder, or a video file)")
         if not (root / "tri_testlist.txt").is_file():
             raise UsageError(f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} has no tri_testlist.txt "
                               "(accepted: a Vimeo-90K triplet test folder)")
@@ -180,6 +189,7 @@ def validate(cfg) -> None:
         raise UsageError(f"{_flag('interpolation')}: {cfg.interpolation} frames per pair is not possible: {why}")
     if cfg.fault is not None:
         parse_fault(cfg.fault, cfg.streams)
+    runtimes.check(cfg, _flag)  # RUNTIME: installed, and what it can run (model, platform, precision, knobs)
     if cfg.devices is not None:
         parts = [p.strip() for p in cfg.devices.split(",")]
         if not parts or not all(p.isdigit() for p in parts):

@@ -135,12 +135,18 @@ OPTIONS: tuple[Option, ...] = (
            choices=("auto", "fp16", "bf16", "fp32")),
     Option("amp", "--amp", "AMP", "switch", False,
            "keep fp32 weights and run under torch.autocast in PRECISION (mixed precision)", "run"),
+    Option("runtime", "--runtime", "RUNTIME", "choice", "torch",
+           "what runs the network: torch (eager PyTorch), or its ONNX export (cached beside the weights) in "
+           "onnxruntime, openvino or tensorrt, parity-checked against PyTorch fp32 before timing (see README "
+           "\"Runtimes\")", "run", choices=("torch", "onnxruntime", "openvino", "tensorrt")),
     Option("dummy", "--dummy", "DUMMY", "switch", False,
            "performance mode: the same seeded random pair every submission; accuracy is 0 and no verdict is made",
            "run"),
     Option("dataset_dir", "--data", "DATASET_DIR", "path", None,
            "quality mode: a Vimeo-90K triplet test folder (tri_testlist.txt with sequences/ or input/+target/); "
-           "durations are ignored and a stream tests min(NUM_INPUTS, list size) triplets", "run"),
+           "durations are ignored and a stream tests min(NUM_INPUTS, list size) triplets. Video mode: a video file "
+           "(.mp4 .mkv .webm .mov .avi .y4m), min(NUM_INPUTS, pairs in the video) pairs per stream (see VIDEO_GT)",
+           "run"),
     Option("models_dir", "--modelsdir", "MODELS_DIR", "path", None,
            "where weights live (MODELS_DIR/rife-<model>/flownet.pkl)", "run",
            default_text="./model in a checkout, else $XDG_CACHE_HOME/rifebench", alias_flags=("--models-dir",)),
@@ -188,6 +194,13 @@ OPTIONS: tuple[Option, ...] = (
            "PSNR in dB for one frame to pass", "quality", minimum=0, maximum=100),
     Option("min_pass_pct", "--min-pass-pct", "MIN_PASS_PCT", "float", 95.0,
            "percentage of checked frames that must pass for the run to pass", "quality", minimum=0, maximum=100),
+    Option("video_gt", "--video-gt", "VIDEO_GT", "choice", "drop",
+           "video mode: drop = every (INTERPOLATION+1)-th frame is an input and the frames between are the ground "
+           "truth of the interpolated ones (scored); none = every consecutive pair of the full-rate video, "
+           "nothing scored (accuracy 0)", "quality", choices=("drop", "none")),
+    Option("save_video", "--save-video", "SAVE_VIDEO", "switch", False,
+           "video mode: write OUTPUT_DIR/interpolated.mkv (FFV1, lossless), inputs and interpolated frames in "
+           "order at (INTERPOLATION+1)x the input rate; --saveimages does the same in video mode", "quality"),
     # -- streams
     Option("streams", "--streams", "STREAMS", "int", 1,
            "parallel inference processes, each pinned to its own CPUs", "streams", minimum=1, maximum=1024),

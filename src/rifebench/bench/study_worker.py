@@ -189,6 +189,7 @@ def _serve(conn, flags, size, seed, threads) -> None:
         elif cmd == "stats":
             conn.send(("stats", {"memory": backend.memory(), "rss_after_load_bytes": rss_loaded,
                                  "knobs": interp.knobs.to_dict() | {"runtime": interp.runtime()},
+                                 "runtime": interp.net.describe() if hasattr(interp.net, "describe") else None,
                                  "device": backend.describe()}))
         else:
             return

@@ -11,7 +11,7 @@ from pathlib import Path
 
 # One run's result set: moved aside together, so an earlier run's files never
 # mix with this run's (an old images/ folder least of all).
-RESULT_SET = ("results.yaml", "results.json", "output.log", "images")
+RESULT_SET = ("results.yaml", "results.json", "output.log", "images", "interpolated.mkv")
 PREVIOUS = "previous"
 KEEP_PREVIOUS = 5
 

@@ -19,7 +19,7 @@ import yaml
 from rifebench.fsutil import atomic_write_bytes, atomic_write_text
 from rifebench.measure.metrics import latency_stats, rate
 from rifebench.paths import git_revision
-from rifebench.report import repetitions
+from rifebench.report import repetitions, video as video_report
 from rifebench.report.validity import line as validity_line
 from rifebench.status import Status
 from rifebench.warning_codes import line
@@ -49,7 +49,7 @@ def stream_summary(r: dict, t0: float, wall_minus_mono: float | None = None) -> 
         "pinned_by": r.get("pinned_by"),
         "mems_allowed": r.get("mems_allowed"),
         "mempolicy": r.get("mempolicy"),
-        "device": r.get("device"),
+        "device": r.get("device"), "runtime": r.get("runtime"),  # RUNTIME's name, version, settings, parity
         "frames": r.get("frames", 0),
         "images": r.get("images", 0),
         "throughput": rate(r.get("images", 0), window),
@@ -144,6 +144,8 @@ def begin(cfg, model_info: dict) -> None:
 
 def quality_section(cfg, streams: list[dict]) -> dict | None:
     """Dataset mode: merge the streams' per-frame scores and make the verdict."""
+    if cfg.mode == "video":  # scored by frame dropping, or not at all (VIDEO_GT)
+        return video_report.quality(cfg, streams)
     if cfg.dummy:
         return None
     from rifebench.measure.quality import merge
@@ -197,8 +199,9 @@ def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dic
         "notes": [w for w in all_warnings if w.get("level") == "note"],
         "pinning": rep["outcome"].pinning,
         "telemetry": rep["telemetry"],
-        "knobs": rep["knobs"],
+        "knobs": rep["knobs"], "runtime": next((r["runtime"] for r in rep["streams"] if r.get("runtime")), None),
     }
+    video_report.add(doc, cfg, rep["streams"])
     write_json(cfg.output_dir, doc)
     if status == Status.PASSED or (status == Status.FAILED and not rep["failures"] and (
             (quality and quality.get("verdict") in ("fail", "unchecked")) or not validity["valid"])):
@@ -315,13 +318,14 @@ def print_summary(doc: dict, log) -> None:
         share = f", {f(dev['share_of_peak_pct'], '.1f')}% of {f(dev['peak_tflops'], '.0f')} peak" \
             if dev.get("share_of_peak_pct") else ""
         log(f"compute: {f(dev['gflop_per_pair'], '.3g')} GFLOP per pair, {f(dev['achieved_tflops'], '.3g')} TFLOP/s{share}")
+    video_report.log_lines(doc, log)
     if doc["quality"]:
         q = doc["quality"]
         log(f"quality: {q['passed']}/{q['tested']} frames >= {q['threshold_db']} dB ({f(q['pass_pct'])}%), "
             f"mean PSNR {f(q['psnr_mean'])} dB, SSIM {f(q['ssim_mean'], '.4f')}: verdict {q['verdict']}")
         log(f"quality note: {q['note']}")
     else:
-        log("accuracy: 0 (performance mode (dummy): no quality verdict)")
+        log(video_report.NO_SCORES if doc["mode"] == "video" else "accuracy: 0 (performance mode (dummy): no quality verdict)")
     for fail in doc["failures"]:
         if fail.get("partial_result"):  # the launcher has already printed the others
             log(f"error: stream {fail['stream']} failed: {fail['reason']}")

@@ -80,8 +80,8 @@ def row_record(row, test_dir: Path, exit_code: int | None, wall_s: float) -> dic
 def context(doc: dict) -> dict:
     """What a row ran: model, frame size, platform and the device's name."""
     cfg = doc["config"]
-    size = (f"{cfg.get('data_width')}x{cfg.get('data_height')}" if doc.get("mode") != "dataset"
-            else f"dataset {Path(str(cfg.get('dataset_dir') or '?')).name}")
+    size = (f"{cfg.get('data_width')}x{cfg.get('data_height')}" if doc.get("mode") not in ("dataset", "video")
+            else f"{doc['mode']} {Path(str(cfg.get('dataset_dir') or '?')).name}")
     return {"platform": cfg.get("platform"), "precision": cfg.get("precision"), "streams": cfg.get("streams"),
             "mode": doc.get("mode"), "model": (doc.get("model") or {}).get("name") or cfg.get("model"),
             "size": size, "device": device_name(doc)}

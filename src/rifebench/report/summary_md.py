@@ -82,8 +82,9 @@ def _notes(header: list[str], records: list[dict]) -> list[str]:
              "each run recorded, explained above and in the README's warning table."]
     if any(r.get("mode") == "dummy" for r in records):
         notes.append("- Accuracy is 0 in dummy (performance) mode: no quality verdict is made there.")
-    if any(r.get("mode") == "dataset" for r in records):
-        notes.append("- Accuracy (dataset rows): % of interpolated frames at or above the PSNR threshold.")
+    if any(r.get("mode") in ("dataset", "video") for r in records):
+        notes.append("- Accuracy (dataset and video rows): % of interpolated frames at or above the PSNR threshold "
+                     "(video rows: against the frames dropped from the input, VIDEO_GT=drop; 0 with VIDEO_GT=none).")
     if "peak_mem_mib" in keys:
         notes.append("- Peak memory: the device's peak allocation where it reports one, else the stream process's "
                      "peak resident memory; the largest over streams.")

@@ -181,10 +181,10 @@ class _Watch:
         self.started = self.stopping = self.finished = False
         self.deadline = self.next_progress = None
 
-    def fail(self, sid, reason: str) -> None:
+    def fail(self, sid, reason: str, details: dict | None = None) -> None:
         if any(f["stream"] == sid for f in self.outcome.failures):
             return
-        self.outcome.failures.append({"stream": sid, "reason": reason})
+        self.outcome.failures.append({"stream": sid, "reason": reason} | (details or {}))
         if self.outcome.status == Status.COMPLETED:  # the first cause names the run
             self.outcome.status = Status.FAILED
         self.log(f"error: stream {sid} failed: {reason}")
@@ -244,7 +244,7 @@ class _Watch:
                     continue  # stopped before the start, as asked
                 if payload.get("traceback"):
                     self.log(payload["traceback"].rstrip())
-                self.fail(s.sid, payload["error"])
+                self.fail(s.sid, payload["error"], payload.get("details"))
 
     def check_exits(self, now: float) -> None:
         for s in self.streams:

@@ -18,6 +18,7 @@ nobody in particular was the OOM killer's doing.
 """
 from __future__ import annotations
 
+import os
 import signal
 import struct
 from dataclasses import dataclass
@@ -68,7 +69,13 @@ def png_size(path) -> tuple[int, int] | None:
 
 def frame_size(cfg) -> tuple[int, int, str]:
     """The run's frame: DATA_HEIGHT x DATA_WIDTH in dummy mode, the dataset's first image otherwise."""
-    if not cfg.dummy:
+    if cfg.mode == "video":
+        from rifebench.data.video_io import frame_size as video_size
+
+        size = video_size(cfg.dataset_dir)
+        if size is not None:
+            return size[0], size[1], f"the video's frames ({os.path.basename(cfg.dataset_dir)})"
+    elif not cfg.dummy:
         from rifebench.data.vimeo import DatasetError, triplets
 
         try:

@@ -38,7 +38,14 @@ def startup_checks(cfg, output_dir: bool = True):
     from rifebench.run.launcher import preflight
 
     plan = preflight(cfg, gpu_identities(cfg.platform, cfg.device_list))  # PIN, DEVICES, SOCKET, in a second
-    if not cfg.dummy:  # a broken dataset fails in a second, not after the models are loaded
+    if cfg.mode == "video":  # not a video, an unsupported codec, too few frames: before any model loads
+        from rifebench.data.video import ACCEPTED as VIDEO_ACCEPTED, VideoError, check as check_video
+
+        try:
+            check_video(cfg)
+        except VideoError as exc:
+            raise UsageError(f"--data/DATASET_DIR: {exc} (accepted: {VIDEO_ACCEPTED})") from None
+    elif not cfg.dummy:  # a broken dataset fails in a second, not after the models are loaded
         from rifebench.data.vimeo import ACCEPTED, DatasetError, triplets
 
         try:
@@ -54,7 +61,8 @@ def check_output_dir(path: str) -> None:
     from rifebench.fsutil import OutputDirError, prepare_dir
 
     try:
-        prepare_dir(path, files=("output.log", "results.json", "results.yaml", "images", "previous"))
+        prepare_dir(path, files=("output.log", "results.json", "results.yaml", "images", "previous",
+                                 "interpolated.mkv"))
     except OutputDirError as exc:
         raise UsageError(f"--output-dir/OUTPUT_DIR: {exc}") from None
 

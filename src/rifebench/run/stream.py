@@ -53,9 +53,14 @@ def build(cfg, device_index: int = 0):
     backend = Backend(cfg.platform, device_index)
     net = load_model(cfg.spec, cfg.load_path, {k: getattr(cfg, k) for k in cfg.spec.build_options})
     knobs = resolve(cfg, cfg.platform, probe_caps(cfg.platform, net, cfg))  # effective values + fallbacks
+    if cfg.runtime != "torch":  # the exported graph in a runtime runs in the eager network's place
+        from rifebench.runtimes.net import adopt
+
+        net = adopt(net, cfg, knobs, device_index)
     backend.configure(knobs.values)
-    interp = Interpolator(net, cfg.spec, backend.device, torch_dtype(cfg.precision), amp=cfg.amp,
-                          scale=cfg.scale, optimize=backend.optimizer(), **knobs.interpolator_options())
+    dtype = getattr(net, "io_dtype", None) or torch_dtype(cfg.precision)  # a runtime's graph has its own I/O dtype
+    interp = Interpolator(net, cfg.spec, backend.device, dtype, amp=cfg.amp, scale=cfg.scale,
+                          optimize=backend.optimizer(), **knobs.interpolator_options())
     interp.knobs = knobs
     return backend, interp
 
@@ -65,6 +70,10 @@ def make_source(cfg, interp, stream_id: int):
         from rifebench.data.dummy import DummySource
 
         return DummySource(cfg, interp)
+    if cfg.mode == "video":
+        from rifebench.data.video import VideoSource
+
+        return VideoSource(cfg, interp, stream_id)
     from rifebench.data.vimeo import DatasetSource
 
     return DatasetSource(cfg, interp, stream_id)
@@ -163,10 +172,20 @@ def run_stream(cfg, link: Link, report) -> dict:
     result.update(device=backend.describe(), setup_s=time.monotonic() - t_setup)
     total = min(len(source), cfg.num_inputs) if source.checks_quality else None
     try:
+        if cfg.runtime != "torch":  # the parity gate: before warm-up, never timed; below it the stream fails
+            from rifebench.runtimes.net import parity
+
+            report("warming", f"{cfg.runtime}: export (or its cache) and the parity check first")
+            gate = parity(cfg, interp, source, total)
+            result["runtime"] = interp.net.describe() | {"parity": gate}
+            if hasattr(source, "rewind"):
+                source.rewind()
         # Warm-up can take tens of seconds (compilation, large frames): say so before, not only after.
         report("warming", f"set-up {result['setup_s']:.1f} s; warming up"
                           + (" (compiling first; this can take a minute)" if interp.warmup_needed else ""))
         result["warmup"] = warm_up(cfg, source, interp, backend, total)
+        if hasattr(source, "rewind"):  # a video decodes forward only: start its pass again from frame 0
+            source.rewind()
         backend.reset_peak_memory()
         report("ready", {"warmup": result["warmup"], "setup_s": result["setup_s"]})
         link.barrier.wait(timeout=link.barrier_timeout)
@@ -243,4 +262,5 @@ def stream_entry(cfg_fields: dict, link: Link, queue) -> None:
             link.barrier.abort()  # wake the others: no stream waits for a dead one
         except Exception:
             pass
-        report("error", {"error": f"{type(exc).__name__}: {exc}".strip(), "traceback": traceback.format_exc()})
+        report("error", {"error": f"{type(exc).__name__}: {exc}".strip(), "traceback": traceback.format_exc(),
+                         "details": getattr(exc, "details", None)})

@@ -1,0 +1,223 @@
+"""`rifebench fleet`: one profile across many nodes, through the cluster's own
+scheduler, and one report.
+
+  fleet submit PROFILE [--partition P] [--nodes N|LIST] [--gpus-per-task G]
+               [--time-limit T] [--account A] [--container-image IMG]
+               [--output-dir DIR] [--wait] [--dry-run] [--skip-host-checks]
+  fleet report DIR
+  fleet k8s PROFILE --image IMG [--replicas N] [...] > manifest.yaml
+
+submit checks the whole profile (cells, option combinations and, unless told
+otherwise, every row's start-up checks on this host), writes fleet.json and the
+sbatch script into the output folder and submits one job array (bench/fleet_slurm.py).
+--wait follows it with progress and writes the report (report/fleet_md.py);
+Ctrl-C then cancels the array and marks the unfinished cells "not run".
+Exit status: 0 every cell passed (or submitted, without --wait), 1 a cell
+failed or was not run, 2 bad profile or options, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rifebench import __version__
+from rifebench.bench import fleet_slurm, profiles
+from rifebench.bench.runner import prepare_output
+from rifebench.bench.runner import UsageError as BenchUsageError
+from rifebench.errors import UsageError
+from rifebench.fsutil import MANIFEST_NAME, atomic_write_text, write_manifest
+from rifebench.report.fleet import NODE_PREFIX, PLAN, FleetReportError, load_plan
+from rifebench.status import Exit
+
+PROG = "rifebench fleet"
+POLL_S = 2.0
+# What --force may later remove: these, and the node_<node> folders the tasks write.
+OWN_FILES = (PLAN, "profile.csv", fleet_slurm.SCRIPT, fleet_slurm.LOG_DIR, "summary.md", "summary.csv",
+             "fleet_report.json", "node_throughput.png")
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def error(msg: str) -> None:
+    print(f"{PROG}: error: {msg}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description="Run a profile on many nodes through "
+                                "Slurm or Kubernetes; report the fleet's spread and its outlier nodes.")
+    p.add_argument("--version", action="version", version=f"rifebench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("submit", allow_abbrev=False, help="submit a profile as one Slurm job array")
+    s.add_argument("profile", metavar="PROFILE", help="a CSV profile (profiles/README.md)")
+    s.add_argument("--partition", metavar="P", help="sbatch --partition")
+    s.add_argument("--nodes", metavar="N|LIST", help="a node count, or a node list (sbatch --nodelist); default 1")
+    s.add_argument("--gpus-per-task", metavar="G", help="sbatch --gpus-per-task (one task per node)")
+    s.add_argument("--time-limit", metavar="T", help="sbatch --time, per row")
+    s.add_argument("--account", metavar="A", help="sbatch --account")
+    s.add_argument("--container-image", metavar="IMG", help="run each task in this image through pyxis/enroot (srun "
+                   "--container-image); bare metal otherwise")
+    s.add_argument("--output-dir", metavar="DIR", help="fleet folder on a filesystem every node shares "
+                   "(default ./output/fleet-<timestamp>)")
+    s.add_argument("--force", action="store_true", help="reuse a non-empty folder holding a previous run's files")
+    s.add_argument("--wait", action="store_true", help="follow the job to its end, then write the report")
+    s.add_argument("--dry-run", action="store_true", help="write fleet.json and the sbatch script, submit nothing")
+    s.add_argument("--skip-host-checks", action="store_true", help="check cells and option combinations only, "
+                   "not each row's start-up checks on this host (a login node without the nodes' devices)")
+    r = sub.add_parser("report", allow_abbrev=False, help="write summary.md/.csv and the plot of a fleet folder")
+    r.add_argument("dir", metavar="DIR")
+    from rifebench.bench.fleet_k8s import add_arguments
+
+    add_arguments(sub.add_parser("k8s", allow_abbrev=False, help="print a Kubernetes Indexed Job manifest"))
+    return p
+
+
+class ProfileProblems(ValueError):
+    """Every problem of the profile, one line each (benchmark.sh's check)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        if args.command == "report":
+            return report(Path(args.dir))
+        if args.command == "k8s":
+            from rifebench.bench.fleet_k8s import manifest
+
+            sys.stdout.write(manifest(args, read_plan(args, startup=False)))
+            return Exit.PASS
+        return submit(args)
+    except ProfileProblems as exc:
+        for line in exc.args[0]:
+            error(line)
+        return Exit.USAGE
+    except (UsageError, BenchUsageError, profiles.ProfileError, FleetReportError) as exc:
+        error(str(exc))
+        return Exit.USAGE
+
+
+def read_plan(args, startup: bool) -> dict:
+    """The profile checked whole, as the rows' variables: what every task runs."""
+    header, rows = profiles.read(args.profile)
+    problems = profiles.validate(args.profile, rows, os.environ, startup=startup)
+    if problems:
+        raise ProfileProblems(problems)
+    return {"profile": args.profile, "header": header, "command": ["rifebench", "fleet", *args.argv],
+            "rows": [{"row": r.number, "line": r.line, "cells": r.cells, "env": profiles.row_env(r, os.environ)}
+                     for r in rows], "created": _now()}
+
+
+def submit(args) -> int:
+    opts = fleet_slurm.options(args)
+    plan = read_plan(args, startup=not (args.skip_host_checks or opts.container_image))
+    requested = args.output_dir or f"output/fleet-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    fleet_slurm.check("--output-dir", str(Path(requested).expanduser().resolve()))
+    previous = Path(requested).expanduser().resolve()
+    if args.force and (previous / PLAN).is_file() and (previous / MANIFEST_NAME).is_file():
+        note_outputs(previous)  # the node folders its tasks wrote after the manifest
+    out = prepare_output(requested, args.force)
+    nodes = fleet_slurm.expand_nodes(opts.node_list) if opts.node_list else []
+    count = len(nodes) or int(opts.nodes)
+    sargs = fleet_slurm.sbatch_args(opts, len(plan["rows"]), out, count)
+    plan.update(nodes=nodes, node_count=count, output_dir=str(out), log_hint=f"{fleet_slurm.LOG_DIR}/<job>_<row>.out",
+                scheduler={"kind": "slurm", "args": sargs, "script": fleet_slurm.SCRIPT, "job_id": None,
+                           "container_image": opts.container_image})
+    note_outputs(out)  # before the first file: a crash at any point leaves it listed
+    (out / fleet_slurm.LOG_DIR).mkdir(exist_ok=True)
+    shutil.copyfile(args.profile, out / "profile.csv")
+    script = out / fleet_slurm.SCRIPT
+    atomic_write_text(script, fleet_slurm.render(opts, sargs, out, str(Path(__file__).resolve().parents[2])))
+    atomic_write_text(out / PLAN, json.dumps(plan, indent=2) + "\n")
+    if args.dry_run:
+        log(f"{PROG}: dry run: {script} written; submit it with: sbatch {script}")
+        return Exit.PASS
+    plan["scheduler"]["job_id"] = fleet_slurm.submit(script)
+    plan["scheduler"]["submitted"] = _now()
+    atomic_write_text(out / PLAN, json.dumps(plan, indent=2) + "\n")
+    log(f"{PROG}: job {plan['scheduler']['job_id']}: {len(plan['rows'])} row(s) x {count} node(s); results in {out}")
+    if not args.wait:
+        log(f"{PROG}: follow it with squeue -j {plan['scheduler']['job_id']}; then: rifebench fleet report {out}")
+        return Exit.PASS
+    return follow(out, plan)
+
+
+def follow(out: Path, plan: dict) -> int:
+    """Progress until the array leaves the queue, then the report. Ctrl-C (or
+    SIGTERM) cancels the array; its unfinished cells become "not run"."""
+    from rifebench.report.fleet import collect
+
+    job, shown = plan["scheduler"]["job_id"], None
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while True:
+            live = fleet_slurm.poll(job)
+            if live is not None:
+                counts = progress(collect(out, plan, live))
+                if counts != shown:
+                    log(f"{PROG}: job {job}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+                    shown = counts
+                if not live:
+                    break
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        fleet_slurm.cancel(job)
+        plan.update(cancelled=True, cancelled_at=_now())
+        atomic_write_text(out / PLAN, json.dumps(plan, indent=2) + "\n")
+        log(f"{PROG}: interrupted: job {job} cancelled (scancel); unfinished cells are marked not run")
+        report(out)
+        return Exit.INTERRUPTED
+    return report(out)
+
+
+def progress(cells: list[dict]) -> dict[str, int]:
+    names = {"pending": "pending", "running": "running", "passed": "done"}
+    counts = {"pending": 0, "running": 0, "done": 0, "failed": 0}
+    for c in cells:
+        key = names.get(c["status"], "failed")
+        counts[key] += 1
+    return counts
+
+
+def report(out: Path) -> int:
+    from rifebench.report.fleet_md import report as write_report
+
+    plan = load_plan(out)
+    live = None
+    job = (plan.get("scheduler") or {}).get("job_id")
+    if job and (plan.get("scheduler") or {}).get("kind") == "slurm" and shutil.which("squeue"):
+        live = fleet_slurm.poll(job) or None
+    cells, stats = write_report(out, live)
+    if (out / MANIFEST_NAME).exists():  # a fleet folder we submitted (a collected one is left as it is)
+        note_outputs(out)
+    passed = sum(c["status"] == "passed" for c in cells)
+    log(f"{PROG}: {passed}/{len(cells)} cell(s) passed; report in {out / 'summary.md'}")
+    for st in stats:
+        if st["outliers"]:
+            log(f"{PROG}: row {st['row']}: outlier node(s): {', '.join(st['outliers'])}")
+    return Exit.PASS if passed == len(cells) else Exit.FAIL
+
+
+def note_outputs(out: Path) -> None:
+    write_manifest(out, {*OWN_FILES, *(p.name for p in out.glob(NODE_PREFIX + "*"))})
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The fleet report: one profile run on many nodes, read from one folder. Knows
+files, not schedulers.
+
+A fleet folder holds fleet.json (the plan: profile rows with their variables,
+the nodes asked for, the scheduler's job) and one folder per cell,
+node_<node>/test_<row>/, where the task wrapper (bench/fleet_task.py) wrote
+task.json and the run its usual files. Every (row, node) cell the plan expects
+is listed: a task that never wrote its record is a failed cell, never a missing
+one; a cancelled fleet's unfinished cells are "not run"; the scheduler's view
+(pending, running) is passed in by the caller while the job is alive.
+
+Across nodes, per row: median throughput, min, max, spread ((max - min) /
+median), MAD and a bootstrap 95% interval of the median. A node is an outlier
+of its row when all of these hold (see OUTLIER_RULE): at least MIN_NODES nodes
+measured the row; its throughput is more than K_MAD robust standard deviations
+(1.4826 x MAD) from the median; it differs from the median by more than
+MIN_REL; and, when the node repeated the row (REPEAT >= 2), its own 95% interval
+excludes the median. The first two separate a node from the fleet's spread, the
+third keeps a tight fleet from flagging differences nobody would act on (with
+MAD near 0 any difference is many MADs away), the last keeps a noisy node's
+unlucky draw from being called slow.
+"""
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+from types import SimpleNamespace
+
+from rifebench.measure.stats import bootstrap_ci
+from rifebench.report import summary
+
+PLAN = "fleet.json"
+TASK = "task.json"
+NODE_PREFIX = "node_"
+CELL_DIR = re.compile(r"test_(\d+)(?:\.(\d+))?$")
+NOT_RUN, PENDING, RUNNING, FAILED = "not run", "pending", "running", "failed"
+K_MAD, MIN_REL, MIN_NODES, MAD_SCALE = 3.0, 0.05, 3, 1.4826
+OUTLIER_RULE = (f"outlier: at least {MIN_NODES} nodes measured the row, |x - median| > {K_MAD:g} x 1.4826 x MAD "
+                f"and > {100 * MIN_REL:g}% of the median, and the node's own 95% CI (REPEAT >= 2) excludes "
+                "the median")
+
+
+class FleetReportError(ValueError):
+    """One-line message naming the folder or file."""
+
+
+def load_plan(out: Path) -> dict:
+    path = Path(out) / PLAN
+    try:
+        plan = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FleetReportError(f"DIR: {str(out)!r} has no {PLAN} (accepted: a folder written by "
+                               "`rifebench fleet submit` or collected from a fleet's Kubernetes volume)") from None
+    except (OSError, ValueError) as exc:
+        raise FleetReportError(f"DIR: {str(path)!r} cannot be read ({exc}) (accepted: a fleet plan in JSON)") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("rows"), list):
+        raise FleetReportError(f"DIR: {str(path)!r} is not a fleet plan (accepted: the {PLAN} fleet submit writes)")
+    return plan
+
+
+def cell_dirs(out: Path) -> dict[int, list[tuple[str, Path]]]:
+    """Row -> [(node label, folder)]: node_<node>/test_<row>, and test_<row>.<k>
+    for the k-th replica that landed on a node that already ran the row."""
+    found: dict[int, list[tuple[str, Path]]] = {}
+    for node_dir in sorted(Path(out).glob(NODE_PREFIX + "*")):
+        if not node_dir.is_dir():
+            continue
+        node = node_dir.name[len(NODE_PREFIX):]
+        for test_dir in sorted(node_dir.iterdir()):
+            m = CELL_DIR.match(test_dir.name)
+            if m and test_dir.is_dir():
+                label = node if m.group(2) is None else f"{node}#{m.group(2)}"
+                found.setdefault(int(m.group(1)), []).append((label, test_dir))
+    return found
+
+
+def collect(out: Path, plan: dict, live: dict[int, str] | None = None) -> list[dict]:
+    """One record per expected (row, node) cell. `live`: the scheduler's state of
+    rows still queued or running; None when the job has left the queue."""
+    out, live = Path(out), live or {}
+    found = cell_dirs(out)
+    listed = plan.get("nodes") or []
+    count = max(int(plan.get("node_count") or 0), len(listed))
+    cells = []
+    for row in plan["rows"]:
+        dirs = dict(found.get(row["row"], []))
+        names = list(dict.fromkeys([*listed, *dirs]))
+        names += [f"(unallocated {i + 1})" for i in range(max(0, count - len(names)))]
+        for node in names:
+            cells.append(cell(out, plan, row, node, dirs.get(node), live.get(row["row"])))
+    return cells
+
+
+def cell(out: Path, plan: dict, row: dict, node: str, test_dir: Path | None, live: str | None) -> dict:
+    rel = str(test_dir.relative_to(out)) if test_dir else None
+    base = {"row": row["row"], "node": node, "cells": dict(row.get("cells") or {}), "dir": rel}
+    task = _read_json(test_dir / TASK) if test_dir else None
+    cancelled = bool(plan.get("cancelled"))
+    if task is None or task.get("state") != "finished":
+        if cancelled:  # before the scheduler's view: a cancelled task may still be stopping
+            return base | {"status": NOT_RUN, "reason": "the fleet was cancelled before this cell finished"}
+        if live in (PENDING, RUNNING):
+            return base | {"status": RUNNING if task else live, "reason": None}
+        why = ("the task started but ended without its record (killed: time limit, memory or node failure)"
+               if task else "no task record: the task never ran here or died before starting "
+                            f"(see the scheduler's log{', ' + plan['log_hint'] if plan.get('log_hint') else ''})")
+        return base | {"status": FAILED, "reason": why}
+    rec = summary.row_record(SimpleNamespace(number=row["row"], cells=base["cells"]), test_dir,
+                             task.get("exit_code"), task.get("wall_s") or 0.0)
+    rec.update(node=node, dir=rel, host=task.get("host"))
+    if cancelled and rec["status"] == "interrupted":
+        rec.update(status=NOT_RUN, reason="the fleet was cancelled while this cell ran")
+    rec.update(telemetry(summary.load_results(test_dir)))
+    return rec
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def telemetry(doc: dict | None) -> dict:
+    """What a slow node's own run says about it: clocks, power, throttling (GPU
+    telemetry of the timed window), the CPU's busy share and what else ran."""
+    tel = (doc or {}).get("telemetry") or {}
+    gpus, streams = tel.get("gpus") or [], tel.get("streams") or []
+
+    def mean(items, key):
+        vals = [(i.get(key) or {}).get("mean") for i in items]
+        vals = [v for v in vals if v is not None]
+        return statistics.fmean(vals) if vals else None
+
+    others = [s["others_pct_of_cpus"] for s in streams if s.get("others_pct_of_cpus") is not None]
+    throttle: dict[str, int] = {}
+    for g in gpus:
+        for name, n in (g.get("throttle_reasons") or {}).items():
+            throttle[name] = throttle.get(name, 0) + n
+    return {"sm_clock_mhz": mean(gpus, "sm_clock_mhz"), "mem_clock_mhz": mean(gpus, "mem_clock_mhz"),
+            "power_w_mean": mean(gpus, "power_w"),
+            "throttle": ", ".join(f"{k} ({v} samples)" for k, v in sorted(throttle.items()) if v) or None,
+            "cpus_busy_pct": mean(streams, "cpus_busy_pct"),
+            "others_pct_of_cpus": max(others) if others else None}
+
+
+def row_stats(plan: dict, cells: list[dict]) -> list[dict]:
+    """Per row, the figures across its measured nodes; flags outlier cells in place."""
+    out = []
+    for row in plan["rows"]:
+        mine = [c for c in cells if c["row"] == row["row"]]
+        measured = [c for c in mine if c.get("throughput_img_s") is not None]
+        values = [c["throughput_img_s"] for c in measured]
+        st = {"row": row["row"], "cells": row.get("cells") or {}, "nodes": len(mine), "measured": len(measured),
+              "passed": sum(c["status"] == "passed" for c in mine),
+              "statuses": {s: sum(c["status"] == s for c in mine) for s in dict.fromkeys(c["status"] for c in mine)}}
+        st.update(spread(values))
+        for c in measured:
+            c["outlier"] = outlier(c, st)
+        st["outliers"] = [c["node"] for c in measured if c["outlier"]]
+        out.append(st)
+    return out
+
+
+def spread(values: list[float]) -> dict:
+    if not values:
+        return {"median": None, "min": None, "max": None, "spread_pct": None, "mad": None, "ci": None}
+    med = statistics.median(values)
+    ci = bootstrap_ci(values)
+    return {"median": med, "min": min(values), "max": max(values),
+            "spread_pct": 100 * (max(values) - min(values)) / med if med else None,
+            "mad": statistics.median(abs(v - med) for v in values), "ci": list(ci) if ci else None}
+
+
+def outlier(c: dict, st: dict) -> str | None:
+    """"slow" / "fast" when the cell passes every part of OUTLIER_RULE, else None."""
+    x, med, mad = c["throughput_img_s"], st["median"], st["mad"]
+    if st["measured"] < MIN_NODES or not med:
+        return None
+    dev = x - med
+    if abs(dev) <= K_MAD * MAD_SCALE * mad or abs(dev) <= MIN_REL * med:
+        return None
+    lo, hi = c.get("throughput_ci_low"), c.get("throughput_ci_high")
+    if lo is not None and hi is not None and lo <= med <= hi:
+        return None
+    return "slow" if dev < 0 else "fast"

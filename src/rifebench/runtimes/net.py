@@ -1,0 +1,157 @@
+"""A runtime-backed network in place of the eager one, and the parity gate.
+
+RuntimeNet is called as the networks are (img0, img1, timestep, scale=...) by
+the same Interpolator, so padding, cropping, timesteps, the stream loop, the
+clocks and the scoring stay the harness's own. It builds one engine per padded
+input shape (an export, or the cached graph, then the runtime's compilation);
+a batch smaller than the exported one (a dataset's last) is padded with zeros.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import torch
+import torch.nn as nn
+
+from rifebench.models import export as onnx_export
+from rifebench.runtimes import engines
+from rifebench.runtimes.registry import ort_providers, tensorrt_route
+
+# Parity with the PyTorch fp32 output on the run's first input.
+PARITY_DB = {"fp32": 50.0, "fp16": 35.0, "bf16": 35.0}
+
+
+class ParityFailed(RuntimeError):
+    """`details` reaches results.json's failure record: the figure is kept, structured."""
+
+    def __init__(self, message: str, record: dict):
+        super().__init__(message)
+        self.details = {"runtime_parity": record}
+
+
+def graph_precision(runtime: str, precision: str) -> str:
+    """The exported graph's dtype: OpenVINO lowers an fp32 graph itself
+    (INFERENCE_PRECISION_HINT); ONNX Runtime and TensorRT get an fp16 graph
+    for fp16 (its warp still float32)."""
+    return "fp16" if precision == "fp16" and runtime in ("onnxruntime", "tensorrt") else "fp32"
+
+
+class RuntimeNet(nn.Module):
+    def __init__(self, ref: nn.Module, spec, opts: dict):
+        super().__init__()
+        # The fp32 eager network: the parity reference and the source of every export. Kept out
+        # of the module tree so that the Interpolator's .to(device, dtype) leaves it fp32.
+        self.__dict__["ref"] = ref.float().eval()
+        self.spec, self.opts = spec, opts
+        self.graph_precision = graph_precision(opts["runtime"], opts["precision"])
+        self.io_dtype = torch.float16 if self.graph_precision == "fp16" else torch.float32
+        self.engines: dict = {}
+        self.exports: list[dict] = []
+        self.data_dependent = False  # the If runs inside the runtime: nothing for the host to read back
+        self.large_motion_count = None  # the runtime does not say which branch it took
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor, timestep=0.5, scale: float = 1.0) -> torch.Tensor:
+        n, batch = img0.shape[0], self.opts["batch"]
+        if n < batch:  # one graph for every submission: pad a short last batch, drop its rows after
+            pad = img0.new_zeros((batch - n, *img0.shape[1:]))
+            img0, img1 = torch.cat((img0, pad)), torch.cat((img1, pad))
+        engine = self.engine(tuple(img0.shape[2:]), img0.device)
+        return engine.run(img0, img1, float(timestep))[:n]
+
+    def engine(self, hw: tuple[int, int], device) -> object:
+        if hw not in self.engines:
+            self.engines[hw] = self._make_engine(hw, device)
+        return self.engines[hw]
+
+    def _export(self, hw):
+        o = self.opts
+        net = self.ref if self.graph_precision == "fp32" else copy.deepcopy(self.ref).half()
+        key = onnx_export.make_key(self.spec, o["weights"], o["batch"], hw, self.graph_precision, o["scale"])
+        path, info = onnx_export.cached_export(net, self.spec, key, onnx_export.cache_folder(o["weights"]))
+        self.exports.append(info)
+        return path, net
+
+    def _make_engine(self, hw, device):
+        o = self.opts
+        t0 = time.monotonic()
+        fp16 = self.graph_precision == "fp16"
+        if o["runtime"] == "tensorrt" and tensorrt_route() == "torch_tensorrt":
+            net = copy.deepcopy(self.ref).to(device, self.io_dtype)
+            img = torch.zeros(o["batch"], 3, *hw, dtype=self.io_dtype, device=device)
+            example = (img, img, torch.full((1,), 0.5, device=device))
+            engine = engines.TorchTrtEngine(onnx_export.export_module(net, self.spec, o["scale"]), example, fp16)
+        else:
+            path, _ = self._export(hw)
+            if o["runtime"] == "openvino":
+                engine = engines.OvEngine(path, o["platform"], o["device_index"], o["precision"], o["threads"])
+            else:
+                providers = engines.ort_providers(o["runtime"], o["platform"], ort_providers(),
+                                                  o["device_index"], fp16, str(path.parent / "trt"))
+                engine = engines.OrtEngine(path, providers, o["threads"], torch.device(device))
+        engine.build_s = time.monotonic() - t0
+        return engine
+
+    def describe(self) -> dict:
+        """For results.json: the runtime, its version, where it ran and its own settings."""
+        name = self.opts["runtime"]
+        first = next(iter(self.engines.values()), None)
+        return {"name": name, "version": runtime_version(name),
+                "graph_precision": self.graph_precision, "precision": self.opts["precision"],
+                "settings": getattr(first, "settings", None),
+                "engines": [{"padded_hw": list(hw), "build_s": e.build_s} for hw, e in self.engines.items()],
+                "exports": self.exports}
+
+
+def runtime_version(name: str) -> str | None:
+    module = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": None}[name]
+    if name == "tensorrt":
+        route = tensorrt_route()
+        module = "onnxruntime" if route == "ort" else "torch_tensorrt"
+    try:
+        return __import__(module).__version__
+    except Exception:  # noqa: BLE001 - recorded as unknown, never fatal
+        return None
+
+
+# Knobs of the eager path that an exported graph does not have.
+EAGER_ONLY = {"channels_last": False, "compile": "none", "cuda_graphs": False, "ipex": False}
+
+
+def adopt(net: nn.Module, cfg, knobs, device_index: int) -> RuntimeNet:
+    """The runtime-backed network for this stream; the eager-only knobs the
+    preset wanted fall back (recorded), explicit ones were refused by config."""
+    for knob, off in EAGER_ONLY.items():
+        if knobs.values.get(knob) not in (off, None):
+            knobs.fall_back(knob, knobs.values[knob], off, f"RUNTIME={cfg.runtime} runs its own graph")
+    opts = {"runtime": cfg.runtime, "precision": cfg.precision, "platform": cfg.platform, "batch": cfg.batch_size,
+            "scale": cfg.scale, "weights": cfg.load_path, "device_index": device_index,
+            "threads": torch.get_num_threads()}
+    return RuntimeNet(net, cfg.spec, opts)
+
+
+def parity(cfg, interp, source, total: int | None) -> dict:
+    """The runtime's output on the run's first input against the PyTorch fp32
+    output on the same padded frames. Raises ParityFailed below the threshold;
+    the figure is in the message and in the returned record."""
+    from rifebench.measure.quality import float_psnr
+
+    rtnet = interp.net
+    batch = source.get(0, min(cfg.batch_size, total) if total else cfg.batch_size)
+    t0 = time.monotonic()
+    outs = interp.interpolate(batch.img0, batch.img1, 1)[0]
+    h, w = interp.orig_hw
+    with torch.inference_mode():
+        a, b = batch.img0.to("cpu", torch.float32), batch.img1.to("cpu", torch.float32)
+        ref = rtnet.ref(a, b, 0.5, scale=cfg.scale) if cfg.spec.arbitrary_timestep else rtnet.ref(a, b, scale=cfg.scale)
+        ref = ref[:, :, :h, :w].clamp(0, 1)
+    psnr = float_psnr(ref.numpy(), outs.float().cpu().numpy())
+    need = PARITY_DB[cfg.precision]
+    record = {"psnr_db": None if math.isinf(psnr) else psnr, "identical": math.isinf(psnr), "threshold_db": need,
+              "passed": psnr >= need, "against": "PyTorch fp32, the same padded first input",
+              "pairs": batch.size, "seconds": time.monotonic() - t0}
+    if not record["passed"]:
+        raise ParityFailed(f"parity gate: RUNTIME={cfg.runtime} PRECISION={cfg.precision} output is {psnr:.2f} dB "
+                           f"PSNR against PyTorch fp32 on the first input (needs >= {need:g} dB); not timed", record)
+    return record

@@ -1,0 +1,105 @@
+"""`rifebench fleet k8s`: the Indexed Job manifest, validated offline against
+the Kubernetes API schema (kubernetes-validate, strict: unknown fields fail)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S_VERSION = "1.31"
+
+
+def k8s(tmp_path: Path, profile_text: str, *args: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "p.csv"
+    path.write_text(profile_text)
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    return subprocess.run([sys.executable, "-m", "rifebench", "fleet", "k8s", str(path), *args],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+
+
+def validate(docs: list[dict]) -> None:
+    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is in requirements-dev.txt")
+    for doc in docs:
+        kv.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_cuda_manifest_is_a_valid_indexed_job(tmp_path):
+    proc = k8s(tmp_path, "MODEL,PRECISION,STREAMS\n4.6,fp16,1\n4.6,fp16,2\n4.6,bf16,1\n", "--image",
+               "registry.example/rifebench:cuda", "--replicas", "4", "--platform", "cuda", "--gpus", "2")
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    validate(docs)
+    config_map, job = docs
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == 12 and spec["parallelism"] == 4
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 2}
+    assert container["securityContext"]["capabilities"]["add"] == ["SYS_NICE"]
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]
+    assert container["command"][-1] == "--completion-index"
+    plan = json.loads(config_map["data"]["fleet.json"])
+    assert plan["replicas"] == 4 and [r["env"]["STREAMS"] for r in plan["rows"]] == ["1", "2", "1"]
+
+
+def test_intel_and_cpu_requests(tmp_path):
+    proc = k8s(tmp_path, "PLATFORM,PRECISION\nFlex,fp16\n", "--image", "rifebench:xpu")
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    validate(docs)
+    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"gpu.intel.com/i915": 1}
+    proc = k8s(tmp_path, "PLATFORM,STREAMS\ncpu,1\ncpu,2\n", "--image", "rifebench:cpu", "--namespace", "perf")
+    docs = list(yaml.safe_load_all(proc.stdout))
+    validate(docs)
+    assert docs[1]["metadata"]["namespace"] == "perf"
+    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["resources"] == {}
+
+
+def test_refusals_name_the_option(tmp_path, capsys):
+    from rifebench.bench.fleet import main
+
+    cases = [(("PLATFORM\ncuda\nxpu\n", "--image", "x"), "PLATFORM: the rows use cuda, xpu"),
+             (("STREAMS\n1\n", "--image", "x"), "--platform: not given"),
+             (("PLATFORM\ncpu\n", "--image", "x", "--name", "Bad_Name"), "--name: invalid value 'Bad_Name'"),
+             (("PLATFORM\ncpu\n", "--image", "x;y"), "--image: invalid value 'x;y'"),
+             (("PLATFORM\ncpu\n", "--image", "x", "--replicas", "0"), "--replicas: invalid value 0")]
+    for (text, *args), message in cases:
+        path = tmp_path / "p.csv"
+        path.write_text(text)
+        capsys.readouterr()
+        code = main(["k8s", str(path), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (args, err)
+
+
+@pytest.mark.slow
+def test_pods_write_a_folder_fleet_report_reads(tmp_path):
+    """What the Job's pods run, run here: the plan from the ConfigMap, the row from
+    the completion index, the node from NODE_NAME; then the collected folder's report."""
+    proc = k8s(tmp_path, "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,2,cpu,64,64,20,1\n",
+               "--image", "rifebench:cpu", "--replicas", "2")
+    config_map = next(yaml.safe_load_all(proc.stdout))
+    plan = tmp_path / "etc" / "fleet.json"
+    plan.parent.mkdir()
+    plan.write_text(config_map["data"]["fleet.json"])
+    out = tmp_path / "output"
+    for index, node in ((0, "node-a"), (1, "node-a")):  # the second replica landed on the same node
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), JOB_COMPLETION_INDEX=str(index), NODE_NAME=node)
+        task = subprocess.run([sys.executable, "-m", "rifebench.bench.fleet_task", "--output-dir", str(out),
+                               "--plan", str(plan), "--completion-index"], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert task.returncode == 0, task.stdout + task.stderr
+    assert (out / "fleet.json").exists()
+    assert sorted(p.name for p in (out / "node_node-a").iterdir()) == ["sysinfo.json", "test_1", "test_1.2"]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    rep = subprocess.run([sys.executable, "-m", "rifebench", "fleet", "report", str(out)], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    md = (out / "summary.md").read_text()
+    assert "**Result: 2 of 2 cells passed**" in md and "| node-a#2 |" in md and "kubernetes job rifebench-fleet" in md

@@ -1,0 +1,167 @@
+"""`rifebench fleet submit` through a real Slurm (the local one-node cluster of
+conftest.py): a two-row CPU profile with --wait, a failing task as a failed
+cell, Ctrl-C cancelling the array; and what is refused before anything is submitted."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# Null model (a fixed cost per pair), 64x64, a few pairs: the scheduler is under test, not the model.
+TWO_ROWS = "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\n" \
+           "null,2,cpu,64,64,30,2\nnull,4,cpu,64,64,30,2\n"
+
+
+def fleet(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    return subprocess.run([sys.executable, "-m", "rifebench", "fleet", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=REPO)
+
+
+def fleet_here(capsys, *args: str) -> tuple[int, str]:
+    """The same command in this process (no interpreter start-up): exit status, stderr."""
+    from rifebench.bench.fleet import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def profile(tmp_path: Path, text: str, name: str = "fleet.csv") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def cells(out: Path) -> list[dict]:
+    with open(out / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_two_rows_through_slurm_with_wait(slurm, tmp_path):
+    out = tmp_path / "fleet"
+    proc = fleet("submit", profile(tmp_path, TWO_ROWS), "--output-dir", str(out), "--wait", "--time-limit", "5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pending" in proc.stdout and "2 done, 0 failed" in proc.stdout
+    node = os.uname().nodename.split(".")[0]
+    got = cells(out)
+    assert [(c["row"], c["node"], c["status"]) for c in got] == [("1", node, "passed"), ("2", node, "passed")]
+    assert all(float(c["throughput_img_s"]) > 0 for c in got)
+    for n in (1, 2):
+        test_dir = out / f"node_{node}" / f"test_{n}"
+        assert json.loads((test_dir / "results.json").read_text())["status"] == "passed"
+        assert json.loads((test_dir / "task.json").read_text())["exit_code"] == 0
+    md = (out / "summary.md").read_text()
+    assert "**Result: 2 of 2 cells passed**" in md and "node_throughput.png" in md
+    assert (out / "node_throughput.png").stat().st_size > 0
+    plan = json.loads((out / "fleet.json").read_text())
+    assert plan["scheduler"]["job_id"].isdigit() and "--time=5" in plan["scheduler"]["args"]
+    script = (out / "fleet.sbatch").read_text()
+    assert "#SBATCH --array=1-2" in script and "#SBATCH --exclusive" in script
+    assert "NULL_MS" not in script  # the rows' variables never reach the script
+
+
+@pytest.mark.slow
+def test_a_killed_stream_is_a_failed_cell(slurm, tmp_path):
+    text = "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP,FAULT\nnull,2,cpu,64,64,30,2,0:3:exit\n"
+    out = tmp_path / "fleet"
+    proc = fleet("submit", profile(tmp_path, text), "--output-dir", str(out), "--wait")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (cell,) = cells(out)
+    assert cell["status"] == "failed" and "stream 0" in cell["reason"], cell
+    assert "1 failed" in proc.stdout
+    assert "row 1 on" in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_array_and_marks_cells_not_run(slurm, tmp_path):
+    # Row 1 runs for a minute; row 2 waits for the node (--exclusive).
+    text = "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,50,cpu,64,64,1200,1\n" \
+           "null,2,cpu,64,64,30,2\n"
+    out = tmp_path / "fleet"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "rifebench", "fleet", "submit", profile(tmp_path, text),
+                             "--output-dir", str(out), "--wait"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(out.glob("node_*/test_1/task.json")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert list(out.glob("node_*/test_1/task.json")), "row 1 never started"
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout
+    assert "cancelled (scancel)" in stdout
+    job = json.loads((out / "fleet.json").read_text())["scheduler"]["job_id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        queued = subprocess.run(["squeue", "-h", "-r", "-j", job], capture_output=True, text=True).stdout.strip()
+        if not queued:
+            break
+        time.sleep(0.5)
+    assert not queued, f"job {job} still queued after scancel: {queued}"
+    assert [c["status"] for c in cells(out)] == ["not run", "not run"]
+    assert "**cancelled**" in (out / "summary.md").read_text()
+
+
+def test_bad_scheduler_values_are_refused_before_submission(tmp_path, capsys):
+    prof = profile(tmp_path, TWO_ROWS)
+    for flag, value in (("--partition", "gpu;rm -rf /"), ("--nodes", "0"), ("--time-limit", "1h"),
+                        ("--account", "a b"), ("--container-image", "$(id)"), ("--gpus-per-task", "-1")):
+        code, err = fleet_here(capsys, "submit", prof, f"{flag}={value}", "--output-dir", str(tmp_path / "x"),
+                               "--dry-run")
+        assert code == 2, (flag, err)
+        assert f"{flag}: invalid value {value!r} (accepted: " in err
+    code, err = fleet_here(capsys, "submit", prof, "--output-dir", str(tmp_path / "a b"), "--dry-run")
+    assert code == 2 and "--output-dir: invalid value" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "a b").exists()
+
+
+@pytest.mark.slow  # the row checks import torch
+def test_a_bad_row_is_refused_with_row_and_column(tmp_path):
+    text = "MODEL,PLATFORM,DATA_HEIGHT\nnull,cpu,64\nnull,cpu,abc\n"
+    proc = fleet("submit", profile(tmp_path, text), "--output-dir", str(tmp_path / "x"), "--dry-run", timeout=60)
+    assert proc.returncode == 2
+    assert "row 2 (line 3), column DATA_HEIGHT" in proc.stderr
+
+
+def test_dry_run_writes_the_script_from_checked_values(tmp_path):
+    out = tmp_path / "fleet"
+    proc = fleet("submit", profile(tmp_path, TWO_ROWS), "--output-dir", str(out), "--dry-run", "--partition", "gpu",
+                 "--nodes", "gpu[01-02],gpu07", "--gpus-per-task", "1", "--account", "perf",
+                 "--container-image", "nvcr.io#nvidia/pytorch:24.05-py3", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    script = (out / "fleet.sbatch").read_text()
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --nodelist=gpu[01-02],gpu07", "#SBATCH --gpus-per-task=1",
+                 "#SBATCH --account=perf", "#SBATCH --array=1-2"):
+        assert line in script
+    assert "--container-image=nvcr.io#nvidia/pytorch:24.05-py3" in script and "PYTHONPATH" not in script
+    plan = json.loads((out / "fleet.json").read_text())
+    assert plan["scheduler"]["job_id"] is None and plan["rows"][1]["env"]["NULL_MS"] == "4"
+    proc = subprocess.run(["bash", "-n", str(out / "fleet.sbatch")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_previous_fleet_folder_is_reused_only_with_force(tmp_path, capsys):
+    out, prof = tmp_path / "fleet", profile(tmp_path, TWO_ROWS)
+    args = ("submit", prof, "--output-dir", str(out), "--dry-run", "--skip-host-checks")
+    assert fleet_here(capsys, *args)[0] == 0
+    (out / "node_gpu01" / "test_1").mkdir(parents=True)  # as a task would have written it
+    (out / "mine.txt").write_text("not the fleet's")
+    code, err = fleet_here(capsys, *args)
+    assert code == 2 and "is not empty" in err
+    assert fleet_here(capsys, *args, "--force")[0] == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "fleet.json", "fleet.sbatch", "mine.txt", "profile.csv", "slurm"]
