@@ -362,3 +362,15 @@ def test_real_triplets_both_layouts_and_saved_frames(tmp_path, shared_data, weig
         gt = cv2.imread(str(src / "sequences" / f["entry"] / "im2.png"))
         assert f["psnr"] == pytest.approx(psnr_by_hand(saved, gt), abs=1e-9)
     assert a["frames"][0]["psnr"] > 30  # Middlebury Dimetrodon: small motion
+
+
+def test_backlog_counts_bytes_and_releases_each_item_as_it_is_scored():
+    from rifebench.data.batch import Backlog
+
+    log = Backlog(limit=10)
+    log.add("a", {0: np.zeros(4, np.uint8)}, 4)
+    log.add("b", {0: np.zeros(8, np.uint8)}, 8)
+    assert log.full and log.nbytes == 12 and len(log) == 2
+    items = log.drain()
+    assert next(items)[0] == "a" and log.nbytes == 8 and not log.full  # "b" stays if scoring "a" fails
+    assert [m for m, _ in items] == ["b"] and log.nbytes == 0 and len(log) == 0

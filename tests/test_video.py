@@ -138,6 +138,17 @@ def test_pairs_ground_truth_and_output_video(tmp_path, n, gt, pairs, scored):
     assert np.abs(written[1].astype(np.float32) - mean).max() <= 1
 
 
+def test_a_full_backlog_is_scored_inside_the_window_with_the_same_figures(tmp_path):
+    video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
+    after = run_source(VideoSource(cfg_for(video, tmp_path / "a"), null_interp(), 0))
+    src = VideoSource(cfg_for(video, tmp_path / "b"), null_interp(), 0)
+    src._backlog.limit = 1  # every pair's frames exceed it: scored as soon as they are kept
+    inside = run_source(src)
+    assert "4 pairs inside it" in inside["scoring"] and "inside it" not in after["scoring"]
+    assert [f["psnr"] for f in inside["frames"]] == [f["psnr"] for f in after["frames"]]
+    assert src._backlog.nbytes == 0 and len(src._backlog) == 0
+
+
 def test_reuse_frames_prepares_each_frame_once(tmp_path):
     video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
     s = run_source(VideoSource(cfg_for(video, tmp_path, gt="none"), null_interp(reuse=True), 0), warm=3)

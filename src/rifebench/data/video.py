@@ -21,10 +21,10 @@ from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
-from rifebench.data.batch import Batch
+from rifebench.data.batch import Backlog, Batch
 from rifebench.data.video_io import (MIN_FRAMES, OUTPUT_EXT, FrameReader, VideoError, VideoInfo, VideoWriter,
                                      probe)
-from rifebench.data.vimeo import PENDING_BYTES, to_model_input, to_uint8_device
+from rifebench.data.vimeo import to_model_input, to_uint8_device
 from rifebench.measure import quality
 
 ACCEPTED = "a video file (mp4, mkv, webm, mov, avi or y4m) that PyAV's FFmpeg decodes, of at least 3 frames"
@@ -69,9 +69,7 @@ class VideoSource:
         self._decode = {"decode_s": 0.0, "decoded_frames": 0}
         self._generation = -1
         self._restart()
-        self._pending: list[tuple[dict, dict]] = []
-        self._pending_bytes = 0
-        self.scored_in_window = 0
+        self._backlog = Backlog()  # (meta with its ground truth, {k: uint8 HxWx3}) not scored yet
         self._frames: list[dict] = []
         self._consumed = 0
         self._error: str | None = None
@@ -173,20 +171,17 @@ class VideoSource:
         keep = self.drop or self.writes
         for j, meta in enumerate(batch.metas):
             host = {k: to_uint8_device(outs[k][j]) for k in range(self.n)} if keep else {}
-            self._pending.append((meta, host))
-            self._pending_bytes += sum(h.nbytes for h in host.values()) + sum(g.nbytes for g in meta["gts"])
+            self._backlog.add(meta, host, sum(h.nbytes for h in host.values()) + sum(g.nbytes for g in meta["gts"]))
         self._consumed += batch.size
         self._io["copy_s"] += time.monotonic() - t0
-        if self._pending_bytes > PENDING_BYTES:  # memory first: score the backlog now, and say so
-            self.scored_in_window += len(self._pending)
+        if self._backlog.full:  # memory first: score the backlog now, and say so
+            self._backlog.scored_in_window += len(self._backlog)
             self.finish()
 
     def finish(self) -> None:
         """Score and write every kept prediction, in order; raises the first VideoError."""
         try:
-            while self._pending:
-                meta, host = self._pending.pop(0)
-                self._pending_bytes -= sum(h.nbytes for h in host.values()) + sum(g.nbytes for g in meta["gts"])
+            for meta, host in self._backlog.drain():
                 self._score(meta, host)
                 self._encode(meta, host)
             if self._writer is not None and self._consumed >= self.planned:
@@ -266,8 +261,8 @@ class VideoSource:
             "error": self._error,
             "output": self._output,
             "reuse_frames": dict(self._reuse, enabled=bool(self.interp.reuse_frames)),
-            "scoring": "after the timed window" + (f" ({self.scored_in_window} pairs inside it: the kept "
-                                                   "predictions reached the memory bound)" if self.scored_in_window
+            "scoring": "after the timed window" + (f" ({self._backlog.scored_in_window} pairs inside it: the kept "
+                                                   "predictions reached the memory bound)" if self._backlog.scored_in_window
                                                    else ""),
             "io": {k: round(v, 4) for k, v in {**self._io, **self._decode}.items()},
             "frames": self._frames,

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from rifebench.measure import quality
-from rifebench.data.batch import Batch
+from rifebench.data.batch import Backlog, Batch
 from rifebench.data.images import read_image, save_png
 
 LIST_FILE = "tri_testlist.txt"
@@ -32,7 +32,6 @@ LIST_FILE = "tri_testlist.txt"
 # loader thread decodes one at a time: a deeper queue only moves decoding earlier).
 PREFETCH_BYTES = 512 * 1024 * 1024
 PREFETCH = 4
-PENDING_BYTES = 1 << 30  # 8-bit predictions kept per stream before scoring must start (1 GiB)
 ACCEPTED = ("a Vimeo-90K triplet test folder: tri_testlist.txt with sequences/<entry>/im1.png im2.png im3.png, "
             "or input/<entry>/im1.png im3.png and target/<entry>/im2.png")
 
@@ -157,9 +156,7 @@ class DatasetSource:
         self.images_dir = Path(cfg.output_dir) / "images" if cfg.saveimages and stream_id == 0 else None
         self._loader = ThreadPoolExecutor(1, thread_name_prefix=f"rife-load-{stream_id}")
         self._loads: dict[int, Future] = {}
-        self._pending: list[tuple[dict, dict]] = []  # (meta, {k: uint8 HxWx3}) not scored yet
-        self._pending_bytes = 0
-        self.scored_in_window = 0  # pairs scored inside the window because the backlog hit PENDING_BYTES
+        self._backlog = Backlog()  # (meta, {k: uint8 HxWx3}) not scored yet
         self._frames: dict[int, dict] = {}
         self._saved = 0
         self._consumed = 0
@@ -233,21 +230,18 @@ class DatasetSource:
             # Rounded to 8 bits on the device, as the RIFE evaluation rounds before scoring:
             # a quarter of the bytes to copy and keep, nothing lost for PSNR or SSIM.
             host = {k: to_uint8_device(outs[k][j]) for k in wanted}
-            self._pending.append((meta, host))
-            self._pending_bytes += sum(h.nbytes for h in host.values())
+            self._backlog.add(meta, host, sum(h.nbytes for h in host.values()))
         self._consumed += batch.size
         self._io["copy_s"] += time.monotonic() - t0
-        if self._pending_bytes > PENDING_BYTES:  # memory first: score the backlog now, and say so
-            self.scored_in_window += len(self._pending)
+        if self._backlog.full:  # memory first: score the backlog now, and say so
+            self._backlog.scored_in_window += len(self._backlog)
             self.finish()
 
     def finish(self) -> None:
         """Score and save every kept prediction; raises the first DatasetError."""
         t0 = time.monotonic()
         try:
-            while self._pending:
-                meta, host = self._pending.pop(0)
-                self._pending_bytes -= sum(h.nbytes for h in host.values())
+            for meta, host in self._backlog.drain():
                 self._score(meta, host)
         except DatasetError as exc:
             self._error = str(exc)
@@ -292,8 +286,8 @@ class DatasetSource:
             "error": self._error,
             "images_dir": str(self.images_dir) if self.images_dir is not None else None,
             "saved_images": saved,
-            "scoring": "after the timed window" + (f" ({self.scored_in_window} pairs scored inside it: the kept "
-                                                   "predictions reached the memory bound)" if self.scored_in_window
+            "scoring": "after the timed window" + (f" ({self._backlog.scored_in_window} pairs scored inside it: the kept "
+                                                   "predictions reached the memory bound)" if self._backlog.scored_in_window
                                                    else ""),
             "io": {k: round(v, 4) for k, v in self._io.items()},
             "frames": frames,

@@ -90,6 +90,7 @@ def frame_size(cfg) -> tuple[int, int, str]:
 
 def estimate(cfg) -> Estimate:
     from rifebench.data import vimeo
+    from rifebench.data.batch import PENDING_BYTES
 
     kind = "null" if cfg.spec.weights_file is None else "rife"
     h, w, source = frame_size(cfg)
@@ -103,7 +104,7 @@ def estimate(cfg) -> Estimate:
         # predictions kept for scoring, up to PENDING_BYTES.
         triplet = 2 * 3 * h * w * 4 + 3 * h * w
         ahead = min(cfg.num_inputs, vimeo.PREFETCH, max(1, vimeo.PREFETCH_BYTES // triplet))
-        kept = min(vimeo.PENDING_BYTES, cfg.num_inputs * 3 * h * w)
+        kept = min(PENDING_BYTES, cfg.num_inputs * 3 * h * w)
         data = (ahead + cfg.batch_size) * triplet + kept
     per_stream = int(BASE_BYTES[kind] + work + data)
     return Estimate(h, w, per_stream, cfg.streams * per_stream, source)
