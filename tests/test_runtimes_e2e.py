@@ -158,3 +158,20 @@ def test_model_40_exports_its_large_motion_branch_as_an_if():
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = sess.run(None, {"img0": a.numpy(), "img1": b.numpy(), "timestep": t.numpy()})[0]
     assert np.abs(got - ref.numpy()).max() < 1e-4
+
+
+def test_video_mode_through_a_runtime_scores_as_torch(weights46, tmp_path):
+    """The parity gate reads the video's first pair before the warm-up: the run must
+    still score every pair from the first, as the same run in torch does."""
+    from test_video import pattern, write_video
+
+    video = write_video(tmp_path / "v.mkv", pattern(64, 64, 7))
+    docs = {}
+    for runtime in ("torch", "onnxruntime"):
+        proc, doc = run(weights46, tmp_path / runtime, "--data", video, "--runtime", runtime, "--psnr-threshold", "0")
+        assert proc.returncode == 0, proc.stderr
+        docs[runtime] = doc
+    frames = {rt: [f["entry"] for f in d["quality"]["frames"]] for rt, d in docs.items()}
+    assert frames["onnxruntime"] == frames["torch"] == ["frame 1", "frame 3", "frame 5"]
+    assert docs["onnxruntime"]["runtime"]["parity"]["passed"]
+    assert docs["onnxruntime"]["quality"]["psnr_mean"] == pytest.approx(docs["torch"]["quality"]["psnr_mean"], abs=0.01)

@@ -177,9 +177,7 @@ def run_stream(cfg, link: Link, report) -> dict:
 
             report("warming", f"{cfg.runtime}: export (or its cache) and the parity check first")
             gate = parity(cfg, interp, source, total)
-            result["runtime"] = interp.net.describe() | {"parity": gate}
-            if hasattr(source, "rewind"):
-                source.rewind()
+            result["runtime"] = interp.net.describe() | {"parity": gate}  # the warm-up's get(0) rereads pair 0
         # Warm-up can take tens of seconds (compilation, large frames): say so before, not only after.
         report("warming", f"set-up {result['setup_s']:.1f} s; warming up"
                           + (" (compiling first; this can take a minute)" if interp.warmup_needed else ""))
