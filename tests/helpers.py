@@ -1,4 +1,5 @@
 """Shared helpers for tests that run the harness as a user would."""
+
 from __future__ import annotations
 
 import os
@@ -22,5 +23,11 @@ def clean_env(**extra) -> dict:
 
 
 def run_harness(args, env=None, timeout=300, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rifebench", *map(str, args)], env=env or clean_env(),
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "rifebench", *map(str, args)],
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or REPO,
+    )

@@ -1,5 +1,6 @@
 """Combining streams honestly, on known truths: total frames over (last end -
 first start), percentiles from all raw samples, windows and their overlap."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,17 @@ from rifebench.report.results import aggregate, stream_summary
 
 
 def stream(sid, start, end, frames, samples=None, interpolation=1, **extra):
-    return {"id": sid, "start": start, "end": end, "frames": frames, "images": frames * interpolation,
-            "latency_ms": samples if samples is not None else [1000.0 * (end - start) / frames] * frames,
-            "model_seconds": end - start, "status": "completed", **extra}
+    return {
+        "id": sid,
+        "start": start,
+        "end": end,
+        "frames": frames,
+        "images": frames * interpolation,
+        "latency_ms": samples if samples is not None else [1000.0 * (end - start) / frames] * frames,
+        "model_seconds": end - start,
+        "status": "completed",
+        **extra,
+    }
 
 
 def test_combined_throughput_is_total_over_the_union_window():

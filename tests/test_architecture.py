@@ -1,6 +1,7 @@
 """The shape of the package: layers import only downwards, modules and functions
 stay small, the configuration is typed from the option table, and every warning
 code is documented."""
+
 from __future__ import annotations
 
 import ast
@@ -15,8 +16,17 @@ SRC = REPO / "src" / "rifebench"
 
 # Lowest first. A module may import its own layer and the layers before it.
 LAYERS = [
-    ("base", {"rifebench.errors", "rifebench.status", "rifebench.warning_codes", "rifebench.fsutil",
-              "rifebench.paths", "rifebench"}),
+    (
+        "base",
+        {
+            "rifebench.errors",
+            "rifebench.status",
+            "rifebench.warning_codes",
+            "rifebench.fsutil",
+            "rifebench.paths",
+            "rifebench",
+        },
+    ),
     ("measure", {"rifebench.measure"}),
     ("data", {"rifebench.data"}),
     ("backends", {"rifebench.backends"}),
@@ -66,8 +76,10 @@ def test_layers_import_only_downwards():
         assert mine >= 0, f"{name} belongs to no layer: add it to LAYERS"
         for line, target in imports(tree):
             if target != "rifebench" and layer_of(target) > mine:
-                wrong.append(f"{path.relative_to(REPO)}:{line}: {LAYERS[mine][0]} imports {target} "
-                             f"({LAYERS[layer_of(target)][0]})")
+                wrong.append(
+                    f"{path.relative_to(REPO)}:{line}: {LAYERS[mine][0]} imports {target} "
+                    f"({LAYERS[layer_of(target)][0]})"
+                )
     assert not wrong, "\n".join(wrong)
 
 
@@ -116,9 +128,7 @@ def test_config_is_typed_from_the_option_table():
 
 
 def test_every_warning_code_is_documented_and_well_formed():
-    from rifebench.warning_codes import REGISTRY, UnknownWarning, warning
-
-    from rifebench.warning_codes import markdown_table
+    from rifebench.warning_codes import REGISTRY, UnknownWarning, markdown_table, warning
 
     readme = (REPO / "README.md").read_text()
     missing = [code for code in REGISTRY if f"`{code}`" not in readme]
@@ -145,7 +155,8 @@ def test_one_status_enum_drives_the_exit_codes():
         if name == "rifebench.status":
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Compare) and any(isinstance(c, ast.Constant) and c.value == 130
-                                                     for c in node.comparators):
+            if isinstance(node, ast.Compare) and any(
+                isinstance(c, ast.Constant) and c.value == 130 for c in node.comparators
+            ):
                 literal.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not literal, f"exit status 130 compared as a literal: {literal}"

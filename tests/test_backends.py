@@ -2,6 +2,7 @@
 Extension for PyTorch import guard (a fake extension that fails the way a
 version mismatch does, and one that imports), the CPU backend's knobs and
 statistics, and the CLI's refusals (exit 2, one line)."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,8 @@ def mismatched_ipex(tmp_path, monkeypatch):
     pkg = tmp_path / IPEX
     pkg.mkdir()
     (pkg / "__init__.py").write_text(
-        "raise AttributeError(\"module 'torch._C' has no attribute '_xpu_getArchFlags'\")\n")
+        "raise AttributeError(\"module 'torch._C' has no attribute '_xpu_getArchFlags'\")\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, IPEX, raising=False)
     yield
@@ -109,6 +111,7 @@ def test_dtypes():
 
 # ----------------------------------------------------------------------- the CLI
 
+
 def _refused(out, args, **env):
     proc = run_harness(["--dummy", "--output-dir", out, *args], env=clean_env(**env), timeout=120)
     assert proc.returncode == 2, proc.stderr
@@ -135,10 +138,40 @@ def test_cli_records_every_knob_and_fingerprints_compare(tmp_path, weights_40):
     and of a baseline run agree to fp32 precision."""
     from rifebench.report.summary import fingerprint_diff
 
-    common = ["--dummy", "--platform", "cpu", "--precision", "fp32", "--data-height", "64", "--data-width", "96",
-              "--num-inputs", "2", "--warmup", "1", "--pretrained-weights", weights_40, "--saveimages"]
-    knobs = ["--channels-last", "yes", "--preallocate", "yes", "--reuse-frames", "yes", "--compile", "none",
-             "--cudnn-benchmark", "yes", "--tf32", "yes", "--cuda-graphs", "yes"]
+    common = [
+        "--dummy",
+        "--platform",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--data-height",
+        "64",
+        "--data-width",
+        "96",
+        "--num-inputs",
+        "2",
+        "--warmup",
+        "1",
+        "--pretrained-weights",
+        weights_40,
+        "--saveimages",
+    ]
+    knobs = [
+        "--channels-last",
+        "yes",
+        "--preallocate",
+        "yes",
+        "--reuse-frames",
+        "yes",
+        "--compile",
+        "none",
+        "--cudnn-benchmark",
+        "yes",
+        "--tf32",
+        "yes",
+        "--cuda-graphs",
+        "yes",
+    ]
     runs = {}
     for name, extra in (("baseline", []), ("knobs", knobs)):
         out = tmp_path / name
@@ -146,8 +179,16 @@ def test_cli_records_every_knob_and_fingerprints_compare(tmp_path, weights_40):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         runs[name] = (out, json.loads((out / "results.json").read_text()))
     k = runs["knobs"][1]["knobs"]
-    assert k["effective"] == {"channels_last": True, "compile": "none", "cudnn_benchmark": False, "tf32": False,
-                              "cuda_graphs": False, "preallocate": True, "reuse_frames": True, "ipex": False}
+    assert k["effective"] == {
+        "channels_last": True,
+        "compile": "none",
+        "cudnn_benchmark": False,
+        "tf32": False,
+        "cuda_graphs": False,
+        "preallocate": True,
+        "reuse_frames": True,
+        "ipex": False,
+    }
     assert {f["knob"] for f in k["fallbacks"]} == {"cudnn_benchmark", "tf32", "cuda_graphs"}
     assert k["runtime"]["preallocate"]["buffers_allocated"] == 2
     assert runs["baseline"][1]["knobs"]["preset"] == "baseline" and runs["baseline"][1]["knobs"]["fallbacks"] == []

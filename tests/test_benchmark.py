@@ -1,6 +1,7 @@
 """benchmark.sh: profile checks, the row loop on bare metal (real runs of a tiny
 model size on the CPU), failures recorded while the other rows run, output-folder
 safety, interruption, and the container command line (with a stand-in docker)."""
+
 from __future__ import annotations
 
 import csv
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rifebench.bench import runner as bench, profiles
+from rifebench.bench import profiles
+from rifebench.bench import runner as bench
 from rifebench.options import BY_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,28 +40,38 @@ def write(path: Path, text: str) -> Path:
 
 
 def run_bench(*args, env=None, timeout=420) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BENCH), *map(str, args)], env=env or clean_env(), capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [str(BENCH), *map(str, args)], env=env or clean_env(), capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
 # --- the profile is checked whole, before anything runs ------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("PRECISION,BOGUS\nfp32,1\n", "line 1: column 2 'BOGUS' is not an option variable (accepted: MODEL,"),
-    ("PRECISION,STREAMS\nfp8,1\n", "row 1 (line 2), column PRECISION: invalid value 'fp8' (accepted:"),
-    ("PRECISION,STREAMS\nfp32,1\nfp32,0\n", "row 2 (line 3), column STREAMS: value '0' out of range"),
-    ("PRECISION,MODELS_DIR\nfp32,$(rm -rf ~)\n", "row 1 (line 2), column MODELS_DIR: invalid value '$(rm -rf ~)': "
-                                                 "shell metacharacter(s) '$' '(' ')'"),
-    ("PRECISION,SEED\nfp32,1;id\n", "column SEED: invalid value '1;id': shell metacharacter(s) ';'"),
-    ("PRECISION,LOAD_PATH\nfp32,`id`\n", "column LOAD_PATH: invalid value '`id`': shell metacharacter(s) '`'"),
-    ("MIN_TEST_DURATION,MAX_TEST_DURATION\n5,2\n", "row 1 (line 2): --min-test-duration/MIN_TEST_DURATION: 5.0 is "
-                                                   "greater than --max-test-duration/MAX_TEST_DURATION 2.0"),
-    ("PRECISION,STREAMS\nfp32\n", "row 1 (line 2) has 1 cells for 2 columns"),
-    ("OUTPUT_DIR,STREAMS\n/tmp/x,1\n", "column OUTPUT_DIR cannot be set in a profile"),
-    ("PRECISION,precision\nfp32,fp16\n", "column PRECISION appears twice"),
-    ("# only a comment\nPRECISION,STREAMS\n", "header only, no rows"),
-    ("", "no header and no rows"),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("PRECISION,BOGUS\nfp32,1\n", "line 1: column 2 'BOGUS' is not an option variable (accepted: MODEL,"),
+        ("PRECISION,STREAMS\nfp8,1\n", "row 1 (line 2), column PRECISION: invalid value 'fp8' (accepted:"),
+        ("PRECISION,STREAMS\nfp32,1\nfp32,0\n", "row 2 (line 3), column STREAMS: value '0' out of range"),
+        (
+            "PRECISION,MODELS_DIR\nfp32,$(rm -rf ~)\n",
+            "row 1 (line 2), column MODELS_DIR: invalid value '$(rm -rf ~)': shell metacharacter(s) '$' '(' ')'",
+        ),
+        ("PRECISION,SEED\nfp32,1;id\n", "column SEED: invalid value '1;id': shell metacharacter(s) ';'"),
+        ("PRECISION,LOAD_PATH\nfp32,`id`\n", "column LOAD_PATH: invalid value '`id`': shell metacharacter(s) '`'"),
+        (
+            "MIN_TEST_DURATION,MAX_TEST_DURATION\n5,2\n",
+            "row 1 (line 2): --min-test-duration/MIN_TEST_DURATION: 5.0 is "
+            "greater than --max-test-duration/MAX_TEST_DURATION 2.0",
+        ),
+        ("PRECISION,STREAMS\nfp32\n", "row 1 (line 2) has 1 cells for 2 columns"),
+        ("OUTPUT_DIR,STREAMS\n/tmp/x,1\n", "column OUTPUT_DIR cannot be set in a profile"),
+        ("PRECISION,precision\nfp32,fp16\n", "column PRECISION appears twice"),
+        ("# only a comment\nPRECISION,STREAMS\n", "header only, no rows"),
+        ("", "no header and no rows"),
+    ],
+)
 def test_profile_errors_name_row_and_column(tmp_path, text, expected):
     path = tmp_path / "p.csv"
     path.write_text(text)
@@ -74,22 +86,26 @@ def test_profile_errors_name_row_and_column(tmp_path, text, expected):
 
 
 def test_cells_columns_comments_and_environment(tmp_path):
-    path = write(tmp_path / "p.csv", """
+    path = write(
+        tmp_path / "p.csv",
+        """
         # a comment, then lower-case columns and an empty cell
         precision, streams ,num_inputs
 
         bf16,2,
         fp32,,7
-        """)
+        """,
+    )
     header, rows = profiles.read(path)
     assert header == ["PRECISION", "STREAMS", "NUM_INPUTS"]
     assert [(r.number, r.line, r.cells) for r in rows] == [
-        (1, 4, {"PRECISION": "bf16", "STREAMS": "2"}), (2, 5, {"PRECISION": "fp32", "NUM_INPUTS": "7"})]
+        (1, 4, {"PRECISION": "bf16", "STREAMS": "2"}),
+        (2, 5, {"PRECISION": "fp32", "NUM_INPUTS": "7"}),
+    ]
     environ = {"NUM_INPUTS": "3", "STREAMS": "4", "HOME": "/x", "OUTPUT_DIR": "/bench"}
     assert profiles.validate(str(path), rows, environ) == []
     # An empty cell leaves the environment's value; a cell wins over it; OUTPUT_DIR never leaks in.
-    assert profiles.row_env(rows[0], environ) == {"NUM_INPUTS": "3", "STREAMS": "2", "PRECISION": "bf16",
-                                                  "DUMMY": "1"}
+    assert profiles.row_env(rows[0], environ) == {"NUM_INPUTS": "3", "STREAMS": "2", "PRECISION": "bf16", "DUMMY": "1"}
     assert profiles.row_env(rows[1], environ)["NUM_INPUTS"] == "7"
     assert "DUMMY" not in profiles.row_env(rows[1], {"DATASET_DIR": "/data"})
     cfg = profiles.resolved(rows[0], environ, str(tmp_path / "test_1"))
@@ -99,8 +115,14 @@ def test_cells_columns_comments_and_environment(tmp_path):
 
 def test_shipped_profiles_are_valid_and_shaped_as_documented():
     names = sorted(p.name for p in (REPO / "profiles").glob("*.csv"))
-    assert names == ["cpu.csv", "reference.rife.fp16.csv", "rife.bf16.csv", "rife.fp16.csv", "rife.fp32.csv",
-                     "rife46.optimizations.csv"]
+    assert names == [
+        "cpu.csv",
+        "reference.rife.fp16.csv",
+        "rife.bf16.csv",
+        "rife.fp16.csv",
+        "rife.fp32.csv",
+        "rife46.optimizations.csv",
+    ]
     loaded = {}
     for name in names:
         path = REPO / "profiles" / name
@@ -115,18 +137,24 @@ def test_shipped_profiles_are_valid_and_shaped_as_documented():
     assert len(cpu) <= 6 and sum(c["min_test_duration"] for c in cpu) <= 60
     study = loaded["rife46.optimizations.csv"]
     assert [(c["model"], c["optimize"], c["precision"]) for c in study] == [
-        ("4.6", "baseline", "fp32"), ("4.6", "optimized", "fp32"), ("4.6", "optimized", "fp16")]
+        ("4.6", "baseline", "fp32"),
+        ("4.6", "optimized", "fp32"),
+        ("4.6", "optimized", "fp16"),
+    ]
     assert all(c["saveimages"] and c["dummy"] for c in study)  # the fingerprints are compared with row 1
 
 
 @pytest.mark.slow
 def test_bad_profile_fails_in_a_second_and_runs_nothing(tmp_path):
-    prof = write(tmp_path / "bad.csv", """
+    prof = write(
+        tmp_path / "bad.csv",
+        """
         PRECISION,STREAMS,WARMUP
         fp32,1,2
         fp32,two,2
         fp64,1,"$HOME"
-        """)
+        """,
+    )
     out = tmp_path / "out"
     t0 = time.monotonic()
     proc = run_bench("--profile", prof, "--output-dir", out)
@@ -151,6 +179,7 @@ def test_missing_profile_and_unreadable_profile(tmp_path):
 
 # --- a real benchmark on the CPU ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cpu_bench(tmp_path_factory):
     """Three rows at 64x64: a good one, one that fails at its turn (a weights file
@@ -160,12 +189,15 @@ def cpu_bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     (root / "broken").mkdir()
     (root / "broken" / "flownet.pkl").write_bytes(b"not a checkpoint")
-    prof = write(root / "two_good_one_bad.csv", f"""
+    prof = write(
+        root / "two_good_one_bad.csv",
+        f"""
         {TINY},STREAMS,SAVEIMAGES,MODEL,LOAD_PATH
         cpu,fp32,64,64,3,1,1,1,null,
         cpu,fp32,64,64,3,1,1,1,4.0,{root}/broken/flownet.pkl
         cpu,fp32,64,64,3,1,2,1,null,
-        """)
+        """,
+    )
     out = root / "out"
     proc = run_bench("--profile", prof, "--output-dir", out, env=clean_env(INVENTORY="no"))
     return proc, out
@@ -197,8 +229,11 @@ def test_benchmark_runs_every_row_and_records_the_failure(cpu_bench):
 def test_summary_csv_one_line_per_row(cpu_bench):
     _, out = cpu_bench
     rows = read_summary(out)
-    assert [(r["row"], r["status"], r["exit_code"]) for r in rows] == [("1", "passed", "0"), ("2", "failed", "2"),
-                                                                       ("3", "passed", "0")]
+    assert [(r["row"], r["status"], r["exit_code"]) for r in rows] == [
+        ("1", "passed", "0"),
+        ("2", "failed", "2"),
+        ("3", "passed", "0"),
+    ]
     assert rows[0]["STREAMS"] == "1" and rows[2]["STREAMS"] == "2"
     for r in (rows[0], rows[2]):
         assert float(r["throughput_img_s"]) > 0 and float(r["latency_p50_ms"]) > 0
@@ -226,9 +261,16 @@ def _gpu(index, util, power, mem_mib):
     def st(mean, mx):
         return {"min": mean, "mean": mean, "max": mx, "count": 3}
 
-    return {"index": index, "pci_bus_id": f"0000:{index + 0x41:02x}:00.0", "util_pct": st(util, util),
-            "mem_used_bytes": st(1.0, mem_mib * 2**20), "power_w": power and st(power, power),
-            "sm_clock_mhz": None, "mem_clock_mhz": None, "throttle_reasons": {}}
+    return {
+        "index": index,
+        "pci_bus_id": f"0000:{index + 0x41:02x}:00.0",
+        "util_pct": st(util, util),
+        "mem_used_bytes": st(1.0, mem_mib * 2**20),
+        "power_w": power and st(power, power),
+        "sm_clock_mhz": None,
+        "mem_clock_mhz": None,
+        "throttle_reasons": {},
+    }
 
 
 def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
@@ -240,22 +282,40 @@ def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
     def row(n, gpus):
         d = tmp_path / f"test_{n}"
         d.mkdir()
-        (d / "results.json").write_text(json.dumps({
-            "status": "passed", "mode": "dummy", "config": {"platform": "cuda", "streams": len(gpus)},
-            "metrics": {"throughput_img_s": 10.0, "latency_ms": {"mean": 1.0, "p50": 1.0, "p99": 2.0},
-                        "accuracy_pct": 0.0, "duration_s": 5.0}, "streams": [], "failures": [],
-            "telemetry": {"gpu_source": "nvml", "gpus": gpus}}))
+        (d / "results.json").write_text(
+            json.dumps(
+                {
+                    "status": "passed",
+                    "mode": "dummy",
+                    "config": {"platform": "cuda", "streams": len(gpus)},
+                    "metrics": {
+                        "throughput_img_s": 10.0,
+                        "latency_ms": {"mean": 1.0, "p50": 1.0, "p99": 2.0},
+                        "accuracy_pct": 0.0,
+                        "duration_s": 5.0,
+                    },
+                    "streams": [],
+                    "failures": [],
+                    "telemetry": {"gpu_source": "nvml", "gpus": gpus},
+                }
+            )
+        )
         return summary.row_record(SimpleNamespace(number=n, cells={"STREAMS": str(len(gpus))}), d, 0, 9.0)
 
-    recs = [row(1, [_gpu(0, 80.0, 300.0, 4096)]),
-            row(2, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, 290.0, 6000)]),
-            row(3, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, None, 6000)])]  # one GPU without power
+    recs = [
+        row(1, [_gpu(0, 80.0, 300.0, 4096)]),
+        row(2, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, 290.0, 6000)]),
+        row(3, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, None, 6000)]),
+    ]  # one GPU without power
     assert (recs[0]["gpu_util_pct"], recs[0]["gpu_power_w"], recs[0]["gpu_mem_used_mib"]) == (80.0, 300.0, 4096.0)
     assert (recs[1]["gpu_util_pct"], recs[1]["gpu_power_w"], recs[1]["gpu_mem_used_mib"]) == (80.0, 600.0, 6000.0)
     assert recs[2]["gpu_power_w"] is None and recs[1]["telemetry_tool"] == "nvml"
     with_csv = list(csv.DictReader(summary.csv_text(["STREAMS"], recs).splitlines()))
     assert [(r["gpu_util_pct"], r["gpu_power_w"], r["gpu_mem_used_mib"]) for r in with_csv] == [
-        ("80", "300", "4096"), ("80", "600", "6000"), ("80", "", "6000")]
+        ("80", "300", "4096"),
+        ("80", "600", "6000"),
+        ("80", "", "6000"),
+    ]
 
 
 # --- summaries and plots from synthetic rows (no run: results.json written by hand) ---------
@@ -263,8 +323,18 @@ def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
 TITLE_PARTS = ("model 4.6", "448x256", "cuda", "NVIDIA H200")
 
 
-def fake_row(bench_dir: Path, n: int, streams: int = 1, tp: float = 10.0, reasons=(), ci=None, quality=None,
-             fingerprint=None, cells=None, repeat=1) -> dict:
+def fake_row(
+    bench_dir: Path,
+    n: int,
+    streams: int = 1,
+    tp: float = 10.0,
+    reasons=(),
+    ci=None,
+    quality=None,
+    fingerprint=None,
+    cells=None,
+    repeat=1,
+) -> dict:
     """A measured row as benchmark.sh records it, from a results.json of the issue-11 schema."""
     from types import SimpleNamespace
 
@@ -278,19 +348,45 @@ def fake_row(bench_dir: Path, n: int, streams: int = 1, tp: float = 10.0, reason
 
         np.save(d / "images" / "dummy_0.npy", fingerprint)
     warns = [warning("CPU_CONTENTION", pct=76.0, streams=[0])] if "CPU_CONTENTION" in reasons else []
-    (d / "results.json").write_text(json.dumps({
-        "status": "failed" if quality and quality["verdict"] == "fail" else "passed",
-        "mode": "dataset" if quality else "dummy", "model": {"name": "4.6"}, "repeat": repeat,
-        "config": {"platform": "cuda", "streams": streams, "precision": "fp16", "model": "4.6", "data_height": 256,
-                   "data_width": 448, "dataset_dir": None},
-        "system": {"gpus": [{"index": 0, "name": "NVIDIA H200"}]},
-        "metrics": {"throughput_img_s": tp, "latency_ms": {"mean": 1.1, "p50": 1.1, "p99": 1.4},
-                    "accuracy_pct": 0.0, "duration_s": 5.0, "ci95": {"throughput_img_s": ci, "n": repeat}},
-        "streams": [{"id": 0, "device": {"name": "NVIDIA H200"}, "latency_samples_ms": [1.0, 1.1, 1.2, 1.4]}],
-        "validity": {"valid": not reasons, "reasons": list(reasons),
-                     "checks": [{"code": c, "triggered": True, "value": 76.0, "threshold": 20.0, "detail": "busy"}
-                                for c in reasons]},
-        "warnings": warns, "quality": quality, "failures": []}))
+    (d / "results.json").write_text(
+        json.dumps(
+            {
+                "status": "failed" if quality and quality["verdict"] == "fail" else "passed",
+                "mode": "dataset" if quality else "dummy",
+                "model": {"name": "4.6"},
+                "repeat": repeat,
+                "config": {
+                    "platform": "cuda",
+                    "streams": streams,
+                    "precision": "fp16",
+                    "model": "4.6",
+                    "data_height": 256,
+                    "data_width": 448,
+                    "dataset_dir": None,
+                },
+                "system": {"gpus": [{"index": 0, "name": "NVIDIA H200"}]},
+                "metrics": {
+                    "throughput_img_s": tp,
+                    "latency_ms": {"mean": 1.1, "p50": 1.1, "p99": 1.4},
+                    "accuracy_pct": 0.0,
+                    "duration_s": 5.0,
+                    "ci95": {"throughput_img_s": ci, "n": repeat},
+                },
+                "streams": [{"id": 0, "device": {"name": "NVIDIA H200"}, "latency_samples_ms": [1.0, 1.1, 1.2, 1.4]}],
+                "validity": {
+                    "valid": not reasons,
+                    "reasons": list(reasons),
+                    "checks": [
+                        {"code": c, "triggered": True, "value": 76.0, "threshold": 20.0, "detail": "busy"}
+                        for c in reasons
+                    ],
+                },
+                "warnings": warns,
+                "quality": quality,
+                "failures": [],
+            }
+        )
+    )
     return summary.row_record(SimpleNamespace(number=n, cells=cells or {"STREAMS": str(streams)}), d, 0, 9.0)
 
 
@@ -305,11 +401,16 @@ def summarise(tmp_path, records, header=("STREAMS",)):
 
 def test_invalid_row_is_marked_and_its_speedup_too(tmp_path):
     """The 'speed-up 35.99' defect: row 1 ran while another process used the cores."""
-    recs = [fake_row(tmp_path, 1, streams=1, tp=1.0, reasons=("CPU_CONTENTION",)),
-            fake_row(tmp_path, 2, streams=2, tp=35.99)]
+    recs = [
+        fake_row(tmp_path, 1, streams=1, tp=1.0, reasons=("CPU_CONTENTION",)),
+        fake_row(tmp_path, 2, streams=2, tp=35.99),
+    ]
     rows, md = summarise(tmp_path, recs)
     assert (rows[0]["valid"], rows[0]["validity_reasons"], rows[0]["warnings"]) == (
-        "false", "CPU_CONTENTION", "CPU_CONTENTION")
+        "false",
+        "CPU_CONTENTION",
+        "CPU_CONTENTION",
+    )
     assert (rows[1]["valid"], rows[1]["validity_reasons"], rows[1]["warnings"]) == ("true", "", "")
     assert rows[1]["speedup"] == "35.99 (invalid)" and rows[0]["speedup"] == "1 (invalid)"
     assert "**35.99 (invalid)**" in md and "1 measured row(s) invalid" in md
@@ -323,8 +424,10 @@ def test_invalid_row_is_marked_and_its_speedup_too(tmp_path):
 
 def test_quality_rows_and_repetitions_fill_their_columns(tmp_path):
     q = {"psnr_mean": 35.25, "ssim_mean": 0.9712, "pass_pct": 100.0, "verdict": "pass", "frames": []}
-    recs = [fake_row(tmp_path, 1, tp=10.0, ci=[9.5, 10.75], repeat=3, cells={"REPEAT": "3"}),
-            fake_row(tmp_path, 2, tp=8.0, quality=q, cells={"REPEAT": "1"})]
+    recs = [
+        fake_row(tmp_path, 1, tp=10.0, ci=[9.5, 10.75], repeat=3, cells={"REPEAT": "3"}),
+        fake_row(tmp_path, 2, tp=8.0, quality=q, cells={"REPEAT": "1"}),
+    ]
     rows, md = summarise(tmp_path, recs, header=("REPEAT",))
     assert (rows[0]["throughput_ci_low"], rows[0]["throughput_ci_high"]) == ("9.5", "10.75")
     assert (rows[1]["throughput_ci_low"], rows[1]["throughput_ci_high"]) == ("", "")
@@ -339,8 +442,9 @@ def test_dummy_fingerprints_against_row_1(tmp_path):
     import numpy as np
 
     ref = np.random.default_rng(0).random((16, 24, 3), dtype=np.float32)
-    noisy = np.clip(ref + np.float32(0.01) * np.random.default_rng(1).standard_normal(ref.shape, dtype=np.float32),
-                    0, 1)
+    noisy = np.clip(
+        ref + np.float32(0.01) * np.random.default_rng(1).standard_normal(ref.shape, dtype=np.float32), 0, 1
+    )
     recs = [fake_row(tmp_path, n, fingerprint=f) for n, f in ((1, ref), (2, ref.copy()), (3, noisy))]
     recs.append(fake_row(tmp_path, 4))  # saved no fingerprint
     rows, md = summarise(tmp_path, recs)
@@ -357,15 +461,19 @@ def test_plots_are_chosen_by_the_profile_and_titled(tmp_path):
 
     fp = np.zeros((8, 8, 3), dtype=np.float32)
     same = tmp_path / "same"  # every row 1 stream: bars, and fingerprints give a quality figure
-    recs = [fake_row(same, 1, fingerprint=fp, cells={"PRECISION": "fp16"}),
-            fake_row(same, 2, tp=14.0, reasons=("CPU_CONTENTION",), fingerprint=fp + 0.01,
-                     cells={"PRECISION": "fp16"})]
+    recs = [
+        fake_row(same, 1, fingerprint=fp, cells={"PRECISION": "fp16"}),
+        fake_row(same, 2, tp=14.0, reasons=("CPU_CONTENTION",), fingerprint=fp + 0.01, cells={"PRECISION": "fp16"}),
+    ]
     summary.add_reference(recs, same)
     assert plots.write(same, recs) == ["throughput_by_row.png", "speed_vs_quality.png", "latency_distribution.png"]
     for name in plots.write(same, recs):
         assert (same / name).read_bytes().startswith(PNG_MAGIC), name
-    for draw in (lambda p: plots.bars_plot(recs, p), lambda p: plots.speed_quality_plot(recs, p),
-                 lambda p: plots.latency_plot(recs, same, p)):
+    for draw in (
+        lambda p: plots.bars_plot(recs, p),
+        lambda p: plots.speed_quality_plot(recs, p),
+        lambda p: plots.latency_plot(recs, same, p),
+    ):
         text = draw(tmp_path / "x.png")
         assert all(part in text for part in TITLE_PARTS), text
     varied = tmp_path / "varied"  # STREAMS varies: a line over streams; no quality figure: no speed/quality
@@ -373,8 +481,12 @@ def test_plots_are_chosen_by_the_profile_and_titled(tmp_path):
     assert plots.write(varied, recs) == ["throughput_vs_streams.png", "latency_distribution.png"]
     text = plots.throughput_plot(recs, tmp_path / "y.png")
     assert text.startswith("Throughput against streams") and all(part in text for part in TITLE_PARTS)
-    assert set(plots.FILES) >= {"throughput_vs_streams.png", "throughput_by_row.png", "speed_vs_quality.png",
-                                "latency_distribution.png"}
+    assert set(plots.FILES) >= {
+        "throughput_vs_streams.png",
+        "throughput_by_row.png",
+        "speed_vs_quality.png",
+        "latency_distribution.png",
+    }
     docs = (REPO / "README.md").read_text() + (REPO / "profiles" / "README.md").read_text()
     assert all(name in docs for name in plots.FILES)
 
@@ -422,6 +534,7 @@ def test_summary_md_plots_and_sysinfo(cpu_bench):
 
 # --- output folder safety -------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_existing_output_folder_is_never_overwritten_silently(tmp_path):
     prof = write(tmp_path / "p.csv", f"{TINY}\ncpu,fp32,64,64,1,0\n")
@@ -440,11 +553,20 @@ def test_force_removes_only_the_previous_benchmark_files(tmp_path, capsys):
 
     out = tmp_path / "out"
     (out / "test_1" / "images").mkdir(parents=True)
-    for name in ("summary.csv", "summary.md", "sysinfo.json", "throughput_vs_streams.png", "notes.txt",
-                 "test_9", "summary.md.bak"):
+    for name in (
+        "summary.csv",
+        "summary.md",
+        "sysinfo.json",
+        "throughput_vs_streams.png",
+        "notes.txt",
+        "test_9",
+        "summary.md.bak",
+    ):
         (out / name).write_text("old")
-    write_manifest(out, ["test_1", "summary.csv", "summary.md", "sysinfo.json", "throughput_vs_streams.png",
-                         "../escape", "gone.txt"])
+    write_manifest(
+        out,
+        ["test_1", "summary.csv", "summary.md", "sysinfo.json", "throughput_vs_streams.png", "../escape", "gone.txt"],
+    )
     (tmp_path / "escape").write_text("outside")
     assert bench.prepare_output(str(out), force=True) == out
     # a test_* folder or summary-like file it did not write stays: only the manifest's entries go
@@ -463,15 +585,23 @@ def test_force_removes_only_the_previous_benchmark_files(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_interrupt_records_the_row_and_skips_the_rest(tmp_path):
-    prof = write(tmp_path / "p.csv", f"""
+    prof = write(
+        tmp_path / "p.csv",
+        f"""
         {TINY},MIN_TEST_DURATION,MODEL
         cpu,fp32,64,64,1,0,60,null
         cpu,fp32,64,64,1,0,60,null
-        """)
+        """,
+    )
     out = tmp_path / "out"
-    proc = subprocess.Popen([str(BENCH), "--profile", str(prof), "--output-dir", str(out)], cwd=REPO,
-                            env=clean_env(INVENTORY="no"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [str(BENCH), "--profile", str(prof), "--output-dir", str(out)],
+        cwd=REPO,
+        env=clean_env(INVENTORY="no"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = []
     for line in proc.stdout:
         seen.append(line)

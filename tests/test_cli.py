@@ -1,6 +1,7 @@
 """The runner as a user meets it: bad input is refused in one line with exit 2,
 and a small dummy run writes the reference outputs. Runs that test the harness
 use the null model; the real 4.0 model where its weights are what is tested."""
+
 import json
 import pickle
 import subprocess
@@ -10,8 +11,19 @@ import yaml
 
 from helpers import REPO, clean_env, run_harness
 
-BASE = ["--dummy", "--data-height", "64", "--data-width", "64", "--num-inputs", "3", "--warmup", "1",
-        "--precision", "fp32"]
+BASE = [
+    "--dummy",
+    "--data-height",
+    "64",
+    "--data-width",
+    "64",
+    "--num-inputs",
+    "3",
+    "--warmup",
+    "1",
+    "--precision",
+    "fp32",
+]
 SMALL = [*BASE, "--model", "null", "--null-ms", "1"]
 REAL = [*BASE, "--model", "4.0"]
 
@@ -28,25 +40,28 @@ def assert_usage_error(proc, *needles, out=None):
         assert not (out / "results.yaml").exists()
 
 
-@pytest.mark.parametrize("env,needles", [
-    ({"PLATFORM": "tpu"}, ["PLATFORM", "'tpu'", "cpu, cuda, xpu"]),
-    ({"PRECISION": "int4"}, ["PRECISION", "'int4'", "fp16, bf16, fp32"]),
-    ({"MODEL": "5.0"}, ["MODEL", "'5.0'", "4.0, 4.6, paper"]),
-    ({"IPEX": "sometimes"}, ["IPEX", "'sometimes'", "yes, no"]),
-    ({"NUM_INPUTS": "0"}, ["NUM_INPUTS", "'0'", ">= 1"]),
-    ({"STREAMS": "two"}, ["STREAMS", "'two'", "integer"]),
-    ({"WARMUP": "-3"}, ["WARMUP", "'-3'"]),
-    ({"ASYNC": "x"}, ["ASYNC", "'x'"]),
-    ({"INTERPOLATION": "0"}, ["INTERPOLATION", "'0'"]),
-    ({"DATA_HEIGHT": "0"}, ["DATA_HEIGHT", "'0'"]),
-    ({"MIN_PSNR_DB": "high"}, ["MIN_PSNR_DB", "'high'"]),
-    ({"MIN_PASS_PCT": "120"}, ["MIN_PASS_PCT", "'120'", "<= 100"]),
-    ({"MIN_TEST_DURATION": "9", "MAX_TEST_DURATION": "3"}, ["MIN_TEST_DURATION", "MAX_TEST_DURATION"]),
-    ({"NULL_MS": "-1"}, ["NULL_MS", "'-1'", ">= 0"]),
-    ({"FAULT": "1:x"}, ["--fault/FAULT", "'1:x'", "STREAM:PAIR or STREAM:PAIR:exit"]),
-    ({"FAULT": "0:2:crash"}, ["--fault/FAULT", "'0:2:crash'", "STREAM:PAIR:exit"]),
-    ({"FAULT": "2:1", "STREAMS": "2"}, ["--fault/FAULT", "'2:1'", "below STREAMS=2"]),
-])
+@pytest.mark.parametrize(
+    "env,needles",
+    [
+        ({"PLATFORM": "tpu"}, ["PLATFORM", "'tpu'", "cpu, cuda, xpu"]),
+        ({"PRECISION": "int4"}, ["PRECISION", "'int4'", "fp16, bf16, fp32"]),
+        ({"MODEL": "5.0"}, ["MODEL", "'5.0'", "4.0, 4.6, paper"]),
+        ({"IPEX": "sometimes"}, ["IPEX", "'sometimes'", "yes, no"]),
+        ({"NUM_INPUTS": "0"}, ["NUM_INPUTS", "'0'", ">= 1"]),
+        ({"STREAMS": "two"}, ["STREAMS", "'two'", "integer"]),
+        ({"WARMUP": "-3"}, ["WARMUP", "'-3'"]),
+        ({"ASYNC": "x"}, ["ASYNC", "'x'"]),
+        ({"INTERPOLATION": "0"}, ["INTERPOLATION", "'0'"]),
+        ({"DATA_HEIGHT": "0"}, ["DATA_HEIGHT", "'0'"]),
+        ({"MIN_PSNR_DB": "high"}, ["MIN_PSNR_DB", "'high'"]),
+        ({"MIN_PASS_PCT": "120"}, ["MIN_PASS_PCT", "'120'", "<= 100"]),
+        ({"MIN_TEST_DURATION": "9", "MAX_TEST_DURATION": "3"}, ["MIN_TEST_DURATION", "MAX_TEST_DURATION"]),
+        ({"NULL_MS": "-1"}, ["NULL_MS", "'-1'", ">= 0"]),
+        ({"FAULT": "1:x"}, ["--fault/FAULT", "'1:x'", "STREAM:PAIR or STREAM:PAIR:exit"]),
+        ({"FAULT": "0:2:crash"}, ["--fault/FAULT", "'0:2:crash'", "STREAM:PAIR:exit"]),
+        ({"FAULT": "2:1", "STREAMS": "2"}, ["--fault/FAULT", "'2:1'", "below STREAMS=2"]),
+    ],
+)
 def test_bad_variables(tmp_path, env, needles):
     proc = run_harness(["--dummy", "--output-dir", tmp_path], env=clean_env(**env))
     assert_usage_error(proc, *needles, out=tmp_path)
@@ -152,16 +167,32 @@ def test_dummy_run_writes_reference_outputs(tmp_path, request, model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("num_inputs,duration_flag,check", [
-    # MIN_TEST_DURATION overrides a small count: more pairs than asked, at least that long.
-    (1, ["--min-test-duration", "2"], lambda m: m["duration_s"] >= 2 and m["frames"] > 1),
-    # MAX_TEST_DURATION stops before a count that would take hours.
-    (100000, ["--max-test-duration", "1"], lambda m: 1.0 <= m["duration_s"] < 5.0 and m["frames"] < 100000),
-], ids=["min-overrides-count", "max-stops-before-count"])
+@pytest.mark.parametrize(
+    "num_inputs,duration_flag,check",
+    [
+        # MIN_TEST_DURATION overrides a small count: more pairs than asked, at least that long.
+        (1, ["--min-test-duration", "2"], lambda m: m["duration_s"] >= 2 and m["frames"] > 1),
+        # MAX_TEST_DURATION stops before a count that would take hours.
+        (100000, ["--max-test-duration", "1"], lambda m: 1.0 <= m["duration_s"] < 5.0 and m["frames"] < 100000),
+    ],
+    ids=["min-overrides-count", "max-stops-before-count"],
+)
 def test_durations_override_the_count(tmp_path, num_inputs, duration_flag, check):
     out = tmp_path / "out"
-    args = ["--dummy", "--model", "null", "--null-ms", "1", "--num-inputs", num_inputs, "--warmup", "0",
-            *duration_flag, "--output-dir", out]
+    args = [
+        "--dummy",
+        "--model",
+        "null",
+        "--null-ms",
+        "1",
+        "--num-inputs",
+        num_inputs,
+        "--warmup",
+        "0",
+        *duration_flag,
+        "--output-dir",
+        out,
+    ]
     proc = run_harness(args)
     assert proc.returncode == 0, proc.stderr
     m = json.loads((out / "results.json").read_text())["metrics"]
@@ -195,10 +226,17 @@ def test_stale_results_are_set_aside(tmp_path):
 
 @pytest.mark.slow
 def test_run_model_sh_entrypoint(tmp_path):
-    proc = subprocess.run(["./run_model.sh", *SMALL, "--output-dir", str(tmp_path)], cwd=REPO, env=clean_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["./run_model.sh", *SMALL, "--output-dir", str(tmp_path)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "results.yaml").exists()
-    proc = subprocess.run(["./run_model.sh", "--dummy", "--precision", "nope"], cwd=REPO, env=clean_env(),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["./run_model.sh", "--dummy", "--precision", "nope"], cwd=REPO, env=clean_env(), capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1

@@ -3,6 +3,7 @@ show it to be beyond their own noise, quality and outputs are compared too, and
 runs of different workloads are refused. Result folders are generated with
 known figures, so every verdict below is a known truth; one real pair of
 quality runs checks the whole path."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,22 @@ from rifebench.report import compare
 from rifebench.report.compare_stats import Figure, figures, judge
 
 REPO = Path(__file__).resolve().parents[1]
-DUMMY = {"dummy": True, "dataset_dir": None, "model": "4.0", "data_height": 256, "data_width": 448,
-         "interpolation": 1, "batch_size": 1, "precision": "fp32", "platform": "cpu", "streams": 1, "seed": 0,
-         "min_test_duration": 0.0, "min_psnr_db": 25.0, "output_dir": "x"}
+DUMMY = {
+    "dummy": True,
+    "dataset_dir": None,
+    "model": "4.0",
+    "data_height": 256,
+    "data_width": 448,
+    "interpolation": 1,
+    "batch_size": 1,
+    "precision": "fp32",
+    "platform": "cpu",
+    "streams": 1,
+    "seed": 0,
+    "min_test_duration": 0.0,
+    "min_psnr_db": 25.0,
+    "output_dir": "x",
+}
 DATASET = DUMMY | {"dummy": False, "dataset_dir": "/data/vimeo"}
 
 
@@ -30,21 +44,37 @@ def _samples(mean_ms: float, cv: float, n: int, rng: random.Random) -> list[floa
     return [max(0.01, rng.gauss(mean_ms, cv * mean_ms)) for _ in range(n)]
 
 
-def make_run(folder: Path, mean_ms: float = 40.0, cv: float = 0.02, n: int = 80, reps=None, seed: int = 0,
-             status: str = "passed", config: dict | None = None, quality: dict | None = None,
-             fingerprint=None) -> Path:
+def make_run(
+    folder: Path,
+    mean_ms: float = 40.0,
+    cv: float = 0.02,
+    n: int = 80,
+    reps=None,
+    seed: int = 0,
+    status: str = "passed",
+    config: dict | None = None,
+    quality: dict | None = None,
+    fingerprint=None,
+) -> Path:
     """A results.json whose figures follow from its raw samples, as the runner's do;
     reps: one mean latency per repetition (default: one repetition of mean_ms)."""
     rng = random.Random(seed)
     per_rep = [_samples(m, cv, n, rng) for m in (reps or [mean_ms])]
     tps = [1000 * len(s) / sum(s) for s in per_rep]
     cfg = DUMMY | (config or {})
-    doc = {"status": status, "mode": "dummy" if cfg["dummy"] else "dataset", "config": cfg,
-           "metrics": {"throughput_img_s": statistics.median(tps), "latency_ms": latency_stats(per_rep[-1])},
-           "repetitions": [{"index": i, "throughput_img_s": tp, "latency_ms": latency_stats(s), "frames": n}
-                           for i, (tp, s) in enumerate(zip(tps, per_rep))],
-           "streams": [{"id": 0, "latency_samples_ms": per_rep[-1]}], "quality": quality,
-           "failures": [] if status == "passed" else [{"stream": 0, "reason": "crashed"}]}
+    doc = {
+        "status": status,
+        "mode": "dummy" if cfg["dummy"] else "dataset",
+        "config": cfg,
+        "metrics": {"throughput_img_s": statistics.median(tps), "latency_ms": latency_stats(per_rep[-1])},
+        "repetitions": [
+            {"index": i, "throughput_img_s": tp, "latency_ms": latency_stats(s), "frames": n}
+            for i, (tp, s) in enumerate(zip(tps, per_rep))
+        ],
+        "streams": [{"id": 0, "latency_samples_ms": per_rep[-1]}],
+        "quality": quality,
+        "failures": [] if status == "passed" else [{"stream": 0, "reason": "crashed"}],
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(doc))
     if fingerprint is not None:
@@ -54,9 +84,15 @@ def make_run(folder: Path, mean_ms: float = 40.0, cv: float = 0.02, n: int = 80,
 
 
 def quality(psnr: float, verdict: str = "pass", ssim: float = 0.95, pass_pct: float = 100.0, n: int = 3) -> dict:
-    return {"psnr_mean": psnr, "ssim_mean": ssim, "pass_pct": pass_pct, "verdict": verdict, "complete": True,
-            "planned": n, "frames": [{"entry": f"00001/{i:04d}", "psnr": psnr, "ssim": ssim, "passed": True}
-                                     for i in range(1, n + 1)]}
+    return {
+        "psnr_mean": psnr,
+        "ssim_mean": ssim,
+        "pass_pct": pass_pct,
+        "verdict": verdict,
+        "complete": True,
+        "planned": n,
+        "frames": [{"entry": f"00001/{i:04d}", "psnr": psnr, "ssim": ssim, "passed": True} for i in range(1, n + 1)],
+    }
 
 
 def make_bench(folder: Path, rows: list[tuple[dict, dict]]) -> Path:
@@ -73,6 +109,7 @@ def cli(capsys):
         rc = compare.main([str(a) for a in args])
         out, err = capsys.readouterr()
         return rc, out, err
+
     return call
 
 
@@ -82,13 +119,14 @@ def line(out: str, start: str) -> str:
 
 # --- noise -------------------------------------------------------------------------------
 
+
 def test_the_latency_interval_holds_the_known_median():
     # Independent samples, median 50 ms, sd 5 ms: the median's standard error is about
     # 1.25 * 5 / sqrt(n), so a 95% interval about 4 of those wide.
     rng = random.Random(1)
     doc = {"metrics": {"latency_ms": {"p50": 50.0}}, "streams": [{"latency_samples_ms": _samples(50, 0.1, 1000, rng)}]}
     ci = figures(doc)["latency_p50_ms"].ci
-    width = 4 * 1.25 * 5 / 1000 ** 0.5
+    width = 4 * 1.25 * 5 / 1000**0.5
     assert ci[0] < 50 < ci[1] and width / 2 < ci[1] - ci[0] < width * 2
 
 
@@ -150,12 +188,16 @@ def test_min_diff_is_a_floor(cli, tmp_path):
 
 # --- workloads ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("config_b, named", [
-    (DATASET, "mode 'dummy' -> 'dataset'"),
-    ({"data_height": 720, "data_width": 1280}, "data size '256x448' -> '720x1280'"),
-    ({"model": "4.6"}, "model '4.0' -> '4.6'"),
-    ({"batch_size": 4}, "batch_size 1 -> 4"),
-])
+
+@pytest.mark.parametrize(
+    "config_b, named",
+    [
+        (DATASET, "mode 'dummy' -> 'dataset'"),
+        ({"data_height": 720, "data_width": 1280}, "data size '256x448' -> '720x1280'"),
+        ({"model": "4.6"}, "model '4.0' -> '4.6'"),
+        ({"batch_size": 4}, "batch_size 1 -> 4"),
+    ],
+)
 def test_different_workloads_are_refused_unless_forced(cli, tmp_path, config_b, named):
     a = make_run(tmp_path / "a")
     b = make_run(tmp_path / "b", config=config_b, quality=quality(30.0) if not config_b.get("dummy", True) else None)
@@ -170,8 +212,11 @@ def test_different_workloads_are_refused_unless_forced(cli, tmp_path, config_b, 
 def test_options_the_mode_does_not_read_are_ignored(cli, tmp_path):
     # Dataset runs: the dummy frame size, seed and duration do not apply.
     a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.0))
-    b = make_run(tmp_path / "b", config=DATASET | {"data_height": 720, "seed": 7, "min_test_duration": 5.0,
-                                                    "platform": "cuda"}, quality=quality(30.0))
+    b = make_run(
+        tmp_path / "b",
+        config=DATASET | {"data_height": 720, "seed": 7, "min_test_duration": 5.0, "platform": "cuda"},
+        quality=quality(30.0),
+    )
     rc, out, _ = cli(a, b)
     assert rc == 0, out
     assert line(out, "configuration differs") == "configuration differs: platform 'cpu' -> 'cuda'"
@@ -183,11 +228,13 @@ def test_options_the_mode_does_not_read_are_ignored(cli, tmp_path):
 
 # --- quality and outputs -----------------------------------------------------------------
 
+
 def test_quality_runs_compare_psnr_ssim_and_pass_rate(cli, tmp_path):
     # fp32 against bf16: the rows were missing altogether once.
     a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.00, ssim=0.9512, pass_pct=100.0))
-    b = make_run(tmp_path / "b", config=DATASET | {"precision": "bf16"},
-                 quality=quality(29.80, ssim=0.9490, pass_pct=66.7))
+    b = make_run(
+        tmp_path / "b", config=DATASET | {"precision": "bf16"}, quality=quality(29.80, ssim=0.9490, pass_pct=66.7)
+    )
     rc, out, _ = cli(a, b)
     assert rc == 1
     assert "-0.20 dB" in line(out, "mean PSNR dB") and "WORSE (more than --psnr-drop 0.05 dB)" in out
@@ -201,8 +248,9 @@ def test_quality_runs_compare_psnr_ssim_and_pass_rate(cli, tmp_path):
 
 def test_a_verdict_change_is_a_difference(cli, tmp_path):
     a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.0))
-    b = make_run(tmp_path / "b", config=DATASET | {"min_pass_pct": 100.0}, status="failed",
-                 quality=quality(30.0, verdict="fail"))
+    b = make_run(
+        tmp_path / "b", config=DATASET | {"min_pass_pct": 100.0}, status="failed", quality=quality(30.0, verdict="fail")
+    )
     rc, out, _ = cli(a, b)
     assert rc == 1 and "quality verdict: A pass, B fail  <-- DIFFERENT" in out
 
@@ -224,12 +272,14 @@ def test_output_fingerprints(cli, tmp_path):
 
 # --- benchmarks --------------------------------------------------------------------------
 
+
 def test_benchmarks_are_matched_by_row_cells(cli, tmp_path):
     fp32, bf16 = {"PRECISION": "fp32"}, {"PRECISION": "bf16"}
     a = make_bench(tmp_path / "a", [(fp32, dict(mean_ms=40.0, seed=1)), (bf16, dict(mean_ms=30.0, seed=2))])
     # B ran the rows in the other order and its bf16 row crashed.
-    b = make_bench(tmp_path / "b", [(bf16, dict(mean_ms=30.0, seed=3, status="failed")),
-                                    (fp32, dict(mean_ms=40.0, seed=4))])
+    b = make_bench(
+        tmp_path / "b", [(bf16, dict(mean_ms=30.0, seed=3, status="failed")), (fp32, dict(mean_ms=40.0, seed=4))]
+    )
     rc, out, _ = cli(a, b)
     assert rc == 1
     assert "== A row 1 vs B row 2 (PRECISION=fp32) ==" in out
@@ -242,7 +292,7 @@ def test_benchmarks_are_matched_by_row_cells(cli, tmp_path):
 
 def test_repeated_rows_give_the_run_to_run_noise(tmp_path):
     cells = {"PRECISION": "fp32"}
-    a = make_bench(tmp_path / "a", [(cells, dict(mean_ms=m, seed=i)) for i, m in enumerate((36., 40., 44.))])
+    a = make_bench(tmp_path / "a", [(cells, dict(mean_ms=m, seed=i)) for i, m in enumerate((36.0, 40.0, 44.0))])
     kind, results = compare.load(a)
     assert kind == "benchmark"
     for r in results:
@@ -252,16 +302,20 @@ def test_repeated_rows_give_the_run_to_run_noise(tmp_path):
 
 # --- bad input ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (["{empty}", "{empty}"], "holds neither results.json nor test_<n>/ folders"),
-    (["{run}", "{run}", "--min-diff", "nan"], "--min-diff: 'nan' is not accepted (accepted: a finite number >= 0"),
-    (["{run}", "{run}", "--min-diff", "inf"], "--min-diff: 'inf'"),
-    (["{run}", "{run}", "--min-diff", "-1"], "--min-diff: '-1'"),
-    (["{run}", "{run}", "--min-diff", "two"], "--min-diff: 'two'"),
-    (["{run}", "{run}", "--psnr-drop", "-0.1"], "--psnr-drop: '-0.1'"),
-    (["{run}", "{bare}"], "bare/results.json' has no metrics (status 'running'"),
-    (["{run}", "{broken}"], "broken/results.json' is not a readable results.json"),
-])
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{empty}", "{empty}"], "holds neither results.json nor test_<n>/ folders"),
+        (["{run}", "{run}", "--min-diff", "nan"], "--min-diff: 'nan' is not accepted (accepted: a finite number >= 0"),
+        (["{run}", "{run}", "--min-diff", "inf"], "--min-diff: 'inf'"),
+        (["{run}", "{run}", "--min-diff", "-1"], "--min-diff: '-1'"),
+        (["{run}", "{run}", "--min-diff", "two"], "--min-diff: 'two'"),
+        (["{run}", "{run}", "--psnr-drop", "-0.1"], "--psnr-drop: '-0.1'"),
+        (["{run}", "{bare}"], "bare/results.json' has no metrics (status 'running'"),
+        (["{run}", "{broken}"], "broken/results.json' is not a readable results.json"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     run = make_run(tmp_path / "run")
@@ -269,20 +323,23 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
     (tmp_path / "bare" / "results.json").write_text(json.dumps({"status": "running", "config": DUMMY}))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{")
-    rc, out, err = cli(*[a.format(empty=tmp_path / "empty", run=run, bare=tmp_path / "bare",
-                                  broken=tmp_path / "broken") for a in args])
+    rc, out, err = cli(
+        *[a.format(empty=tmp_path / "empty", run=run, bare=tmp_path / "bare", broken=tmp_path / "broken") for a in args]
+    )
     assert rc == 2 and out == ""
     assert err.startswith("compare: error:") and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_the_subcommand_and_its_exit_status(tmp_path):
     a = make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6])
-    proc = subprocess.run([sys.executable, "-m", "rifebench", "compare", a, a], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rifebench", "compare", a, a], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
     assert proc.returncode == 0 and "no difference beyond the noise" in proc.stdout, proc.stderr
 
 
 # --- one real pair -----------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_two_real_quality_runs(cli, tmp_path, weights_40):
@@ -292,8 +349,10 @@ def test_two_real_quality_runs(cli, tmp_path, weights_40):
     outs = []
     for scale in ("1", "0.25"):
         out = tmp_path / f"scale_{scale}"
-        proc = run(["--data", tmp_path / "data", "--num-inputs", 3, "--model", "4.0", "--scale", scale,
-                    "--output-dir", out], weights_40)
+        proc = run(
+            ["--data", tmp_path / "data", "--num-inputs", 3, "--model", "4.0", "--scale", scale, "--output-dir", out],
+            weights_40,
+        )
         assert proc.returncode in (0, 1), proc.stderr[-2000:]
         outs.append(out)
     docs = [json.loads((o / "results.json").read_text()) for o in outs]

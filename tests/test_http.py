@@ -1,6 +1,7 @@
 """fetch/http.py, the one downloader, against a scripted HTTP server on 127.0.0.1: resume,
 retries with backoff and Retry-After, servers that ignore Range or answer 416, HTML pages,
 size and sha256 checks, timeouts and one-line errors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,15 +39,21 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.server.requests.append(self.headers.get("Range"))
         self.server.script(self, len(self.server.requests) - 1)
 
     def log_message(self, *args):
         pass
 
-    def reply(self, body: bytes, status: int = 200, ctype: str = "application/octet-stream",
-              headers: dict | None = None, cut: int | None = None) -> None:
+    def reply(
+        self,
+        body: bytes,
+        status: int = 200,
+        ctype: str = "application/octet-stream",
+        headers: dict | None = None,
+        cut: int | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -63,8 +70,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         start = int(rng.split("=")[1].split("-")[0])
         if start >= len(data):
             return self.reply(b"", 416, headers={"Content-Range": f"bytes */{len(data)}"})
-        self.reply(data[start:], 206, headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"},
-                   cut=cut)
+        self.reply(data[start:], 206, headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}, cut=cut)
 
 
 @pytest.fixture
@@ -100,6 +106,7 @@ def fast(retries: int = 3):
 
 # --- resume ---------------------------------------------------------------------------
 
+
 def test_interrupted_transfer_resumes_with_range(serve, tmp_path):
     half = len(PAYLOAD) // 2
     srv = serve(lambda h, n: h.file(cut=half if n == 0 else None))
@@ -107,8 +114,10 @@ def test_interrupted_transfer_resumes_with_range(serve, tmp_path):
     with pytest.raises(FetchError) as err:
         download(srv.url(), dest, sha256=SHA, log=lambda m: None)
     assert err.value.resumable and err.value.url == srv.url()
-    assert str(err.value) == (f"{srv.url()}: transfer broke off after {half} of {len(PAYLOAD)} bytes "
-                              "(connection closed early); file.bin.part kept")
+    assert str(err.value) == (
+        f"{srv.url()}: transfer broke off after {half} of {len(PAYLOAD)} bytes "
+        "(connection closed early); file.bin.part kept"
+    )
     assert files(tmp_path) == ["file.bin.part"] and (tmp_path / "file.bin.part").stat().st_size == half
     logs = []
     assert download(srv.url(), dest, sha256=SHA, log=logs.append) == dest
@@ -169,6 +178,7 @@ def test_206_from_the_wrong_offset_starts_over(serve, tmp_path):
 
 # --- retries ----------------------------------------------------------------------------
 
+
 def test_503_is_retried_with_backoff_then_succeeds(serve, tmp_path):
     srv = serve(lambda h, n: h.reply(b"busy", 503, "text/plain") if n < 2 else h.file())
     download(srv.url(), tmp_path / "file.bin", sha256=SHA, session=fast(), log=lambda m: None)
@@ -185,8 +195,7 @@ def test_retries_run_out_with_one_line(serve, tmp_path):
 
 
 def test_retry_after_is_honoured(serve, tmp_path):
-    srv = serve(lambda h, n: h.reply(b"slow down", 429, "text/plain", {"Retry-After": "1"}) if n == 0
-                else h.file())
+    srv = serve(lambda h, n: h.reply(b"slow down", 429, "text/plain", {"Retry-After": "1"}) if n == 0 else h.file())
     start = time.monotonic()
     download(srv.url(), tmp_path / "file.bin", session=make_session(retries=2, backoff_s=0), log=lambda m: None)
     assert time.monotonic() - start >= 0.9
@@ -221,21 +230,27 @@ def test_read_timeout(serve, tmp_path):
 
 # --- HTML pages, checks -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("ctype", ["text/html; charset=utf-8", "application/octet-stream"])
 def test_html_page_instead_of_a_binary(serve, tmp_path, ctype):
     srv = serve(lambda h, n: h.reply(PAGE, ctype=ctype))
     with pytest.raises(FetchError) as err:
         download(srv.url(), tmp_path / "file.bin", what="the archive", log=lambda m: None)
-    assert str(err.value).startswith(f"{srv.url()}: the server returned an HTML page instead of the archive "
-                                     "('Sign in'): ")
+    assert str(err.value).startswith(
+        f"{srv.url()}: the server returned an HTML page instead of the archive ('Sign in'): "
+    )
     assert "\n" not in str(err.value) and files(tmp_path) == []
 
 
 def test_on_html_can_follow_a_page(serve, tmp_path):
     srv = serve(lambda h, n: h.reply(PAGE, ctype="text/html") if n == 0 else h.file())
     seen = []
-    download(srv.url("/page"), tmp_path / "file.bin", log=lambda m: None,
-             on_html=lambda page, url: seen.append((page, url)) or srv.url())
+    download(
+        srv.url("/page"),
+        tmp_path / "file.bin",
+        log=lambda m: None,
+        on_html=lambda page, url: seen.append((page, url)) or srv.url(),
+    )
     assert seen == [(PAGE.decode(), srv.url("/page"))]
     assert (tmp_path / "file.bin").read_bytes() == PAYLOAD
 

@@ -2,6 +2,7 @@
 needs no checkout, a missing torch named in one line, setup.sh's choice of torch build
 on faked machines, the Python version said where it is true, and the names the issue
 asked to be the same everywhere."""
+
 from __future__ import annotations
 
 import http.server
@@ -51,20 +52,44 @@ def test_checkout_models_dir_is_repo_model(monkeypatch):
 def test_installed_copy_keeps_weights_in_the_user_cache(tmp_path):
     target, cache, elsewhere = tmp_path / "site", tmp_path / "xdg", tmp_path / "cwd"
     elsewhere.mkdir()
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(REPO)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     env = clean_env(PYTHONPATH=target, XDG_CACHE_HOME=cache)
     env.pop("MODELS_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "rifebench", "fetch-model", "--print-path"], cwd=elsewhere,
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rifebench", "fetch-model", "--print-path"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     spec = zoo.get(zoo.DEFAULT_MODEL)
     assert Path(proc.stdout.strip()) == spec.weights_path(cache / "rifebench")
     # The run's default (MODELS_DIR unset) is the same folder, and no git revision is claimed.
-    code = ("from rifebench.config import resolve; from rifebench import paths; "
-            "print(resolve(['--dummy']).models_dir, paths.git_revision())")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "from rifebench.config import resolve; from rifebench import paths; "
+        "print(resolve(['--dummy']).models_dir, paths.git_revision())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.stdout.split() == [str(cache / "rifebench"), "None"], proc.stderr
 
 
@@ -73,8 +98,14 @@ def test_missing_torch_is_one_line_not_a_traceback(tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
     env = clean_env(PYTHONPATH=os.pathsep.join([str(fake.parent), str(REPO / "src")]))
-    proc = subprocess.run([sys.executable, "-m", "rifebench", "--dummy", "--output-dir", str(tmp_path / "out")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rifebench", "--dummy", "--output-dir", str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -82,6 +113,7 @@ def test_missing_torch_is_one_line_not_a_traceback(tmp_path):
 
 
 # --- setup.sh: the torch build for the machine -------------------------------------------
+
 
 def _fake_machine(tmp_path: Path, *, nvidia=False, intel=False, tools=()) -> dict:
     root, bin_dir = tmp_path / "root", tmp_path / "bin"
@@ -126,19 +158,33 @@ def _closed_port() -> int:
 
 
 def _torch_source(env: dict) -> str:
-    proc = subprocess.run([shutil.which("bash"), str(REPO / "setup.sh"), "--print-torch-source"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [shutil.which("bash"), str(REPO / "setup.sh"), "--print-torch-source"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
 
-@pytest.mark.parametrize("machine, kind", [({"nvidia": True}, "cu128"), ({"tools": ("nvidia-smi",)}, "cu128"),
-                                           ({"intel": True}, "xpu"), ({"tools": ("xpu-smi",)}, "xpu"),
-                                           ({}, "cpu")])
+@pytest.mark.parametrize(
+    "machine, kind",
+    [
+        ({"nvidia": True}, "cu128"),
+        ({"tools": ("nvidia-smi",)}, "cu128"),
+        ({"intel": True}, "xpu"),
+        ({"tools": ("xpu-smi",)}, "xpu"),
+        ({}, "cpu"),
+    ],
+)
 def test_setup_picks_the_index_for_the_machine(tmp_path, index_url, machine, kind):
     env = _fake_machine(tmp_path, **machine) | {"RIFEBENCH_TORCH_INDEX": index_url}
-    assert _torch_source(env) == (f"setup.sh: torch: torch==2.13.0 --index-url {index_url}/{kind} "
-                                  f"({kind if kind in ('cpu', 'xpu') else 'cuda'} build from {index_url}/{kind})")
+    assert _torch_source(env) == (
+        f"setup.sh: torch: torch==2.13.0 --index-url {index_url}/{kind} "
+        f"({kind if kind in ('cpu', 'xpu') else 'cuda'} build from {index_url}/{kind})"
+    )
 
 
 def test_setup_falls_back_to_the_plain_index_when_unreachable(tmp_path):
@@ -159,8 +205,9 @@ def test_setup_refuses_an_old_python_in_one_line(tmp_path):
     env = {**os.environ, "PYTHON": str(old), "VENV_DIR": str(tmp_path / "venv")}
     proc = subprocess.run(["bash", str(REPO / "setup.sh")], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and not (tmp_path / "venv").exists()
-    assert proc.stderr.strip() == (f"setup.sh: PYTHON={old} is Python 3.10.12 (accepted: Python 3.11 or newer; "
-                                   "set PYTHON)")
+    assert proc.stderr.strip() == (
+        f"setup.sh: PYTHON={old} is Python 3.10.12 (accepted: Python 3.11 or newer; set PYTHON)"
+    )
 
 
 def test_python_version_is_the_same_in_pyproject_and_readme():
@@ -177,6 +224,7 @@ def test_intel_docs_say_ipex_stopped_at_28():
 
 
 # --- names --------------------------------------------------------------------------------
+
 
 def test_models_dir_spellings_are_accepted_by_both_tools(tmp_path, capsys):
     for flag in ("--modelsdir", "--models-dir"):
@@ -206,11 +254,15 @@ def _tiny_dataset(root: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["dummy", "dataset"])
 def test_run_names_its_mode_warms_up_aloud_and_records_revision_and_times(tmp_path, mode):
-    work = ["--dummy", "--data-height", "64", "--data-width", "64"] if mode == "dummy" else [
-        "--data", _tiny_dataset(tmp_path / "vimeo")]
+    work = (
+        ["--dummy", "--data-height", "64", "--data-width", "64"]
+        if mode == "dummy"
+        else ["--data", _tiny_dataset(tmp_path / "vimeo")]
+    )
     out = tmp_path / "out"
-    proc = run_harness(["--model", "null", *work, "--num-inputs", "2", "--warmup", "1", "--pin", "none",
-                        "--output-dir", out])
+    proc = run_harness(
+        ["--model", "null", *work, "--num-inputs", "2", "--warmup", "1", "--pin", "none", "--output-dir", out]
+    )
     assert proc.returncode in (0, 1), proc.stderr
     name = {"dummy": "performance mode (dummy)", "dataset": "quality mode (dataset)"}[mode]
     assert f", {name}, platform" in proc.stdout

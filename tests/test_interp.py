@@ -1,5 +1,6 @@
 """The Interpolator contract: padding and crop, timesteps and bisection, precision
 modes on the CPU, the float32 warp, and real quality on UCF101 triplets."""
+
 from __future__ import annotations
 
 import copy
@@ -55,12 +56,15 @@ def test_timesteps_and_validation():
         assert ">= 1" in validate_interpolation(zoo.get("4.6"), bad)
 
 
-@pytest.mark.parametrize("name,scale,hw,padded", [
-    ("4.6", 1.0, (70, 100), (96, 128)),
-    ("4.6", 0.5, (70, 100), (128, 128)),
-    ("4.0", 1.0, (388, 584), (448, 640)),  # Middlebury size
-    ("paper", 1.0, (388, 584), (400, 592)),
-])
+@pytest.mark.parametrize(
+    "name,scale,hw,padded",
+    [
+        ("4.6", 1.0, (70, 100), (96, 128)),
+        ("4.6", 0.5, (70, 100), (128, 128)),
+        ("4.0", 1.0, (388, 584), (448, 640)),  # Middlebury size
+        ("paper", 1.0, (388, 584), (400, 592)),
+    ],
+)
 def test_padding_and_crop(name, scale, hw, padded):
     spec = zoo.get(name)
     net = BlendNet() if spec.arbitrary_timestep else MidNet()
@@ -69,7 +73,7 @@ def test_padding_and_crop(name, scale, hw, padded):
     p0, p1 = interp.prepare(f0), interp.prepare(f1)
     assert p0.shape == (1, 3, *padded) and p0.dtype == torch.float32
     assert torch.equal(p0[..., : hw[0], : hw[1]], f0.float())
-    assert p0[..., hw[0]:, :].abs().sum() == 0 and p0[..., hw[1]:].abs().sum() == 0
+    assert p0[..., hw[0] :, :].abs().sum() == 0 and p0[..., hw[1] :].abs().sum() == 0
     n = 3 if spec.arbitrary_timestep else 1
     outs = interp.interpolate(p0, p1, n)
     assert len(outs) == n
@@ -129,6 +133,7 @@ def test_real_architectures_on_tiny_frames():
 
 # ----------------------------------------------------------------- float32 warp
 
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_warp_runs_in_float32(dtype):
     torch.manual_seed(0)
@@ -143,6 +148,7 @@ def test_warp_runs_in_float32(dtype):
 
 
 # ------------------------------------------------------- real model, real frames
+
 
 @pytest.fixture(scope="module")
 def net40(weights_40):
@@ -166,10 +172,17 @@ def fp32_output(net40, real_pair):
     return interp.interpolate(*map(interp.prepare, real_pair), 1)[0]
 
 
-@pytest.mark.parametrize("dtype,amp,channels_last", [
-    ("fp16", False, False), ("bf16", False, False), ("fp16", True, False),
-    ("bf16", True, False), ("fp32", True, False), ("fp32", False, True),
-])
+@pytest.mark.parametrize(
+    "dtype,amp,channels_last",
+    [
+        ("fp16", False, False),
+        ("bf16", False, False),
+        ("fp16", True, False),
+        ("bf16", True, False),
+        ("fp32", True, False),
+        ("fp32", False, True),
+    ],
+)
 def test_precisions_close_to_fp32(net40, real_pair, fp32_output, dtype, amp, channels_last):
     interp = Interpolator(copy.deepcopy(net40), zoo.get("4.0"), "cpu", dtype, amp=amp, channels_last=channels_last)
     weight = interp.net.block0.conv0[0][0].weight

@@ -2,6 +2,7 @@
 platform, capabilities), and every knob run on the CPU against the baseline
 output of the real 4.0 model on a real triplet: fp32 knobs >= 50 dB,
 bf16/fp16 >= 35 dB."""
+
 from __future__ import annotations
 
 import copy
@@ -11,11 +12,19 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, read_triplet, synthetic_pair, triplet_dirs
-from rifebench.models import zoo
+from rifebench.backends.knobs import (
+    KNOBS,
+    Caps,
+    KnobError,
+    compile_problem,
+    graph_problem,
+    probe_caps,
+    resolve,
+    summarize,
+)
 from rifebench.config import resolve as resolve_config
+from rifebench.models import zoo
 from rifebench.models.interp import CompileFailed, Interpolator, _Buffers
-from rifebench.backends.knobs import (KNOBS, Caps, KnobError, compile_problem, graph_problem, probe_caps, resolve,
-                              summarize)
 from rifebench.models.nets.ifnet_v4 import build_v40, build_v46
 from rifebench.models.weights import load_model
 
@@ -29,6 +38,7 @@ def cfg(*flags, env=None):
 
 
 # ------------------------------------------------------------------ pure resolution
+
 
 def test_baseline_is_the_reference_everywhere():
     for platform in ("cpu", "cuda", "xpu"):
@@ -44,8 +54,9 @@ def test_optimized_presets_per_platform():
     cpu = resolve(cfg("--optimize", "optimized"), "cpu", OK).values
     assert cpu["reuse_frames"] and cpu["ipex"] and cpu["compile"] == "none"
     # Measured to slow fp32 down on the CPU (knobs.OPTIMIZED): left to explicit values.
-    assert not (cpu["channels_last"] or cpu["tf32"] or cpu["cudnn_benchmark"] or cpu["cuda_graphs"]
-                or cpu["preallocate"])
+    assert not (
+        cpu["channels_last"] or cpu["tf32"] or cpu["cudnn_benchmark"] or cpu["cuda_graphs"] or cpu["preallocate"]
+    )
     cuda = resolve(cfg("--optimize", "optimized"), "cuda", OK)
     assert cuda.values["cudnn_benchmark"] and cuda.values["tf32"] and cuda.values["preallocate"]
     assert cuda.values["compile"] == "reduce-overhead" and not cuda.values["ipex"]
@@ -72,8 +83,9 @@ def test_compile_unavailable_falls_back_for_the_preset_and_fails_when_explicit()
     caps = Caps(compile_problem="Inductor needs Triton on cuda and it is not installed")
     k = resolve(cfg("--optimize", "optimized"), "cuda", caps)
     assert k.values["compile"] == "none"
-    assert k.fallbacks == [{"knob": "compile", "wanted": "reduce-overhead", "effective": "none",
-                            "reason": caps.compile_problem}]
+    assert k.fallbacks == [
+        {"knob": "compile", "wanted": "reduce-overhead", "effective": "none", "reason": caps.compile_problem}
+    ]
     with pytest.raises(KnobError, match=r"^'default' cannot run here: Inductor .*here: none"):
         resolve(cfg("--compile", "default"), "cpu", caps)
 
@@ -108,8 +120,14 @@ def test_cuda_graph_rules():
     assert not k.values["cuda_graphs"] and "already captures CUDA graphs" in k.fallbacks[0]["reason"]
     k = resolve(cfg("--cuda-graphs", "yes", "--preallocate", "no"), "cuda", OK)
     assert k.values["cuda_graphs"] and k.values["preallocate"] and k.sources["preallocate"] == "forced"
-    assert k.fallbacks == [{"knob": "preallocate", "wanted": False, "effective": True,
-                            "reason": "CUDA graphs replay from static input buffers"}]
+    assert k.fallbacks == [
+        {
+            "knob": "preallocate",
+            "wanted": False,
+            "effective": True,
+            "reason": "CUDA graphs replay from static input buffers",
+        }
+    ]
 
 
 def test_capability_probes():
@@ -151,6 +169,7 @@ def test_summarize_merges_streams():
 
 # ------------------------------------------------------------ every knob, real model
 
+
 @pytest.fixture(scope="module")
 def net40(weights_40):
     return load_model(zoo.get("4.0"), weights_40)
@@ -169,8 +188,9 @@ def pair():
 
 def run(net, pair, dtype="fp32", steps=1, **knobs):
     interp = Interpolator(copy.deepcopy(net), zoo.get("4.0"), "cpu", dtype, **knobs)
-    outs = [interp.interpolate(interp.prepare(pair[0], key=0), interp.prepare(pair[1], key=1), 1)[0]
-            for _ in range(steps)]
+    outs = [
+        interp.interpolate(interp.prepare(pair[0], key=0), interp.prepare(pair[1], key=1), 1)[0] for _ in range(steps)
+    ]
     return interp, outs
 
 
@@ -184,16 +204,19 @@ def psnr(a, b):
     return math.inf if mse == 0 else -10 * math.log10(mse)
 
 
-@pytest.mark.parametrize("dtype,knobs,floor", [
-    ("fp32", {"channels_last": True}, FP32_MIN_DB),
-    ("fp32", {"preallocate": True}, FP32_MIN_DB),
-    ("fp32", {"preallocate": True, "channels_last": True, "reuse_frames": True}, FP32_MIN_DB),
-    ("fp32", {"reuse_frames": True}, FP32_MIN_DB),
-    ("fp32", {"cuda_graphs": True}, FP32_MIN_DB),  # refused on the CPU: runs eager, says so
-    ("bf16", {}, LOW_PRECISION_MIN_DB),
-    ("bf16", {"channels_last": True}, LOW_PRECISION_MIN_DB),
-    ("fp16", {}, LOW_PRECISION_MIN_DB),
-])
+@pytest.mark.parametrize(
+    "dtype,knobs,floor",
+    [
+        ("fp32", {"channels_last": True}, FP32_MIN_DB),
+        ("fp32", {"preallocate": True}, FP32_MIN_DB),
+        ("fp32", {"preallocate": True, "channels_last": True, "reuse_frames": True}, FP32_MIN_DB),
+        ("fp32", {"reuse_frames": True}, FP32_MIN_DB),
+        ("fp32", {"cuda_graphs": True}, FP32_MIN_DB),  # refused on the CPU: runs eager, says so
+        ("bf16", {}, LOW_PRECISION_MIN_DB),
+        ("bf16", {"channels_last": True}, LOW_PRECISION_MIN_DB),
+        ("fp16", {}, LOW_PRECISION_MIN_DB),
+    ],
+)
 def test_knob_output_stays_close_to_baseline(net40, pair, baseline, dtype, knobs, floor):
     interp, outs = run(net40, pair, dtype, steps=2, **knobs)
     db = psnr(outs[-1], baseline)
@@ -218,8 +241,7 @@ def test_compile_with_channels_last_small(net40, pair, baseline):
     interp, outs = run(net40, small, steps=2, compile="default", channels_last=True)
     assert interp.warmup_needed == 1 and interp.compile_first_call_s > 0
     assert interp.fallbacks == [] and interp.runtime()["compile"]["mode"] == "default"
-    print(f"compile+channels_last 64x64: first call {interp.compile_first_call_s:.1f} s, "
-          f"{psnr(outs[-1], ref):.1f} dB")
+    print(f"compile+channels_last 64x64: first call {interp.compile_first_call_s:.1f} s, {psnr(outs[-1], ref):.1f} dB")
     assert psnr(outs[-1], ref) >= FP32_MIN_DB
 
 
@@ -227,14 +249,16 @@ def test_compile_failure_falls_back_or_fails_when_explicit(monkeypatch):
     def broken_compile(net, mode=None):
         def call(*args, **kwargs):
             raise RuntimeError("BackendCompilerFailed: fake inductor crash\nsecond line")
+
         return call
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     f0, f1, _ = synthetic_pair(64, 64)
     net = build_v46()
     seen = []
-    interp = Interpolator(copy.deepcopy(net), zoo.get("4.6"), "cpu", "fp32", compile="default",
-                          on_fallback=lambda *a: seen.append(a))
+    interp = Interpolator(
+        copy.deepcopy(net), zoo.get("4.6"), "cpu", "fp32", compile="default", on_fallback=lambda *a: seen.append(a)
+    )
     out = interp.interpolate(interp.prepare(f0), interp.prepare(f1))[0]
     eager = Interpolator(copy.deepcopy(net), zoo.get("4.6"), "cpu", "fp32")
     assert torch.equal(out, eager.interpolate(eager.prepare(f0), eager.prepare(f1))[0])
@@ -248,8 +272,9 @@ def test_compile_failure_falls_back_or_fails_when_explicit(monkeypatch):
 def test_cuda_graphs_refuse_cleanly_on_cpu():
     net = build_v46()  # no data-dependent branch: the refusal is about the device
     interp = Interpolator(net, zoo.get("4.6"), "cpu", "fp32", cuda_graphs=True)
-    assert interp.fallbacks == [{"knob": "cuda_graphs", "wanted": True, "effective": False,
-                                 "reason": "CUDA graphs need a CUDA device, got cpu"}]
+    assert interp.fallbacks == [
+        {"knob": "cuda_graphs", "wanted": True, "effective": False, "reason": "CUDA graphs need a CUDA device, got cpu"}
+    ]
     assert interp.runtime()["cuda_graphs"] is None and interp.warmup_needed == 0
     with pytest.raises(KnobError, match="^'yes' cannot run here: CUDA graphs need a CUDA device"):
         Interpolator(build_v46(), zoo.get("4.6"), "cpu", "fp32", cuda_graphs=True, strict={"cuda_graphs"})

@@ -2,6 +2,7 @@
 stream, honest aggregation, and failures or signals that end the run in
 seconds, record why, exit non-zero and leave nothing running. Orchestration
 only, so the streams run the null model (a known host cost, no weights)."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,25 @@ needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="needs at least 2 usab
 @pytest.fixture
 def args():
     def make(out, *extra):
-        return ["--dummy", "--model", "null", "--null-ms", "2", "--data-height", "32", "--data-width", "32",
-                "--warmup", "1", "--precision", "fp32", "--output-dir", out, *extra]
+        return [
+            "--dummy",
+            "--model",
+            "null",
+            "--null-ms",
+            "2",
+            "--data-height",
+            "32",
+            "--data-width",
+            "32",
+            "--warmup",
+            "1",
+            "--precision",
+            "fp32",
+            "--output-dir",
+            out,
+            *extra,
+        ]
+
     return make
 
 
@@ -40,9 +58,15 @@ class Runner:
     """The harness in its own process group, its output collected as it comes."""
 
     def __init__(self, argv, env):
-        self.proc = subprocess.Popen([sys.executable, "-m", "rifebench", *map(str, argv)], env=env, cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rifebench", *map(str, argv)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
 
@@ -137,16 +161,18 @@ def test_killed_stream_ends_the_run_in_seconds(tmp_path, args):
     assert_all_gone([p.pid for p in workers.values()])
 
 
-@pytest.mark.parametrize("fault,given_by,reason", [
-    ("1:3", "flag", "RuntimeError: FAULT: stream 1 fails after 3 pairs"),
-    pytest.param("1:3:exit", "variable", "exited with status 3 without a result", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "fault,given_by,reason",
+    [
+        ("1:3", "flag", "RuntimeError: FAULT: stream 1 fails after 3 pairs"),
+        pytest.param("1:3:exit", "variable", "exited with status 3 without a result", marks=pytest.mark.slow),
+    ],
+)
 def test_stream_that_raises_or_exits_fails_the_run(tmp_path, args, fault, given_by, reason):
     extra = ["--fault", fault] if given_by == "flag" else []
     env = clean_env(STREAMS=2, **({"FAULT": fault} if given_by == "variable" else {}))
     t0 = time.monotonic()
-    proc = run_harness(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300", *extra), env=env,
-                       timeout=120)
+    proc = run_harness(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300", *extra), env=env, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert time.monotonic() - t0 < 60
     doc = results(tmp_path)
@@ -208,8 +234,9 @@ def test_more_streams_than_cpus_share_them_with_a_warning(tmp_path, args):
     proc = run_harness(args(tmp_path, "--num-inputs", "3"), env=clean_env(STREAMS=n, PIN="affinity"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = results(tmp_path)
-    assert any(w["code"] == "STREAMS_OVERSUBSCRIBED" and "share CPUs round-robin" in w["message"]
-               for w in doc["warnings"])
+    assert any(
+        w["code"] == "STREAMS_OVERSUBSCRIBED" and "share CPUs round-robin" in w["message"] for w in doc["warnings"]
+    )
     assert "warning [STREAMS_OVERSUBSCRIBED]:" in proc.stdout and "share CPUs" in proc.stdout
     cpus = [s["cpus"] for s in doc["streams"]]
     assert all(len(c) == 1 for c in cpus) and cpus[n - 1] == cpus[0]

@@ -5,6 +5,7 @@ as bare metal, pin its base image, run as a non-root user, carry OCI labels.
 Every shell script of the repository goes through shellcheck.
 
 hadolint and shellcheck come from requirements-dev.txt (`./setup.sh --dev`)."""
+
 from __future__ import annotations
 
 import re
@@ -77,10 +78,11 @@ def test_image_builds_like_bare_metal(flavour):
     assert 'for m in 4.0 ${EXTRA_MODELS}; do ./get_model.sh --model "$m"; done' in fetch
     assert f"{zoo.get('4.0').sha256}  model/rife-4.0/flownet.pkl" in fetch and "sha256sum -c -" in fetch
     # ... and an offline dummy run per model proves the image runs without a network.
-    assert "./run_model.sh --dummy --model \"$m\" --platform cpu" in fetch
+    assert './run_model.sh --dummy --model "$m" --platform cpu' in fetch
     # Every file it copies exists, so the build context is complete.
-    for src in re.findall(r"COPY --chown=\S+ (.+?) \./?\S*$", "\n".join(f"COPY {a}" for w, a in steps if w == "COPY"),
-                          flags=re.M):
+    for src in re.findall(
+        r"COPY --chown=\S+ (.+?) \./?\S*$", "\n".join(f"COPY {a}" for w, a in steps if w == "COPY"), flags=re.M
+    ):
         for name in src.split():
             assert (REPO / name).exists(), f"{flavour}: COPY {name}: missing from the repository"
 
@@ -122,8 +124,11 @@ def test_gpu_images_carry_the_study_model_and_the_xpu_image_one_stack():
 
 
 def test_dockerignore_keeps_local_state_out():
-    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", "model", "output"} <= ignored
     for flavour in FLAVOURS:  # nothing an image copies is ignored
         for word, args in instructions(dockerfile(flavour)):

@@ -1,6 +1,7 @@
 """Memory: a run that cannot fit is refused at start, naming what to shrink; a
 stream the OOM killer took is reported as out of memory; the dataset read-ahead
 is bounded by bytes, not by a count of triplets."""
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,14 @@ def test_refuses_64_streams_at_4k_in_1_gb():
         memory.check(cfg, free=(GB, "MemAvailable in /proc/meminfo"))
     msg = str(err.value)
     assert "\n" not in msg
-    for name in ("STREAMS 64", "DATA_HEIGHT", "DATA_WIDTH", "BATCH_SIZE 1", "frames of 2160x3840",
-                 "1.0 GB is available (MemAvailable in /proc/meminfo)"):
+    for name in (
+        "STREAMS 64",
+        "DATA_HEIGHT",
+        "DATA_WIDTH",
+        "BATCH_SIZE 1",
+        "frames of 2160x3840",
+        "1.0 GB is available (MemAvailable in /proc/meminfo)",
+    ):
         assert name in msg, msg
     need = float(msg.split("needs about ")[1].split(" GB")[0])
     assert 150 < need < 400  # 64 x (0.4 GB + 3 frames of 4K x the activations' factor)
@@ -88,21 +95,32 @@ def test_available_is_mem_available_capped_by_the_cgroup_limit(tmp_path, monkeyp
     cfg = config("--streams", 64, "--data-height", 2160, "--data-width", 3840)
     with pytest.raises(UsageError, match=r"1\.0 GB is available \(MemAvailable"):
         memory.check(cfg)
-    d, _ = fake_machine(tmp_path, monkeypatch, meminfo="MemAvailable: 9000000 kB\n",
-                        files={"memory.max": "500000000\n"})
+    d, _ = fake_machine(
+        tmp_path, monkeypatch, meminfo="MemAvailable: 9000000 kB\n", files={"memory.max": "500000000\n"}
+    )
     assert memory.available() == (500_000_000, f"the cgroup limit, {d / 'memory.max'}")
     fake_machine(tmp_path, monkeypatch, meminfo="MemAvailable: 9000000 kB\n", files={"memory.max": "max\n"})
     assert memory.available()[0] == 9_216_000_000
     # cgroup v1: "no limit" is a huge number
-    d, _ = fake_machine(tmp_path, monkeypatch, meminfo="MemAvailable: 9000000 kB\n", cgroup="4:memory:/run\n",
-                        files={"memory.limit_in_bytes": "9223372036854771712\n"})
+    d, _ = fake_machine(
+        tmp_path,
+        monkeypatch,
+        meminfo="MemAvailable: 9000000 kB\n",
+        cgroup="4:memory:/run\n",
+        files={"memory.limit_in_bytes": "9223372036854771712\n"},
+    )
     (d.parent / "memory").symlink_to(d.parent)
     assert memory.available()[0] == 9_216_000_000
 
 
 def test_oom_killed_stream_is_reported_as_out_of_memory(tmp_path, monkeypatch):
-    d, _ = fake_machine(tmp_path, monkeypatch, meminfo="MemTotal: 8000000 kB\nMemAvailable: 4000000 kB\n",
-                        files={"memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n"}, vmstat="oom_kill 40\n")
+    d, _ = fake_machine(
+        tmp_path,
+        monkeypatch,
+        meminfo="MemTotal: 8000000 kB\nMemAvailable: 4000000 kB\n",
+        files={"memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n"},
+        vmstat="oom_kill 40\n",
+    )
     before = memory.oom_kills()
     assert before == 2  # the cgroup's counter wins over the machine's
     assert memory.exit_reason(-9, before) == "killed by signal SIGKILL"  # nobody was OOM-killed since
@@ -113,8 +131,12 @@ def test_oom_killed_stream_is_reported_as_out_of_memory(tmp_path, monkeypatch):
 
 
 def test_oom_without_a_cgroup_counter(tmp_path, monkeypatch):
-    _, vmstat = fake_machine(tmp_path, monkeypatch, meminfo="MemTotal: 8000000 kB\nMemAvailable: 4000000 kB\n",
-                             vmstat="pgfault 1\noom_kill 40\n")
+    _, vmstat = fake_machine(
+        tmp_path,
+        monkeypatch,
+        meminfo="MemTotal: 8000000 kB\nMemAvailable: 4000000 kB\n",
+        vmstat="pgfault 1\noom_kill 40\n",
+    )
     assert memory.oom_kills() == 40
     vmstat.write_text("oom_kill 41\n")
     assert memory.exit_reason(-9, 40).startswith("out of memory")
@@ -133,8 +155,22 @@ def test_run_that_cannot_fit_is_refused_before_anything_runs(tmp_path):
     if free is None or free > memory.estimate(cfg).total_bytes:
         pytest.skip("this machine has the memory for 64 streams at 4K")
     t0 = time.monotonic()
-    proc = run_harness(["--dummy", "--model", "4.0", "--data-height", 2160, "--data-width", 3840, "--platform", "cpu",
-                        "--output-dir", tmp_path], env=clean_env(STREAMS=64))
+    proc = run_harness(
+        [
+            "--dummy",
+            "--model",
+            "4.0",
+            "--data-height",
+            2160,
+            "--data-width",
+            3840,
+            "--platform",
+            "cpu",
+            "--output-dir",
+            tmp_path,
+        ],
+        env=clean_env(STREAMS=64),
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "--streams/STREAMS 64" in proc.stderr and "DATA_HEIGHT" in proc.stderr and "of memory" in proc.stderr
@@ -155,10 +191,12 @@ def source(tmp_path, monkeypatch, frame_bytes: int, entries: int = 10):
         for f in ("im1.png", "im2.png", "im3.png"):
             (root / "sequences" / n / f).write_bytes(b"")
     (root / vimeo.LIST_FILE).write_text("\n".join(names) + "\n")
-    monkeypatch.setattr(vimeo, "_decode", lambda t: (FakeFrame(frame_bytes), FakeFrame(frame_bytes),
-                                                     FakeFrame(frame_bytes // 4)))
-    cfg = SimpleNamespace(dataset_dir=str(root), num_inputs=entries, interpolation=1, saveimages=False,
-                          output_dir=str(tmp_path))
+    monkeypatch.setattr(
+        vimeo, "_decode", lambda t: (FakeFrame(frame_bytes), FakeFrame(frame_bytes), FakeFrame(frame_bytes // 4))
+    )
+    cfg = SimpleNamespace(
+        dataset_dir=str(root), num_inputs=entries, interpolation=1, saveimages=False, output_dir=str(tmp_path)
+    )
     return vimeo.DatasetSource(cfg, interp=None)
 
 

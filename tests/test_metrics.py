@@ -1,4 +1,5 @@
 """The measuring tools against known truths."""
+
 import statistics
 import time
 
@@ -32,8 +33,15 @@ def test_sleep_is_measured_as_sleep():
 
 
 def _stream(sid, start, end, frames, lat):
-    return {"id": sid, "start": start, "end": end, "frames": frames, "images": frames, "latency_ms": lat,
-            "warmup": {"pairs": 2, "seconds": 0.1}}
+    return {
+        "id": sid,
+        "start": start,
+        "end": end,
+        "frames": frames,
+        "images": frames,
+        "latency_ms": lat,
+        "warmup": {"pairs": 2, "seconds": 0.1},
+    }
 
 
 def test_combined_throughput_is_frames_over_common_window_not_sum_of_rates():
@@ -66,5 +74,7 @@ def test_interpolation_counts_images():
 
 def test_results_yaml_has_the_reference_shape():
     text = yaml_results(33.4812, 31.3911, 96.5517)
-    assert text == ("results:\n- key: throughput\n  value: 33.48\n  unit: img/s\n- key: latency\n"
-                    "  value: 31.39\n  unit: ms\n- key: accuracy\n  value: 96.55\n  unit: percents\n")
+    assert text == (
+        "results:\n- key: throughput\n  value: 33.48\n  unit: img/s\n- key: latency\n"
+        "  value: 31.39\n  unit: ms\n- key: accuracy\n  value: 96.55\n  unit: percents\n"
+    )

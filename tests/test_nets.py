@@ -1,5 +1,6 @@
 """Architectures: official key/shape/parameter counts, and float32 parity with the
 independent reference implementations shipped in PyPI wheels."""
+
 from __future__ import annotations
 
 import pytest
@@ -50,6 +51,7 @@ def test_warp_known_truths():
 
 
 # ---------------------------------------------------------------- 4.0, real weights
+
 
 @pytest.fixture(scope="module")
 def v40_pair(weights_40, ref_vsrife2):
@@ -113,12 +115,15 @@ def test_v40_large_motion_branch_forced(weights_40, ref_vsrife2):
     ref.load_state_dict({k: v for k, v in state.items() if k in ref.state_dict()})
     img0, img1, _ = synthetic_pair(128, 192, shift=20)
     for ensemble in (False, True):
-        check(f"4.0 forced large-motion branch ensemble={ensemble}",
-              *run_v40((ours.eval(), ref.eval()), img0, img1, 0.4, ensemble))
+        check(
+            f"4.0 forced large-motion branch ensemble={ensemble}",
+            *run_v40((ours.eval(), ref.eval()), img0, img1, 0.4, ensemble),
+        )
     assert ours.large_motion_count == 2
 
 
 # ------------------------------------------------------- 4.6 and paper, random weights
+
 
 def test_v46_parity_random_weights(ref_vsrife4):
     state = random_state(build_v46, seed=46)

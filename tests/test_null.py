@@ -1,5 +1,6 @@
 """The null model: the harness measured against a known cost (NULL_MS of host
 busy-waiting per pair), and a network whose output is the frames' average."""
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,11 @@ import torch
 
 from helpers import clean_env, run_harness
 from rifebench.config import resolve
+from rifebench.errors import UsageError
 from rifebench.models import zoo
 from rifebench.models.interp import Interpolator
 from rifebench.models.nets.null import NullNet, spin
 from rifebench.models.weights import load_model
-from rifebench.errors import UsageError
 
 NULL_MS = 5.0
 
@@ -67,16 +68,36 @@ def test_config_needs_no_weights_and_records_null_ms(tmp_path):
 def _run(out) -> dict:
     # Small frames: at 720p the harness's own per-pair work (the crop, clamp and cast of the output)
     # is itself milliseconds on a small CPU, and the null model rightly shows it.
-    proc = run_harness(["--dummy", "--model", "null", "--null-ms", NULL_MS, "--platform", "cpu", "--num-inputs",
-                        200, "--warmup", 5, "--data-height", 64, "--data-width", 64, "--output-dir", out],
-                       env=clean_env())
+    proc = run_harness(
+        [
+            "--dummy",
+            "--model",
+            "null",
+            "--null-ms",
+            NULL_MS,
+            "--platform",
+            "cpu",
+            "--num-inputs",
+            200,
+            "--warmup",
+            5,
+            "--data-height",
+            64,
+            "--data-width",
+            64,
+            "--output-dir",
+            out,
+        ],
+        env=clean_env(),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads((out / "results.json").read_text())
 
 
 def _close(m: dict) -> bool:
-    return (m["latency_ms"]["mean"] == pytest.approx(NULL_MS, rel=0.10)
-            and m["throughput_img_s"] == pytest.approx(1000 / NULL_MS, rel=0.10))
+    return m["latency_ms"]["mean"] == pytest.approx(NULL_MS, rel=0.10) and m["throughput_img_s"] == pytest.approx(
+        1000 / NULL_MS, rel=0.10
+    )
 
 
 @pytest.mark.slow

@@ -1,25 +1,41 @@
 """The option table drives parsing, environment variables, validation and the README."""
+
 import re
 
 import pytest
 
+from helpers import REPO
 from rifebench.config import resolve
 from rifebench.options import BY_ENV, OPTIONS, UsageError, markdown_table
-
-from helpers import REPO
 
 
 def test_reference_interface_is_complete():
     # Every flag/variable pair of the reference harness's table keeps its name.
     reference = {
-        "--ipex": "IPEX", "--data": "DATASET_DIR", "--modelsdir": "MODELS_DIR", "--dummy": "DUMMY",
-        "--data-channels": "DATA_CHANNELS", "--data-height": "DATA_HEIGHT", "--data-width": "DATA_WIDTH",
-        "--pretrained-weights": "LOAD_PATH", "--num-inputs": "NUM_INPUTS", "--async": "ASYNC",
-        "--precision": "PRECISION", "--amp": "AMP", "--streams": "STREAMS", "--interpolation": "INTERPOLATION",
-        "--output-dir": "OUTPUT_DIR", "--platform": "PLATFORM", "--warmup": "WARMUP", "--saveimages": "SAVEIMAGES",
-        "--psnr-threshold": "MIN_PSNR_DB", "--min-pass-pct": "MIN_PASS_PCT",
-        "--min-test-duration": "MIN_TEST_DURATION", "--max-test-duration": "MAX_TEST_DURATION",
-        "--socket": "SOCKET", "--model": "MODEL",
+        "--ipex": "IPEX",
+        "--data": "DATASET_DIR",
+        "--modelsdir": "MODELS_DIR",
+        "--dummy": "DUMMY",
+        "--data-channels": "DATA_CHANNELS",
+        "--data-height": "DATA_HEIGHT",
+        "--data-width": "DATA_WIDTH",
+        "--pretrained-weights": "LOAD_PATH",
+        "--num-inputs": "NUM_INPUTS",
+        "--async": "ASYNC",
+        "--precision": "PRECISION",
+        "--amp": "AMP",
+        "--streams": "STREAMS",
+        "--interpolation": "INTERPOLATION",
+        "--output-dir": "OUTPUT_DIR",
+        "--platform": "PLATFORM",
+        "--warmup": "WARMUP",
+        "--saveimages": "SAVEIMAGES",
+        "--psnr-threshold": "MIN_PSNR_DB",
+        "--min-pass-pct": "MIN_PASS_PCT",
+        "--min-test-duration": "MIN_TEST_DURATION",
+        "--max-test-duration": "MAX_TEST_DURATION",
+        "--socket": "SOCKET",
+        "--model": "MODEL",
     }
     flags = {o.flag: o.env for o in OPTIONS}
     for flag, env in reference.items():
@@ -51,12 +67,15 @@ def test_switches_from_variables():
         resolve(["--dummy"], env={"AMP": "maybe"})
 
 
-@pytest.mark.parametrize("name,value,accepted", [
-    ("PLATFORM", "tpu", "auto, cpu, cuda, xpu"),
-    ("PRECISION", "fp8", "auto, fp16, bf16, fp32"),
-    ("MODEL", "9.9", "4.0, 4.6, paper, null"),
-    ("IPEX", "maybe", "yes, no"),
-])
+@pytest.mark.parametrize(
+    "name,value,accepted",
+    [
+        ("PLATFORM", "tpu", "auto, cpu, cuda, xpu"),
+        ("PRECISION", "fp8", "auto, fp16, bf16, fp32"),
+        ("MODEL", "9.9", "4.0, 4.6, paper, null"),
+        ("IPEX", "maybe", "yes, no"),
+    ],
+)
 def test_bad_choice_names_option_value_and_accepted(name, value, accepted):
     with pytest.raises(UsageError) as e:
         resolve(["--dummy"], env={name: value})
@@ -70,13 +89,27 @@ def test_platform_names_case_insensitive_flex_max_mean_xpu():
     assert resolve(["--dummy", "--platform", "Cpu"], env={}).platform == "cpu"
 
 
-@pytest.mark.parametrize("flag,value", [
-    ("--num-inputs", "0"), ("--num-inputs", "ten"), ("--streams", "0"), ("--streams", "1.5"),
-    ("--warmup", "-1"), ("--async", "-2"), ("--interpolation", "0"), ("--data-height", "8"),
-    ("--data-width", "x"), ("--data-channels", "4"), ("--psnr-threshold", "abc"), ("--psnr-threshold", "101"),
-    ("--min-pass-pct", "100.5"), ("--min-pass-pct", "nan"), ("--min-test-duration", "-1"),
-    ("--max-test-duration", "0"),
-])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--num-inputs", "0"),
+        ("--num-inputs", "ten"),
+        ("--streams", "0"),
+        ("--streams", "1.5"),
+        ("--warmup", "-1"),
+        ("--async", "-2"),
+        ("--interpolation", "0"),
+        ("--data-height", "8"),
+        ("--data-width", "x"),
+        ("--data-channels", "4"),
+        ("--psnr-threshold", "abc"),
+        ("--psnr-threshold", "101"),
+        ("--min-pass-pct", "100.5"),
+        ("--min-pass-pct", "nan"),
+        ("--min-test-duration", "-1"),
+        ("--max-test-duration", "0"),
+    ],
+)
 def test_out_of_range_numbers(flag, value):
     with pytest.raises(UsageError) as e:
         resolve(["--dummy", flag, value], env={})
@@ -85,8 +118,9 @@ def test_out_of_range_numbers(flag, value):
 
 
 def test_float_thresholds_and_durations():
-    cfg = resolve(["--dummy", "--psnr-threshold", "27.5", "--min-test-duration", "0.5",
-                   "--max-test-duration", "1.25"], env={})
+    cfg = resolve(
+        ["--dummy", "--psnr-threshold", "27.5", "--min-test-duration", "0.5", "--max-test-duration", "1.25"], env={}
+    )
     assert (cfg.min_psnr_db, cfg.min_test_duration, cfg.max_test_duration) == (27.5, 0.5, 1.25)
     assert resolve(["--dummy"], env={"MAX_TEST_DURATION": "unlimited"}).max_test_duration is None
 

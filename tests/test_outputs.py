@@ -1,6 +1,7 @@
 """The output folder under faults and hostile contents (issue 12): one run per
 folder, a full disk, planted symlinks, an empty OUTPUT_DIR, earlier runs' result
 sets moved aside whole, and result files readable as the umask says."""
+
 import json
 import os
 import subprocess
@@ -17,8 +18,23 @@ from rifebench.errors import UsageError
 from rifebench.report import previous, results
 from rifebench.run.startup import check_output_dir
 
-SMALL = ["--dummy", "--data-height", "64", "--data-width", "64", "--num-inputs", "2", "--warmup", "0",
-         "--precision", "fp32", "--model", "null", "--null-ms", "1"]
+SMALL = [
+    "--dummy",
+    "--data-height",
+    "64",
+    "--data-width",
+    "64",
+    "--num-inputs",
+    "2",
+    "--warmup",
+    "0",
+    "--precision",
+    "fp32",
+    "--model",
+    "null",
+    "--null-ms",
+    "1",
+]
 
 
 def one_error_line(proc, code=2):
@@ -30,6 +46,7 @@ def one_error_line(proc, code=2):
 
 
 # --- 1. one run per folder ---------------------------------------------------------------
+
 
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tmp_path):
     out = tmp_path / "out"
@@ -49,6 +66,7 @@ def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tmp_path)
 
 # --- 3. a full disk ----------------------------------------------------------------------
 
+
 def test_too_little_free_space_is_refused_at_start(tmp_path, monkeypatch):
     monkeypatch.setattr(fsutil.shutil, "disk_usage", lambda p: SimpleNamespace(free=1 << 20, total=1 << 30))
     with pytest.raises(UsageError, match=r"^--output-dir/OUTPUT_DIR: '.*out' has 1 MiB free \(accepted: "):
@@ -65,8 +83,9 @@ def test_a_log_that_cannot_be_written_stops_the_log_not_the_run():
             subprocess.run([sys.executable, "-c", "print('stream line')"])
         print("after")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          env=clean_env(), cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=clean_env(), cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["launcher", "line", "stream", "line", "after"]
     assert "Traceback" not in proc.stderr and "Exception in thread" not in proc.stderr
@@ -90,12 +109,15 @@ def test_results_that_cannot_be_written_at_the_end_leave_nothing_running(tmp_pat
         from rifebench.__main__ import main
         sys.exit(main({[*SMALL, "--output-dir", str(out)]!r}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env=clean_env(), cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=clean_env(), cwd=REPO
+    )
     assert proc.returncode == 1, proc.stderr
     errors = [x for x in proc.stderr.splitlines() if "error" in x]
-    assert errors == [f"run_model.sh: error: --output-dir/OUTPUT_DIR: results not written in {str(out)!r} "
-                      "(No space left on device); earlier runs' results are kept in its previous/ folder"]
+    assert errors == [
+        f"run_model.sh: error: --output-dir/OUTPUT_DIR: results not written in {str(out)!r} "
+        "(No space left on device); earlier runs' results are kept in its previous/ folder"
+    ]
     assert "Traceback" not in proc.stderr
     assert not (out / "results.json").exists() and not (out / "results.yaml").exists()
     kept = out / "previous" / "20260102T030405Z" / "results.json"
@@ -103,6 +125,7 @@ def test_results_that_cannot_be_written_at_the_end_leave_nothing_running(tmp_pat
 
 
 # --- 4. symlinks planted in the folder ---------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["output.log", "results.json", "results.yaml", "images", "previous"])
 def test_a_symlinked_output_file_is_refused(tmp_path, name):
@@ -123,9 +146,8 @@ def test_the_log_is_never_opened_through_a_symlink(tmp_path):
     target = tmp_path / "victim"
     target.write_text("precious")
     (tmp_path / "output.log").symlink_to(target)
-    with pytest.raises(OSError):
-        with Tee(str(tmp_path / "output.log")):
-            pass
+    with pytest.raises(OSError), Tee(str(tmp_path / "output.log")):
+        pass
     assert target.read_text() == "precious"
 
 
@@ -149,6 +171,7 @@ def test_images_and_fingerprint_replace_planted_links_not_their_targets(tmp_path
 
 # --- 7. an empty OUTPUT_DIR --------------------------------------------------------------
 
+
 def test_an_empty_output_dir_is_refused(tmp_path):
     proc = run_harness(SMALL, env=clean_env(OUTPUT_DIR=""), cwd=tmp_path)
     assert "'' is empty" in one_error_line(proc)
@@ -160,6 +183,7 @@ def test_an_empty_output_dir_is_refused(tmp_path):
 
 
 # --- 9. earlier runs' result sets --------------------------------------------------------
+
 
 def fake_run(out, started: str, tag: str) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -176,7 +200,9 @@ def test_previous_result_sets_move_aside_together_and_only_five_are_kept(tmp_pat
         folder = previous.set_aside_previous(str(out))
         assert folder == out / "previous" / f"2026030{day}T100000Z"
         assert sorted(p.name for p in folder.iterdir()) == ["images", "output.log", "results.json", "results.yaml"]
-        assert {(folder / n).read_text() for n in ("output.log", "results.yaml", "images/dummy_0.png")} == {f"run {day}"}
+        assert {(folder / n).read_text() for n in ("output.log", "results.yaml", "images/dummy_0.png")} == {
+            f"run {day}"
+        }
         assert not any((out / n).exists() for n in previous.RESULT_SET)
     kept = sorted(p.name for p in (out / "previous").iterdir())
     assert kept == [f"2026030{d}T100000Z" for d in range(3, 8)]
@@ -186,6 +212,7 @@ def test_previous_result_sets_move_aside_together_and_only_five_are_kept(tmp_pat
 
 
 # --- 11. the umask -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mask,mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_result_files_honour_the_umask(tmp_path, mask, mode):

@@ -1,5 +1,6 @@
 """The pinning plan on synthetic machines: whole cores, one NUMA node per stream,
 the GPU's node, cgroup quotas, sharing, and the choice of numactl or affinity."""
+
 from __future__ import annotations
 
 import stat
@@ -7,11 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from rifebench.run import pinning
-
 from rifebench.measure import topology
-from rifebench.run.pinning import PinError, split
 from rifebench.measure.topology import Topology, format_cpulist, parse_cpulist
+from rifebench.run import pinning
+from rifebench.run.pinning import PinError, split
 
 
 def machine(sockets: int, cores: int, threads: int, cpus=None, mem_nodes=None, quota=None) -> Topology:
@@ -29,8 +29,13 @@ def machine(sockets: int, cores: int, threads: int, cpus=None, mem_nodes=None, q
 
 
 def cfg(streams=1, pin="auto", platform="cpu", devices=None):
-    return SimpleNamespace(streams=streams, pin=pin, platform=platform, devices=devices,
-                           device_list=[int(d) for d in devices.split(",")] if devices else None)
+    return SimpleNamespace(
+        streams=streams,
+        pin=pin,
+        platform=platform,
+        devices=devices,
+        device_list=[int(d) for d in devices.split(",")] if devices else None,
+    )
 
 
 def whole_cores(topo, cpus) -> bool:
@@ -94,7 +99,11 @@ def test_more_streams_than_cores_use_single_threads():
 def test_more_streams_than_cpus_share_round_robin_with_a_warning():
     out = split(machine(1, 2, 1), 5)
     assert out.slices == [[0], [1], [0], [1], [0]]
-    assert len(out.warnings) == 1 and "share CPUs" in out.warnings[0]["message"] and "STREAMS <= 2" in out.warnings[0]["remedy"]
+    assert (
+        len(out.warnings) == 1
+        and "share CPUs" in out.warnings[0]["message"]
+        and "STREAMS <= 2" in out.warnings[0]["remedy"]
+    )
 
 
 def test_affinity_mask_not_nproc():

@@ -1,6 +1,7 @@
 """Profiles as users bring them: every row's start-up checks before row 1 runs,
 spreadsheet exports (comma-only rows, cells with line breaks), Intel's
 reference profiles unchanged, and a benchmark run from an installed copy."""
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,14 @@ def write(path: Path, text: str) -> Path:
 
 
 def bench(*args, env=None, cwd=REPO, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rifebench", "bench", *map(str, args)], env=env or clean_env(),
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "rifebench", "bench", *map(str, args)],
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def problems(path: Path, environ=None) -> list[str]:
@@ -40,17 +47,21 @@ def problems(path: Path, environ=None) -> list[str]:
 
 # --- every row's start-up checks, before row 1 runs ------------------------------------------
 
+
 def test_a_row_asking_for_cuda_without_a_gpu_stops_the_benchmark_before_row_1(tmp_path):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is visible: row 3 would be valid here")
-    prof = write(tmp_path / "p.csv", """
+    prof = write(
+        tmp_path / "p.csv",
+        """
         MODEL,NUM_INPUTS,PLATFORM
         null,2,cpu
         null,2,cpu
         null,2,cuda
-        """)
+        """,
+    )
     out = tmp_path / "out"
     proc = bench("--profile", prof, "--output-dir", out, env=clean_env(**TINY))
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -64,13 +75,16 @@ def test_missing_weights_file_socket_and_broken_dataset_list_are_refused_per_row
     data = tmp_path / "vimeo"
     data.mkdir()
     (data / "tri_testlist.txt").write_text("00001/0001\n")  # names a sequence that is not there
-    prof = write(tmp_path / "p.csv", f"""
+    prof = write(
+        tmp_path / "p.csv",
+        f"""
         MODEL,LOAD_PATH,SOCKET,DATASET_DIR
         null,,,
         4.0,{tmp_path}/missing/flownet.pkl,,
         null,,{tmp_path}/no.sock,
         null,,,{data}
-        """)
+        """,
+    )
     found = problems(prof, {"PLATFORM": "cpu"})
     assert len(found) == 3, found
     assert "row 2 (line 3), column LOAD_PATH: --pretrained-weights/LOAD_PATH:" in found[0]
@@ -100,12 +114,15 @@ def test_alike_rows_are_checked_once_and_image_rows_not_on_the_host(tmp_path, mo
 
 # --- what spreadsheets export ----------------------------------------------------------------
 
+
 def test_comma_only_rows_are_skipped_and_rows_numbered_without_them(tmp_path):
     prof = write(tmp_path / "p.csv", "PRECISION,STREAMS\n,\nfp32,1\n , \nfp32,2\n,,\n")
     header, rows = profiles.read(prof)
     assert header == ["PRECISION", "STREAMS"]
-    assert [(r.number, r.line, r.cells) for r in rows] == [(1, 3, {"PRECISION": "fp32", "STREAMS": "1"}),
-                                                           (2, 5, {"PRECISION": "fp32", "STREAMS": "2"})]
+    assert [(r.number, r.line, r.cells) for r in rows] == [
+        (1, 3, {"PRECISION": "fp32", "STREAMS": "1"}),
+        (2, 5, {"PRECISION": "fp32", "STREAMS": "2"}),
+    ]
 
 
 def test_a_cell_with_a_line_break_is_refused_not_joined(tmp_path):
@@ -146,8 +163,10 @@ def test_reference_profile_runs_and_the_summary_carries_model_name(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     with open(out / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["model_name"], r["STREAMS"], r["status"]) for r in rows] == [("RIFE", "1", "passed"),
-                                                                             ("RIFE", "2", "passed")]
+    assert [(r["model_name"], r["STREAMS"], r["status"]) for r in rows] == [
+        ("RIFE", "1", "passed"),
+        ("RIFE", "2", "passed"),
+    ]
     assert "`model_name=RIFE`" in (out / "summary.md").read_text()
     row = json.loads((out / "test_1" / "row.json").read_text())
     assert row["model_name"] == "RIFE" and "model_name" not in row["env"]
@@ -163,6 +182,7 @@ def test_the_shipped_reference_profile_is_in_the_references_own_format():
 
 # --- installed, outside a checkout -----------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_bench_runs_rows_from_an_installed_copy_outside_the_checkout(tmp_path):
     source = tmp_path / "source"  # built from a copy: a build in the checkout would leave build/ there
@@ -170,9 +190,24 @@ def test_bench_runs_rows_from_an_installed_copy_outside_the_checkout(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     site = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                          "--no-build-isolation", "--target", str(site), str(source)],
-                         capture_output=True, text=True, timeout=300)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pip.returncode == 0, pip.stderr
     shutil.rmtree(source)  # nothing of a checkout is left to lean on
     away = tmp_path / "elsewhere"
@@ -184,6 +219,11 @@ def test_bench_runs_rows_from_an_installed_copy_outside_the_checkout(tmp_path):
     assert "row 2: passed" in proc.stdout
     run = json.loads((away / "out" / "test_1" / "row.json").read_text())
     assert run["command"] == [sys.executable, "-m", "rifebench"]
-    origin = subprocess.run([sys.executable, "-c", "import rifebench; print(rifebench.__file__)"], env=env,
-                            capture_output=True, text=True, cwd=away).stdout
+    origin = subprocess.run(
+        [sys.executable, "-c", "import rifebench; print(rifebench.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=away,
+    ).stdout
     assert origin.startswith(str(site))

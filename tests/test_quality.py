@@ -1,5 +1,6 @@
 """PSNR, SSIM and the verdict: known truths, an independent oracle (scikit-image)
 for SSIM, and the merge of several streams."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rifebench.measure import quality
 from rifebench.data.images import to_uint8
+from rifebench.measure import quality
 
 
 def rng_image(h=24, w=40, seed=0):
@@ -25,6 +26,7 @@ def smooth_image(h=48, w=64, seed=0):
 
 
 # --- PSNR ------------------------------------------------------------------------------
+
 
 def test_psnr_known_values():
     a = rng_image()
@@ -58,6 +60,7 @@ def test_psnr_refuses_float_frames_and_mismatched_sizes():
 
 # --- SSIM ------------------------------------------------------------------------------
 
+
 def skimage_rife_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """The oracle: RIFE's ssim_matlab is a Gaussian SSIM (11 taps, sigma 1.5) over the
     3xHxW volume with replicated borders. scikit-image crops 5 px of every axis from
@@ -66,8 +69,9 @@ def skimage_rife_ssim(a: np.ndarray, b: np.ndarray) -> float:
     metrics = pytest.importorskip("skimage.metrics", reason="scikit-image (requirements-dev.txt) is the oracle")
     x = np.pad(a.transpose(2, 0, 1) / 255.0, 5, mode="edge")
     y = np.pad(b.transpose(2, 0, 1) / 255.0, 5, mode="edge")
-    return metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                         data_range=1.0)
+    return metrics.structural_similarity(
+        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
 
 
 @pytest.mark.parametrize("h,w,seed", [(48, 64, 0), (37, 53, 1), (16, 24, 2)])
@@ -99,6 +103,7 @@ def test_ssim_on_real_frames_matches_oracle(shared_data):
 
 
 # --- merge and verdict -----------------------------------------------------------------
+
 
 def cfg(**kw):
     base = dict(min_psnr_db=25.0, min_pass_pct=95.0, interpolation=1, streams=1)

@@ -1,6 +1,7 @@
 """RUNTIME: the option's checks, the provider and setting choices (pure, with
 fakes where the hardware is absent), the profile and study columns. The
 exports, the parity gate and the runs end to end are in test_runtimes_e2e.py."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -24,19 +25,25 @@ def cfg_of(*flags, env=None):
 
 def test_torch_is_the_default_and_every_runtime_is_a_choice():
     assert cfg_of().runtime == "torch"
-    with pytest.raises(UsageError, match=r"--runtime: invalid value 'tflite' \(accepted: torch, onnxruntime, "
-                                         r"openvino, tensorrt\)"):
+    with pytest.raises(
+        UsageError,
+        match=r"--runtime: invalid value 'tflite' \(accepted: torch, onnxruntime, "
+        r"openvino, tensorrt\)",
+    ):
         cfg_of("--runtime", "tflite")
 
 
-@pytest.mark.parametrize("flags,needle", [
-    (["--model", "null"], r"--runtime/RUNTIME onnxruntime: cannot run --model/MODEL null"),
-    (["--amp"], r"--amp/AMP is torch.autocast"),
-    (["--precision", "bf16"], r"does not run --precision/PRECISION bf16 \(accepted: fp32, fp16\)"),
-    (["--compile", "default"], r"--compile/COMPILE default applies to RUNTIME=torch only"),
-    (["--channels-last", "yes"], r"--channels-last/CHANNELS_LAST yes applies to RUNTIME=torch only"),
-    (["--platform", "xpu"], r"does not run on --platform/PLATFORM xpu \(accepted: cpu, cuda\)"),
-])
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--model", "null"], r"--runtime/RUNTIME onnxruntime: cannot run --model/MODEL null"),
+        (["--amp"], r"--amp/AMP is torch.autocast"),
+        (["--precision", "bf16"], r"does not run --precision/PRECISION bf16 \(accepted: fp32, fp16\)"),
+        (["--compile", "default"], r"--compile/COMPILE default applies to RUNTIME=torch only"),
+        (["--channels-last", "yes"], r"--channels-last/CHANNELS_LAST yes applies to RUNTIME=torch only"),
+        (["--platform", "xpu"], r"does not run on --platform/PLATFORM xpu \(accepted: cpu, cuda\)"),
+    ],
+)
 def test_what_an_exported_graph_cannot_do_is_refused_in_one_line(flags, needle, monkeypatch):
     monkeypatch.setattr(registry, "missing", lambda name: None)
     with pytest.raises(UsageError, match=needle) as info:
@@ -54,8 +61,11 @@ def test_openvino_refuses_cuda_and_accepts_bf16(monkeypatch):
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
 def test_a_runtime_that_is_not_installed_names_the_install_command(name, monkeypatch):
     monkeypatch.setattr(registry, "installed", lambda module: False)
-    with pytest.raises(UsageError, match=rf"--runtime/RUNTIME: {name} is not installed \(install: "
-                                         rf"\./setup\.sh --runtimes {name} \(or pip install 'rifebench\[{name}\]'"):
+    with pytest.raises(
+        UsageError,
+        match=rf"--runtime/RUNTIME: {name} is not installed \(install: "
+        rf"\./setup\.sh --runtimes {name} \(or pip install 'rifebench\[{name}\]'",
+    ):
         cfg_of("--runtime", name)
 
 
@@ -68,8 +78,9 @@ def test_tensorrt_route_follows_what_is_installed():
 def test_tensorrt_without_either_route_is_exit_2_with_one_line():
     if registry.tensorrt_route() is not None:
         pytest.skip("a TensorRT route is installed here")
-    proc = run_harness(["--dummy", "--runtime", "tensorrt", "--output-dir", "/nonexistent/never"],
-                       env=clean_env(), timeout=120)
+    proc = run_harness(
+        ["--dummy", "--runtime", "tensorrt", "--output-dir", "/nonexistent/never"], env=clean_env(), timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "--runtime/RUNTIME: tensorrt needs ONNX Runtime's TensorRT execution provider or torch-tensorrt" in last
@@ -79,13 +90,13 @@ def test_tensorrt_without_either_route_is_exit_2_with_one_line():
 def test_ort_providers_are_chosen_by_runtime_and_platform():
     cpu = engines.ort_providers("onnxruntime", "cpu", ["CPUExecutionProvider"], 0, False, "/c")
     assert cpu == ["CPUExecutionProvider"]
-    gpu = engines.ort_providers("onnxruntime", "cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], 1,
-                                True, "/c")
+    gpu = engines.ort_providers("onnxruntime", "cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], 1, True, "/c")
     assert gpu == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
     with pytest.raises(UsageError, match="no CUDAExecutionProvider.*onnxruntime-gpu"):
         engines.ort_providers("onnxruntime", "cuda", ["CPUExecutionProvider"], 0, False, "/c")
-    trt = engines.ort_providers("tensorrt", "cuda", ["TensorrtExecutionProvider", "CUDAExecutionProvider"], 0,
-                                True, "/c/trt")
+    trt = engines.ort_providers(
+        "tensorrt", "cuda", ["TensorrtExecutionProvider", "CUDAExecutionProvider"], 0, True, "/c/trt"
+    )
     assert trt[0][0] == "TensorrtExecutionProvider" and trt[0][1]["trt_fp16_enable"] is True
     assert trt[0][1]["trt_engine_cache_path"] == "/c/trt" and trt[1][0] == "CUDAExecutionProvider"
     with pytest.raises(UsageError, match="no TensorrtExecutionProvider"):
@@ -94,8 +105,12 @@ def test_ort_providers_are_chosen_by_runtime_and_platform():
 
 def test_openvino_settings_one_request_latency_and_the_precision_hint():
     cpu = engines.ov_config("cpu", "bf16", 3)
-    assert cpu == {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": "bf16",
-                   "INFERENCE_NUM_THREADS": 3}
+    assert cpu == {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": "1",
+        "INFERENCE_PRECISION_HINT": "bf16",
+        "INFERENCE_NUM_THREADS": 3,
+    }
     assert "INFERENCE_NUM_THREADS" not in engines.ov_config("xpu", "fp16", 3)
     assert engines.ov_config("xpu", "fp16", 3)["INFERENCE_PRECISION_HINT"] == "f16"
     assert engines.ov_device("cpu", 0) == "CPU" and engines.ov_device("xpu", 1) == "GPU.1"
@@ -158,8 +173,10 @@ def test_profile_column_and_study_configuration(tmp_path, monkeypatch):
     weights.write_bytes(b"x")
     monkeypatch.setattr(registry, "missing", lambda name: None)
     csv = tmp_path / "p.csv"
-    csv.write_text("RUNTIME,PRECISION,DUMMY,LOAD_PATH\nonnxruntime,fp32,1,{0}\nopenvino,bf16,1,{0}\n"
-                   "torch,,1,{0}\n".format(weights))
+    csv.write_text(
+        f"RUNTIME,PRECISION,DUMMY,LOAD_PATH\nonnxruntime,fp32,1,{weights}\nopenvino,bf16,1,{weights}\n"
+        f"torch,,1,{weights}\n"
+    )
     header, rows = profiles.read(csv)
     assert "RUNTIME" in header and rows[1].cells["RUNTIME"] == "openvino"
     assert profiles.validate(str(csv), rows, clean_env(), startup=False) == []
@@ -167,12 +184,27 @@ def test_profile_column_and_study_configuration(tmp_path, monkeypatch):
     bad.write_text(f"RUNTIME,PRECISION,DUMMY,LOAD_PATH\nonnxruntime,bf16,1,{weights}\n")
     problems = profiles.validate(str(bad), profiles.read(bad)[1], clean_env(), startup=False)
     assert len(problems) == 1 and "PRECISION bf16" in problems[0] and "row 1" in problems[0]
-    args = study.parse(["--configs", "baseline,ov", "--config", "ov=--runtime openvino", "--sizes", "32x32",
-                        "--model", "4.6", "--pretrained-weights", str(weights)])
+    args = study.parse(
+        [
+            "--configs",
+            "baseline,ov",
+            "--config",
+            "ov=--runtime openvino",
+            "--sizes",
+            "32x32",
+            "--model",
+            "4.6",
+            "--pretrained-weights",
+            str(weights),
+        ]
+    )
     study.check_configs(args)  # resolves and preflights every configuration
     with pytest.raises(SystemExit, match=r"configuration 'ov'.*openvino: does not run on --platform/PLATFORM cuda"):
-        study.check_configs(study.parse(["--configs", "baseline,ov", "--config", "ov=--runtime openvino "
-                                         "--platform cuda", "--sizes", "32x32"]))
+        study.check_configs(
+            study.parse(
+                ["--configs", "baseline,ov", "--config", "ov=--runtime openvino --platform cuda", "--sizes", "32x32"]
+            )
+        )
 
 
 def large_motion_net(large: bool = True):
@@ -202,21 +234,31 @@ def test_the_40_export_forward_equals_the_network_in_both_branches(large):
         assert torch.equal(wrapped(*inputs), ref)
 
 
-@pytest.mark.parametrize("hidden,needle", [
-    ({"openvino"}, "openvino is not installed (install: ./setup.sh --runtimes openvino"),
-    ({"onnxscript"}, "openvino needs the ONNX exporter's onnx and onnxscript, not installed (install: "),
-])
+@pytest.mark.parametrize(
+    "hidden,needle",
+    [
+        ({"openvino"}, "openvino is not installed (install: ./setup.sh --runtimes openvino"),
+        ({"onnxscript"}, "openvino needs the ONNX exporter's onnx and onnxscript, not installed (install: "),
+    ],
+)
 def test_a_missing_runtime_is_exit_2_before_anything_runs(tmp_path, hidden, needle):
     """As a user meets it: the command line, exit status 2, one line, no output folder."""
     import subprocess
     import sys
 
-    code = ("import sys; from rifebench.runtimes import registry; real = registry.installed; "
-            f"registry.installed = lambda m: m not in {sorted(hidden)!r} and real(m); "
-            "from rifebench.__main__ import cli; sys.exit(cli())")
+    code = (
+        "import sys; from rifebench.runtimes import registry; real = registry.installed; "
+        f"registry.installed = lambda m: m not in {sorted(hidden)!r} and real(m); "
+        "from rifebench.__main__ import cli; sys.exit(cli())"
+    )
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", code, "--dummy", "--runtime", "openvino", "--output-dir", str(out)],
-                          env=clean_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--dummy", "--runtime", "openvino", "--output-dir", str(out)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("run_model.sh: error: --runtime/RUNTIME: ")
@@ -230,11 +272,22 @@ def test_setup_sh_takes_a_runtime_list_and_refuses_an_unknown_name(tmp_path):
     from helpers import REPO
 
     env = clean_env(VENV_DIR=str(tmp_path / "venv"), TORCH_SPEC="torch==2.13.0")
-    ok = subprocess.run([shutil.which("bash"), str(REPO / "setup.sh"), "--runtimes", "onnxruntime,openvino",
-                         "--print-torch-source"], env=env, capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [shutil.which("bash"), str(REPO / "setup.sh"), "--runtimes", "onnxruntime,openvino", "--print-torch-source"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([shutil.which("bash"), str(REPO / "setup.sh"), "--runtimes=onnxruntime,tflite"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [shutil.which("bash"), str(REPO / "setup.sh"), "--runtimes=onnxruntime,tflite"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and not (tmp_path / "venv").exists()
-    assert bad.stderr.strip().startswith("setup.sh: --runtimes: unknown runtime 'tflite' (accepted: onnxruntime, "
-                                         "openvino;")
+    assert bad.stderr.strip().startswith(
+        "setup.sh: --runtimes: unknown runtime 'tflite' (accepted: onnxruntime, openvino;"
+    )

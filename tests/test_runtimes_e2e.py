@@ -1,6 +1,7 @@
 """Exports, the cache, the parity gate and each CPU runtime end to end, at 64x64
 with seeded random 4.6 weights (the export of one size takes a few seconds;
 the session-wide weights folder keeps its cache between tests)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,10 +18,13 @@ from rifebench.models import export as onnx_export
 from rifebench.models import zoo
 from rifebench.models.nets.ifnet_v4 import build_v46
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None
-                                 or importlib.util.find_spec("openvino") is None,
-                                 reason="the CPU runtimes are not installed (./setup.sh --dev installs them)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("openvino") is None,
+        reason="the CPU runtimes are not installed (./setup.sh --dev installs them)",
+    ),
+]
 SIZE = ["--data-height", "64", "--data-width", "64"]
 
 
@@ -32,8 +36,11 @@ def weights46(tmp_path_factory):
 
 
 def run(weights, out, *flags):
-    proc = run_harness(["--model", "4.6", "--pretrained-weights", weights, "--output-dir", out, "--warmup", "1",
-                        *flags], env=clean_env(), timeout=600)
+    proc = run_harness(
+        ["--model", "4.6", "--pretrained-weights", weights, "--output-dir", out, "--warmup", "1", *flags],
+        env=clean_env(),
+        timeout=600,
+    )
     doc = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else None
     return proc, doc
 
@@ -48,7 +55,7 @@ def tiny_vimeo(root, n=3, h=64, w=64):
         d = root / "sequences" / entry
         d.mkdir(parents=True)
         for name, x in (("im1.png", 8), ("im2.png", 4), ("im3.png", 0)):
-            cv2.imwrite(str(d / name), big[:, x: x + w])
+            cv2.imwrite(str(d / name), big[:, x : x + w])
     (root / "tri_testlist.txt").write_text("\n".join(entries) + "\n")
     return root
 
@@ -72,16 +79,19 @@ def test_export_is_cached_and_rekeyed_by_size_and_precision(weights46):
 
     graph = onnx.load(str(p16)).graph
     assert {n.op_type for n in graph.node} >= {"GridSample", "Conv"}
-    types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(
-        onnx.load(str(p16))).graph.value_info}
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in onnx.shape_inference.infer_shapes(onnx.load(str(p16))).graph.value_info
+    }
     grid_inputs = [n.input[0] for n in graph.node if n.op_type == "GridSample"]
     assert grid_inputs and all(types.get(i) == onnx.TensorProto.FLOAT for i in grid_inputs)  # the warp stays fp32
 
 
 @pytest.mark.parametrize("runtime,precision", [("onnxruntime", "fp32"), ("openvino", "bf16")])
 def test_dummy_run_records_runtime_and_parity(weights46, tmp_path, runtime, precision):
-    proc, doc = run(weights46, tmp_path / "o", "--dummy", *SIZE, "--num-inputs", "3", "--runtime", runtime,
-                    "--precision", precision)
+    proc, doc = run(
+        weights46, tmp_path / "o", "--dummy", *SIZE, "--num-inputs", "3", "--runtime", runtime, "--precision", precision
+    )
     assert proc.returncode == 0, proc.stderr
     rt = doc["runtime"]
     assert rt["name"] == runtime and rt["version"] and rt["precision"] == precision
@@ -100,8 +110,18 @@ def test_quality_mode_matches_torch_and_pads_a_short_last_batch(weights46, tmp_p
     data = tiny_vimeo(tmp_path / "vimeo")
     means = {}
     for runtime in ("torch", "onnxruntime", "openvino"):
-        proc, doc = run(weights46, tmp_path / runtime, "--data", data, "--batch-size", "2", "--runtime", runtime,
-                        "--psnr-threshold", "0")
+        proc, doc = run(
+            weights46,
+            tmp_path / runtime,
+            "--data",
+            data,
+            "--batch-size",
+            "2",
+            "--runtime",
+            runtime,
+            "--psnr-threshold",
+            "0",
+        )
         assert proc.returncode == 0, proc.stderr
         assert doc["quality"]["tested"] == 3 and doc["streams"][0]["batch_sizes"] == [1, 2]
         means[runtime] = doc["quality"]["psnr_mean"]
@@ -122,8 +142,7 @@ def test_a_corrupted_export_fails_the_parity_gate_with_its_figure(weights46, tmp
     conv.CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float32), conv.name))
     onnx.save(model, str(path))
     try:
-        proc, doc = run(weights46, tmp_path / "bad", "--dummy", *SIZE, "--num-inputs", "1", "--runtime",
-                        "onnxruntime")
+        proc, doc = run(weights46, tmp_path / "bad", "--dummy", *SIZE, "--num-inputs", "1", "--runtime", "onnxruntime")
     finally:
         path.unlink()  # a later run exports a good one again
     assert proc.returncode == 1, proc.stderr

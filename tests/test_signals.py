@@ -2,6 +2,7 @@
 last: exit 130 with one line during start-up, `status: interrupted` during and
 after the run, no file left claiming "running", no stray temp file; and rows of
 benchmark.sh that die with it when it is SIGKILLed."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,36 @@ import pytest
 from helpers import REPO, clean_env
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-NULL = ["--dummy", "--model", "null", "--null-ms", "5", "--data-height", "32", "--data-width", "32", "--warmup", "1",
-        "--precision", "fp32"]
+NULL = [
+    "--dummy",
+    "--model",
+    "null",
+    "--null-ms",
+    "5",
+    "--data-height",
+    "32",
+    "--data-width",
+    "32",
+    "--warmup",
+    "1",
+    "--precision",
+    "fp32",
+]
 
 
 class Proc:
     """A process in its own session, stdout and stderr collected apart as they come."""
 
     def __init__(self, cmd, env=None):
-        self.proc = subprocess.Popen(cmd, env=env or clean_env(), cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env or clean_env(),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         for stream, into in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
@@ -83,8 +104,20 @@ def test_signal_during_start_up_exits_130_with_one_line(tmp_path, sig):
 
 @pytest.mark.slow
 def test_sighup_mid_run_stops_like_sigterm(tmp_path):
-    run = Proc([sys.executable, "-m", "rifebench", *NULL, "--num-inputs", "5", "--min-test-duration", "300",
-                "--output-dir", tmp_path])
+    run = Proc(
+        [
+            sys.executable,
+            "-m",
+            "rifebench",
+            *NULL,
+            "--num-inputs",
+            "5",
+            "--min-test-duration",
+            "300",
+            "--output-dir",
+            tmp_path,
+        ]
+    )
     run.wait_for("passed the start barrier")
     time.sleep(0.5)
     run.proc.send_signal(signal.SIGHUP)  # a closed terminal
@@ -124,8 +157,14 @@ def late_signal_script(out: Path, where: str, sig: signal.Signals) -> str:
 @pytest.mark.slow  # a whole run: about 15 s on 2 cores
 @pytest.mark.parametrize("where,sig", [("peak", signal.SIGTERM), ("write", signal.SIGHUP), ("write", signal.SIGINT)])
 def test_signal_after_the_streams_end_keeps_the_results_and_says_interrupted(tmp_path, where, sig):
-    proc = subprocess.run([sys.executable, "-c", late_signal_script(tmp_path, where, sig)], capture_output=True,
-                          text=True, env=clean_env(), cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", late_signal_script(tmp_path, where, sig)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 130, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     doc = json.loads((tmp_path / "results.json").read_text())
@@ -147,10 +186,10 @@ def descendants(pid: int) -> list[psutil.Process]:
 @pytest.mark.slow
 def test_sigkilled_benchmark_leaves_no_row_running(tmp_path):
     profile = tmp_path / "p.csv"
-    profile.write_text("MODEL,NULL_MS,STREAMS,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP,MIN_TEST_DURATION\n"
-                       "null,5,1,32,32,5,1,300\n")
-    bench = Proc([str(REPO / "benchmark.sh"), "--profile", profile, "--output-dir", tmp_path / "out",
-                  "--no-inventory"])
+    profile.write_text(
+        "MODEL,NULL_MS,STREAMS,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP,MIN_TEST_DURATION\nnull,5,1,32,32,5,1,300\n"
+    )
+    bench = Proc([str(REPO / "benchmark.sh"), "--profile", profile, "--output-dir", tmp_path / "out", "--no-inventory"])
     bench.wait_for("passed the start barrier")
     rows = descendants(bench.proc.pid)
     assert any("rifebench.run.worker" in " ".join(p.cmdline()) for p in rows), [p.cmdline() for p in rows]

@@ -2,6 +2,7 @@
 strict numbers, no abbreviated flags, 16-bit / RGBA / grayscale images, stdout closed
 or piped into `head`, a stale collector socket, MODEL for get_model.sh, stale `.part`
 folders, and get_dataset.sh's Ctrl-C and free-space check."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,21 @@ from rifebench.measure import telemetry
 from rifebench.models import zoo
 from rifebench.options import OPTIONS
 
-NULL_RUN = ["--model", "null", "--dummy", "--num-inputs", "5", "--warmup", "1", "--null-ms", "1",
-            "--data-height", "64", "--data-width", "64"]
+NULL_RUN = [
+    "--model",
+    "null",
+    "--dummy",
+    "--num-inputs",
+    "5",
+    "--warmup",
+    "1",
+    "--null-ms",
+    "1",
+    "--data-height",
+    "64",
+    "--data-width",
+    "64",
+]
 
 
 def env_with_src(**extra) -> dict:
@@ -45,6 +59,7 @@ def env_with_src(**extra) -> dict:
 
 
 # --- the dataset list -------------------------------------------------------------------
+
 
 def test_list_with_a_bom_reads_its_first_entry(tmp_path):
     (tmp_path / "tri_testlist.txt").write_bytes("\ufeff00001/0389\r\n00001/0402\r\n".encode())
@@ -60,13 +75,24 @@ def test_trailing_slash_names_the_clip_not_a_hidden_png(tmp_path):
 
 # --- numbers and flags ------------------------------------------------------------------
 
+
 def option(env: str):
     return next(o for o in OPTIONS if o.env == env)
 
 
-@pytest.mark.parametrize("env,raw", [("NUM_INPUTS", "1_0"), ("NUM_INPUTS", "\uff11\uff10"), ("NUM_INPUTS", "1.0"),
-                                     ("NUM_INPUTS", "\u0661\u0660"), ("SCALE", "0_5"), ("SCALE", "\uff11.5"),
-                                     ("SCALE", "1.5_0"), ("MIN_PSNR_DB", "2_5")])
+@pytest.mark.parametrize(
+    "env,raw",
+    [
+        ("NUM_INPUTS", "1_0"),
+        ("NUM_INPUTS", "\uff11\uff10"),
+        ("NUM_INPUTS", "1.0"),
+        ("NUM_INPUTS", "\u0661\u0660"),
+        ("SCALE", "0_5"),
+        ("SCALE", "\uff11.5"),
+        ("SCALE", "1.5_0"),
+        ("MIN_PSNR_DB", "2_5"),
+    ],
+)
 def test_lenient_numbers_are_refused(env, raw):
     with pytest.raises(UsageError) as info:
         option(env).parse(raw, "env")
@@ -74,10 +100,20 @@ def test_lenient_numbers_are_refused(env, raw):
     assert message.startswith(f"{env}: invalid value {raw!r}") and "accepted:" in message and "\n" not in message
 
 
-@pytest.mark.parametrize("env,raw,value", [("NUM_INPUTS", " 10 ", 10), ("NUM_INPUTS", "+10", 10),
-                                           ("SEED", "007", 7), ("SCALE", "0.5", 0.5), ("SCALE", ".5", 0.5),
-                                           ("SCALE", "1.", 1.0), ("SCALE", "5e-1", 0.5), ("SCALE", "+1E0", 1.0),
-                                           ("MAX_TEST_DURATION", "unlimited", None)])
+@pytest.mark.parametrize(
+    "env,raw,value",
+    [
+        ("NUM_INPUTS", " 10 ", 10),
+        ("NUM_INPUTS", "+10", 10),
+        ("SEED", "007", 7),
+        ("SCALE", "0.5", 0.5),
+        ("SCALE", ".5", 0.5),
+        ("SCALE", "1.", 1.0),
+        ("SCALE", "5e-1", 0.5),
+        ("SCALE", "+1E0", 1.0),
+        ("MAX_TEST_DURATION", "unlimited", None),
+    ],
+)
 def test_plain_numbers_still_parse(env, raw, value):
     assert option(env).parse(raw, "env") == value
 
@@ -85,16 +121,26 @@ def test_plain_numbers_still_parse(env, raw, value):
 def test_lenient_number_on_the_command_line_is_one_line(tmp_path):
     proc = run_harness([*NULL_RUN[:3], "--num-inputs", "1_0", "--output-dir", tmp_path / "o"])
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("run_model.sh: error: --num-inputs: invalid value '1_0' (accepted: an integer "
-                                   ">= 1 and <= 1000000000)")
+    assert proc.stderr.strip() == (
+        "run_model.sh: error: --num-inputs: invalid value '1_0' (accepted: an integer >= 1 and <= 1000000000)"
+    )
 
 
 class Parsed(Exception):
     pass
 
 
-@pytest.mark.parametrize("module", ["rifebench.config", "rifebench.bench.runner", "rifebench.report.compare",
-                                    "rifebench.bench.study", "rifebench.fetch.weights", "rifebench.fetch.vimeo"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rifebench.config",
+        "rifebench.bench.runner",
+        "rifebench.report.compare",
+        "rifebench.bench.study",
+        "rifebench.fetch.weights",
+        "rifebench.fetch.vimeo",
+    ],
+)
 def test_no_parser_takes_abbreviations(module, monkeypatch):
     seen = []
 
@@ -116,6 +162,7 @@ def test_abbreviated_option_of_the_run_is_refused(tmp_path):
 
 
 # --- images -----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def fresh_reports(monkeypatch):
@@ -156,12 +203,14 @@ def test_rgba_and_grayscale_are_converted_with_one_warning_each(tmp_path, capsys
 
 # --- stdout closed or cut short ---------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_closed_stdout_runs_and_keeps_its_status(tmp_path):
     out = tmp_path / "o"
     args = " ".join([sys.executable, "-m", "rifebench", *NULL_RUN, "--output-dir", str(out)])
-    proc = subprocess.run(["bash", "-c", f"exec {args} >&-"], env=clean_env(), cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        ["bash", "-c", f"exec {args} >&-"], env=clean_env(), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads((out / "results.json").read_text())["status"] == "passed"
@@ -172,8 +221,13 @@ def test_closed_stdout_runs_and_keeps_its_status(tmp_path):
 def test_reader_gone_after_the_first_line(tmp_path):
     """`run_model.sh ... | head -1`: the rest goes nowhere, the run finishes with its status."""
     out = tmp_path / "o"
-    proc = subprocess.Popen([sys.executable, "-m", "rifebench", *NULL_RUN, "--output-dir", str(out)],
-                            env=clean_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rifebench", *NULL_RUN, "--output-dir", str(out)],
+        env=clean_env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     first = proc.stdout.readline()
     proc.stdout.close()
     err = proc.stderr.read().decode()
@@ -184,8 +238,13 @@ def test_reader_gone_after_the_first_line(tmp_path):
 
 @pytest.mark.parametrize("command", [["--options-markdown"], ["--warnings-markdown"]])
 def test_reader_gone_before_the_output(command):
-    proc = subprocess.Popen([sys.executable, "-m", "rifebench", *command], env=env_with_src(), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rifebench", *command],
+        env=env_with_src(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # a reader that is gone at once: every write fails with EPIPE
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
@@ -193,6 +252,7 @@ def test_reader_gone_before_the_output(command):
 
 
 # --- telemetry socket -------------------------------------------------------------------
+
 
 def test_stale_socket_file_fails_the_check():
     folder = tempfile.mkdtemp(prefix="rb-stale-", dir="/tmp")  # AF_UNIX paths are short
@@ -214,6 +274,7 @@ def test_stale_socket_file_fails_the_check():
 
 # --- get_model.sh -----------------------------------------------------------------------
 
+
 def test_get_model_reads_model_and_models_dir(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MODEL", "4.6")
     monkeypatch.setenv("MODELS_DIR", str(tmp_path))
@@ -223,8 +284,9 @@ def test_get_model_reads_model_and_models_dir(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "rife-paper" / "flownet.pkl")
     monkeypatch.setenv("MODEL", "4.7")
     assert weights.main(["--print-path"]) == 2
-    assert capsys.readouterr().err.strip() == ("get_model.sh: MODEL: unknown model '4.7' (accepted: "
-                                               f"{', '.join(zoo.MODELS)})")
+    assert capsys.readouterr().err.strip() == (
+        f"get_model.sh: MODEL: unknown model '4.7' (accepted: {', '.join(zoo.MODELS)})"
+    )
     monkeypatch.delenv("MODEL")
     assert weights.main(["--print-path"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / f"rife-{zoo.DEFAULT_MODEL}" / "flownet.pkl")
@@ -269,10 +331,11 @@ def test_stale_part_folders_are_removed_live_ones_kept(tmp_path, monkeypatch):
 
 # --- get_dataset.sh ---------------------------------------------------------------------
 
+
 class Stall(http.server.BaseHTTPRequestHandler):
     """Promises a large archive, sends 256 kB of it, then waits."""
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "application/zip")
         self.send_header("Content-Length", str(10 << 20))
@@ -291,9 +354,13 @@ def test_get_dataset_ctrl_c_is_one_line_and_130(tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{srv.server_address[1]}/vimeo_interp_test.zip"
-        proc = subprocess.Popen([sys.executable, "-m", "rifebench.fetch.vimeo", "--dir", str(tmp_path), "--url", url],
-                                env=env_with_src(RIFEBENCH_FETCH_TIMEOUT="60"), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rifebench.fetch.vimeo", "--dir", str(tmp_path), "--url", url],
+            env=env_with_src(RIFEBENCH_FETCH_TIMEOUT="60"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         part = tmp_path / "vimeo_interp_test.zip.part"
         until = time.monotonic() + 30
         while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < until:
@@ -331,8 +398,9 @@ def test_a_run_on_such_a_dataset_says_so_and_saves_visible_images(tmp_path):
         (data / part / "00001" / "0001").mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(data / part / "00001" / "0001" / name), rng.integers(0, 65536, (32, 32, 4), dtype=np.uint16))
     (data / "tri_testlist.txt").write_bytes("\ufeff00001/0001/\n".encode())
-    proc = run_harness(["--model", "null", "--null-ms", "1", "--data", data, "--saveimages", "--warmup", "0",
-                        "--output-dir", out])
+    proc = run_harness(
+        ["--model", "null", "--null-ms", "1", "--data", data, "--saveimages", "--warmup", "0", "--output-dir", out]
+    )
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr  # 1: noise fails PSNR
     assert [p.name for p in (out / "images" / "00001").iterdir()] == ["0001.png"]
     log = (out / "output.log").read_text()

@@ -3,6 +3,7 @@ truths, FPS and speed-up from one statistic with their intervals, the dispersion
 warning, "identical" outputs, argument and output-folder errors, and one tiny
 end-to-end study (64x64) whose table and JSON carry speed and quality against
 the baseline."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,9 +17,9 @@ import pytest
 import torch
 
 from helpers import REPO, clean_env
-from rifebench.data.dummy import dummy_frames
 from rifebench.bench.study import main, notes, parse, quality, score, speed, spread_pct, table
 from rifebench.bench.study_worker import SEQUENCE, pair_of, video_frames
+from rifebench.data.dummy import dummy_frames
 from rifebench.measure.quality import output_diff as compare
 
 
@@ -63,8 +64,13 @@ def test_quality_measures_known_truths():
 def test_arguments_are_checked():
     args = parse(["--sizes", "64x48", "--configs", "baseline,mine", "--config", "mine=--precision bf16"])
     assert args.sizes == [(64, 48)] and args.flags_of["mine"] == ["--precision", "bf16"]
-    for bad in (["--configs", "baseline,nope"], ["--sizes", "64by48"], ["--configs", "baseline,baseline"],
-                ["--rounds", "0"], ["--config", "=x"]):
+    for bad in (
+        ["--configs", "baseline,nope"],
+        ["--sizes", "64by48"],
+        ["--configs", "baseline,baseline"],
+        ["--rounds", "0"],
+        ["--config", "=x"],
+    ):
         with pytest.raises(SystemExit):
             parse(bad)
 
@@ -72,8 +78,18 @@ def test_arguments_are_checked():
 def test_a_configuration_that_cannot_run_is_refused_before_any_worker(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     with pytest.raises(SystemExit, match=r"configuration 'x'.*--compile/COMPILE: 'default' cannot run here"):
-        main(["--configs", "baseline,x", "--config", "x=--compile default", "--sizes", "32x32",
-              "--output-dir", str(tmp_path / "out")])
+        main(
+            [
+                "--configs",
+                "baseline,x",
+                "--config",
+                "x=--compile default",
+                "--sizes",
+                "32x32",
+                "--output-dir",
+                str(tmp_path / "out"),
+            ]
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -86,8 +102,18 @@ def test_an_output_folder_that_would_lose_results_is_refused(tmp_path, weights_4
         out.mkdir()
         (out / "study.json").write_text("{}")
     with pytest.raises(SystemExit, match=r"--output-dir: .*(is a file|is not empty).*accepted"):
-        main(["--configs", "baseline", "--sizes", "32x32", "--pretrained-weights", str(weights_40),
-              "--output-dir", str(out)])
+        main(
+            [
+                "--configs",
+                "baseline",
+                "--sizes",
+                "32x32",
+                "--pretrained-weights",
+                str(weights_40),
+                "--output-dir",
+                str(out),
+            ]
+        )
     assert out.is_file() if kind == "file" else (out / "study.json").read_text() == "{}"
 
 
@@ -139,9 +165,29 @@ def test_tiny_study_end_to_end(tmp_path, weights_40):
     weights): the others are measured, the failure is a row, the exit status 1;
     study.json and study.md land in the output folder."""
     out = tmp_path / "study"
-    cmd = [sys.executable, "-m", "rifebench.bench.study", "--sizes", "64x64", "--configs",
-           "baseline,channels_last,bf16,broken", "--config", "broken=--model 4.6", "--rounds", "2", "--pairs", "1",
-           "--warmup", "0", "--threads", "1", "--pretrained-weights", str(weights_40), "--output-dir", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rifebench.bench.study",
+        "--sizes",
+        "64x64",
+        "--configs",
+        "baseline,channels_last,bf16,broken",
+        "--config",
+        "broken=--model 4.6",
+        "--rounds",
+        "2",
+        "--pairs",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--pretrained-weights",
+        str(weights_40),
+        "--output-dir",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=clean_env(), cwd=REPO)
     assert proc.returncode == 1, proc.stderr
     assert "study: failed configurations: broken" in proc.stderr
@@ -160,6 +206,6 @@ def test_tiny_study_end_to_end(tmp_path, weights_40):
     assert base["speedup"] == 1.0 and base["quality"]["identical"] and base["quality"]["psnr_db"] is None
     assert cl["knobs"]["effective"]["channels_last"] is True
     assert cl["quality"]["identical"] or cl["quality"]["psnr_db"] >= 50
-    assert bf16["precision"] == "bf16" and not bf16["quality"]["identical"] and 35 <= bf16["quality"]["psnr_db"]
+    assert bf16["precision"] == "bf16" and not bf16["quality"]["identical"] and bf16["quality"]["psnr_db"] >= 35
     assert "| 64x64 | channels_last (fp32) |" in proc.stdout and "speed-up [95% CI]" in proc.stdout
     assert "| identical |" in proc.stdout and "| 64x64 | baseline (fp32) |" in out.joinpath("study.md").read_text()

@@ -1,6 +1,7 @@
 """The system inventory: composed from topology.py (synthetic /proc and /sys
 files here) and gpu.py (stand-in nvidia-smi and svr-info executables; the GPU
 readers themselves are tested in test_gpu.py)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_gpu import FAKE_NVIDIA_SMI, bare_path, tool  # noqa: F401 - bare_path is a fixture
 from rifebench.measure import sysinfo, topology
+from test_gpu import FAKE_NVIDIA_SMI, bare_path, tool  # noqa: F401 - bare_path is a fixture
 
 
 def test_collect_describes_this_machine(bare_path):
@@ -18,7 +19,7 @@ def test_collect_describes_this_machine(bare_path):
     json.dumps(info)  # plain data
     assert info["cpu_model"] and info["python"] == sys.version.split()[0]
     assert info["cpu_logical"] >= info["cpu_physical"] >= 1 and 1 <= info["cpus_usable"] <= info["cpu_logical"]
-    assert info["memory_bytes"] > 2 ** 28 and info["kernel"] and info["os"]
+    assert info["memory_bytes"] > 2**28 and info["kernel"] and info["os"]
     assert info["packages"]["torch"].startswith("2.") and info["packages"]["numpy"]
     assert info["gpus"] == [] and info["gpu_tool"] is None
     assert info["inventory_tools"] == {"svr-info": None, "perfspect": None}
@@ -41,7 +42,8 @@ def test_numa_sockets_cpu_model_and_flags_from_files(tmp_path, monkeypatch):
     monkeypatch.setattr(topology, "SYS_CPU", tmp_path / "cpu")
     assert sysinfo.numa_nodes() == [
         {"node": 0, "cpus": "0-3,8-11", "memory_bytes": 1024 * 1024},
-        {"node": 1, "cpus": "4-7,12-15", "memory_bytes": 2048 * 1024}]
+        {"node": 1, "cpus": "4-7,12-15", "memory_bytes": 2048 * 1024},
+    ]
     # The pinning plan reads the same files through the same reader.
     node_of, mem_nodes = topology.read_nodes()
     assert (node_of[8], node_of[12], mem_nodes) == (0, 1, frozenset({0, 1}))
@@ -50,8 +52,10 @@ def test_numa_sockets_cpu_model_and_flags_from_files(tmp_path, monkeypatch):
     assert topology.sockets() == 1
     monkeypatch.setattr(topology, "SYS_CPU", tmp_path / "none")
     assert topology.sockets() is None
-    cpuinfo = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu avx2 avx512f amx_tile " \
-              "amx_bf16 sse\n\nprocessor\t: 1\nmodel name\t: other\n"
+    cpuinfo = (
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu avx2 avx512f amx_tile "
+        "amx_bf16 sse\n\nprocessor\t: 1\nmodel name\t: other\n"
+    )
     assert topology.cpu_flags(cpuinfo) == ["avx2", "avx512f", "amx_tile", "amx_bf16"]
     assert topology.cpu_model(cpuinfo) == "Intel(R) Xeon(R) Platinum 8480+"
     assert topology.cpu_model("processor: 0\n")  # no model name (some ARM kernels): the platform's answer
@@ -62,16 +66,22 @@ def test_nvidia_gpus_in_the_inventory(bare_path):
     info = sysinfo.collect()
     assert info["gpu_tool"] == "nvidia-smi"
     assert [(g["index"], g["name"], g["pci_bus_id"]) for g in info["gpus"]] == [
-        (0, "Slow GPU", "0000:01:00.0"), (1, "Fast GPU", "0000:41:00.0")]
+        (0, "Slow GPU", "0000:01:00.0"),
+        (1, "Fast GPU", "0000:41:00.0"),
+    ]
 
 
 def test_inventory_tools_run_into_their_own_folder(bare_path, tmp_path):
     assert sysinfo.run_inventory(str(tmp_path / "inv")) == []
-    tool(bare_path, "svr-info", """
+    tool(
+        bare_path,
+        "svr-info",
+        """
         # svr-info -output DIR
         [[ "$1" == -output ]] || exit 2
         echo '{"Host": "fake"}' > "$2/host.json"; echo report written
-    """)
+    """,
+    )
     tool(bare_path, "perfspect", "echo 'perfspect: needs root' >&2; exit 1\n")
     logged = []
     done = sysinfo.run_inventory(str(tmp_path / "inv"), log=logged.append)
@@ -92,13 +102,16 @@ def test_container_block_names_the_image(monkeypatch):
         monkeypatch.delenv(var)
     inside = os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
     assert topology.in_container() == inside and (sysinfo.container() is not None) == inside
-    assert sysinfo.container(inside=True) == {"detected": True, **dict.fromkeys(
-        ("image", "image_id", "digest", "flavour", "base_image", "revision"))}
+    assert sysinfo.container(inside=True) == {
+        "detected": True,
+        **dict.fromkeys(("image", "image_id", "digest", "flavour", "base_image", "revision")),
+    }
 
 
 def test_cli_prints_json(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "rifebench.measure.sysinfo"], capture_output=True, text=True,
-                          timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rifebench.measure.sysinfo"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["cpu_model"]

@@ -1,6 +1,7 @@
 """Telemetry: the collector socket against a local listener, in-process sampling
 of real processes, and the GPU summary from a stand-in source (the GPU sources
 themselves are tested in test_gpu.py)."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from helpers import clean_env, run_harness
-from rifebench.measure import gpu as gpumon, telemetry
+from rifebench.measure import gpu as gpumon
+from rifebench.measure import telemetry
 from rifebench.measure.telemetry import Telemetry
 
 
@@ -127,9 +129,16 @@ class FakeGpu:
 
     def sample(self):
         self.calls += 1
-        return {0: {"util_pct": 90.0 + self.calls % 2, "mem_used_bytes": 2**30, "power_w": 200.0,
-                    "sm_clock_mhz": 1800.0, "mem_clock_mhz": 9000.0,
-                    "throttle": ["sw_power_cap"] if self.calls % 2 else []}}
+        return {
+            0: {
+                "util_pct": 90.0 + self.calls % 2,
+                "mem_used_bytes": 2**30,
+                "power_w": 200.0,
+                "sm_clock_mhz": 1800.0,
+                "mem_clock_mhz": 9000.0,
+                "throttle": ["sw_power_cap"] if self.calls % 2 else [],
+            }
+        }
 
     def energy_j(self):
         return {0: 1000.0 + 150.0 * self.calls} if self.counter else {}
@@ -166,9 +175,30 @@ def test_gpu_summary_and_energy_per_image(monkeypatch, counter):
 @pytest.mark.slow
 def test_socket_start_stop_against_a_run(listener, tmp_path, weights_40):
     """start once every stream has passed the barrier, stop once the last one ended."""
-    proc = run_harness(["--dummy", "--model", "4.0", "--pretrained-weights", weights_40, "--data-height", "32",
-                        "--data-width", "32", "--num-inputs", "15", "--warmup", "1", "--precision", "fp32",
-                        "--streams", "2", "--output-dir", tmp_path], env=clean_env(SOCKET=listener.path))
+    proc = run_harness(
+        [
+            "--dummy",
+            "--model",
+            "4.0",
+            "--pretrained-weights",
+            weights_40,
+            "--data-height",
+            "32",
+            "--data-width",
+            "32",
+            "--num-inputs",
+            "15",
+            "--warmup",
+            "1",
+            "--precision",
+            "fp32",
+            "--streams",
+            "2",
+            "--output-dir",
+            tmp_path,
+        ],
+        env=clean_env(SOCKET=listener.path),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert listener.words(2) == [b"start", b"stop"]
     (_, t_start), (_, t_stop) = listener.got
@@ -193,8 +223,13 @@ def test_cpu_use_by_other_processes_is_only_judged_on_exclusive_cpus():
         tel.add_stream(sid, os.getpid(), cpus, 1)
     tel.started(10.0)
     tel.floor = 10.0
-    tel.samples = [{"t": 11.0, "gpus": {}, "streams": {
-        sid: {"cpu_pct_of_share": 40.0, "rss_bytes": 1, "cpus_busy_pct": 100.0} for sid in (0, 1, 2)}}]
+    tel.samples = [
+        {
+            "t": 11.0,
+            "gpus": {},
+            "streams": {sid: {"cpu_pct_of_share": 40.0, "rss_bytes": 1, "cpus_busy_pct": 100.0} for sid in (0, 1, 2)},
+        }
+    ]
     tel.marks["stop"] = 12.0
     tel.close()
     others = [s["others_pct_of_cpus"] for s in tel.summary(0)["streams"]]

@@ -1,6 +1,7 @@
 """Numbers users can trust: each validity rule triggered on purpose, the strict
 mode's exit status, repetitions with their interval, and the bootstrap against
 known distributions."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,14 @@ def checks(streams, window=None, telemetry=None, warnings=()):
 def test_a_clean_run_is_valid():
     v, by, added = checks([stream(0, [10.0] * 100)])
     assert v == {"valid": True, "reasons": [], "checks": v["checks"]} and not added
-    assert set(by) == {"TOO_FEW_SAMPLES", "CPU_CONTENTION", "HOST_BOUND", "THROTTLED", "WINDOWS_MISALIGNED",
-                       "NO_STEADY_STATE"}
+    assert set(by) == {
+        "TOO_FEW_SAMPLES",
+        "CPU_CONTENTION",
+        "HOST_BOUND",
+        "THROTTLED",
+        "WINDOWS_MISALIGNED",
+        "NO_STEADY_STATE",
+    }
     assert validity.line(v).startswith("validity: valid")
 
 
@@ -50,7 +57,9 @@ def test_a_synthetic_drift_has_no_steady_state():
     assert v["reasons"] == ["NO_STEADY_STATE"] and by["NO_STEADY_STATE"]["value"] == pytest.approx(15.0)
     v, by, _ = checks([stream(0, [10.0] * 50 + [10.5] * 50)])  # 5%: steady enough
     assert v["valid"]
-    v, by, _ = checks([stream(0, [10.0] * 5 + [20.0] * 5)], )  # too short to judge, said so
+    v, by, _ = checks(
+        [stream(0, [10.0] * 5 + [20.0] * 5)],
+    )  # too short to judge, said so
     assert "not checked" in by["NO_STEADY_STATE"]["detail"]
 
 
@@ -67,8 +76,10 @@ def test_throttling_and_misaligned_windows():
 
 
 def test_contention_and_host_bound_come_from_their_warnings():
-    ws = [{"code": "CPU_CONTENTION", "message": "m", "remedy": "r", "level": "warning"},
-          {"code": "HOST_BOUND", "message": "m", "remedy": "r", "level": "warning"}]
+    ws = [
+        {"code": "CPU_CONTENTION", "message": "m", "remedy": "r", "level": "warning"},
+        {"code": "HOST_BOUND", "message": "m", "remedy": "r", "level": "warning"},
+    ]
     v, _, added = checks([stream(0, [1.0] * 100)], warnings=ws)
     assert v["reasons"] == ["CPU_CONTENTION", "HOST_BOUND"] and added == []  # not raised twice
 
@@ -98,8 +109,9 @@ def test_block_bootstrap_is_wider_on_correlated_samples():
 
 def run_null(tmp_path, *extra, name="o"):
     out = tmp_path / name
-    proc = run_harness(["--dummy", "--model", "null", "--platform", "cpu", "--warmup", "2",
-                        "--output-dir", out, *extra], timeout=240)
+    proc = run_harness(
+        ["--dummy", "--model", "null", "--platform", "cpu", "--warmup", "2", "--output-dir", out, *extra], timeout=240
+    )
     doc = json.loads((out / "results.json").read_text())
     return proc, doc, out
 
@@ -110,8 +122,18 @@ def test_a_one_second_window_is_too_short_and_strict_fails_it(tmp_path):
     assert proc.returncode == 0 and doc["status"] == "passed"
     assert doc["validity"]["valid"] is False and "TOO_FEW_SAMPLES" in doc["validity"]["reasons"]
     assert "validity: INVALID (TOO_FEW_SAMPLES" in proc.stdout
-    proc, doc, out = run_null(tmp_path, "--null-ms", "100", "--num-inputs", "1000", "--max-test-duration", "1",
-                              "--validity", "strict", name="strict")
+    proc, doc, out = run_null(
+        tmp_path,
+        "--null-ms",
+        "100",
+        "--num-inputs",
+        "1000",
+        "--max-test-duration",
+        "1",
+        "--validity",
+        "strict",
+        name="strict",
+    )
     assert proc.returncode == 1 and doc["status"] == "failed" and doc["exit_code"] == 1
     assert "VALIDITY=strict" in doc["failures"][-1]["reason"]
     assert (out / "results.yaml").exists()  # the measurement is complete: its figures are kept
@@ -131,7 +153,8 @@ def test_repetitions_give_a_median_and_an_interval(tmp_path):
     import yaml
 
     assert yaml.safe_load((out / "results.yaml").read_text())["results"][0]["value"] == round(
-        doc["metrics"]["throughput_img_s"], 2)
+        doc["metrics"]["throughput_img_s"], 2
+    )
 
 
 @pytest.mark.slow
@@ -140,8 +163,9 @@ def test_a_cpu_burner_on_the_streams_cpus_is_contention(tmp_path):
     burner = subprocess.Popen([sys.executable, "-c", "import os; os.sched_setaffinity(0, {0})\nwhile True: pass"])
     try:
         time.sleep(0.5)
-        proc, doc, _ = run_null(tmp_path, "--null-ms", "5", "--num-inputs", "1", "--min-test-duration", "4",
-                                "--pin", "affinity")
+        proc, doc, _ = run_null(
+            tmp_path, "--null-ms", "5", "--num-inputs", "1", "--min-test-duration", "4", "--pin", "affinity"
+        )
     finally:
         burner.kill()
         burner.wait()

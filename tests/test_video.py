@@ -1,6 +1,7 @@
 """Video mode: generated videos (a moving textured pattern written with PyAV) of
 sizes that are not multiples of the model's modulus, both VIDEO_GT modes,
 INTERPOLATION 1 and 3, the output video, equality with quality mode, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # --- generated videos -----------------------------------------------------------------
 
+
 def pattern(h: int, w: int, n: int, shift: int = 2, seed: int = 0) -> list[np.ndarray]:
     """n uint8 BGR frames of a smooth textured scene panning left by `shift` px a frame."""
     rng = np.random.default_rng(seed)
@@ -32,12 +34,16 @@ def pattern(h: int, w: int, n: int, shift: int = 2, seed: int = 0) -> list[np.nd
     coarse = rng.random((h // 6 + 2, wide // 6 + 2, 3))
     big = cv2.resize(coarse, (wide, h), interpolation=cv2.INTER_CUBIC)
     u8 = np.rint(np.clip(big, 0, 1) * 255).astype(np.uint8)
-    return [np.ascontiguousarray(u8[:, i * shift: i * shift + w]) for i in range(n)]
+    return [np.ascontiguousarray(u8[:, i * shift : i * shift + w]) for i in range(n)]
 
 
 # mkv: FFV1 bgr0 (lossless, odd sizes); mp4, avi: MPEG-4 Part 2 4:2:0 (lossy, even sizes); y4m: raw 4:4:4
-FORMATS = {".mkv": ("ffv1", "bgr0"), ".mp4": ("mpeg4", "yuv420p"), ".y4m": ("rawvideo", "yuv444p"),
-           ".avi": ("mpeg4", "yuv420p")}
+FORMATS = {
+    ".mkv": ("ffv1", "bgr0"),
+    ".mp4": ("mpeg4", "yuv420p"),
+    ".y4m": ("rawvideo", "yuv444p"),
+    ".avi": ("mpeg4", "yuv420p"),
+}
 
 
 def write_video(path: Path, frames, rate=24, fmt=None) -> Path:
@@ -73,9 +79,18 @@ def null_interp(reuse=False):
 
 
 def cfg_for(video, out, n=1, gt="drop", save=False, num_inputs=100, batch_size=1):
-    return SimpleNamespace(dataset_dir=str(video), output_dir=str(out), interpolation=n, video_gt=gt,
-                           saveimages=False, save_video=save, num_inputs=num_inputs, batch_size=batch_size,
-                           min_psnr_db=25.0, min_pass_pct=95.0)
+    return SimpleNamespace(
+        dataset_dir=str(video),
+        output_dir=str(out),
+        interpolation=n,
+        video_gt=gt,
+        saveimages=False,
+        save_video=save,
+        num_inputs=num_inputs,
+        batch_size=batch_size,
+        min_psnr_db=25.0,
+        min_pass_pct=95.0,
+    )
 
 
 def run_source(src, batch=1, warm=0):
@@ -98,12 +113,25 @@ def cli(args, timeout=300):
     from rifebench.options import OPTIONS
 
     env = {k: v for k, v in os.environ.items() if k not in {o.env for o in OPTIONS}}
-    cmd = [sys.executable, "-m", "rifebench", "--platform", "cpu", "--precision", "fp32", "--warmup", "1",
-           "--pin", "none", *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rifebench",
+        "--platform",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--warmup",
+        "1",
+        "--pin",
+        "none",
+        *map(str, args),
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 # --- probe and the source, with the null model ------------------------------------------
+
 
 @pytest.mark.parametrize("ext,size", [(".mkv", (39, 71)), (".mp4", (40, 72)), (".y4m", (37, 53))])
 def test_probe_reads_size_rate_and_frame_count(tmp_path, ext, size):
@@ -114,8 +142,9 @@ def test_probe_reads_size_rate_and_frame_count(tmp_path, ext, size):
     assert video_io.is_video_path(path) and not video_io.is_video_path(tmp_path)
 
 
-@pytest.mark.parametrize("n,gt,pairs,scored", [(1, "drop", 4, 4), (3, "drop", 2, 6), (1, "none", 8, 0),
-                                              (3, "none", 8, 0)])
+@pytest.mark.parametrize(
+    "n,gt,pairs,scored", [(1, "drop", 4, 4), (3, "drop", 2, 6), (1, "none", 8, 0), (3, "none", 8, 0)]
+)
 def test_pairs_ground_truth_and_output_video(tmp_path, n, gt, pairs, scored):
     frames = pattern(39, 71, 9)  # 9 frames, odd size
     video = write_video(tmp_path / "v.mkv", frames, rate=24)
@@ -194,6 +223,7 @@ def test_size_change_mid_video_keeps_the_frames_before(tmp_path):
 
 # --- bad input through the CLI ----------------------------------------------------------
 
+
 def _unsupported(tmp_path: Path) -> Path:
     """An AVI whose codec tag (FourCC) no decoder knows."""
     data = write_video(tmp_path / "ok.avi", pattern(40, 72, 4)).read_bytes()
@@ -203,14 +233,23 @@ def _unsupported(tmp_path: Path) -> Path:
     return out
 
 
-BAD = {"text": "is not a video FFmpeg can open", "codec": "has no decoder in PyAV's FFmpeg",
-       "short": "has 2 frame(s) (accepted: a video of at least 3 frames)",
-       "short3": "has 3 frame(s) (accepted: a video of at least 5 frames)", "missing": "does not exist"}
+BAD = {
+    "text": "is not a video FFmpeg can open",
+    "codec": "has no decoder in PyAV's FFmpeg",
+    "short": "has 2 frame(s) (accepted: a video of at least 3 frames)",
+    "short3": "has 3 frame(s) (accepted: a video of at least 5 frames)",
+    "missing": "does not exist",
+}
 
 
 def bad_video(tmp_path: Path, case: str) -> tuple[Path, list]:
-    path = {"text": tmp_path / "text.mp4", "short": tmp_path / "short.mkv", "short3": tmp_path / "short3.mkv",
-            "missing": tmp_path / "absent.webm", "codec": None}[case]
+    path = {
+        "text": tmp_path / "text.mp4",
+        "short": tmp_path / "short.mkv",
+        "short3": tmp_path / "short3.mkv",
+        "missing": tmp_path / "absent.webm",
+        "codec": None,
+    }[case]
     if case == "text":
         path.write_text("not a video\n" * 20)
     elif case in ("short", "short3"):
@@ -229,8 +268,24 @@ def test_bad_input_is_refused_at_start_up(tmp_path, case):
 
     path, extra = bad_video(tmp_path, case)
     with pytest.raises(UsageError) as err:
-        startup_checks(resolve(["--model", "null", "--platform", "cpu", "--pin", "none", "--data", str(path),
-                                "--output-dir", str(tmp_path / "out"), *extra], env={}))
+        startup_checks(
+            resolve(
+                [
+                    "--model",
+                    "null",
+                    "--platform",
+                    "cpu",
+                    "--pin",
+                    "none",
+                    "--data",
+                    str(path),
+                    "--output-dir",
+                    str(tmp_path / "out"),
+                    *extra,
+                ],
+                env={},
+            )
+        )
     assert str(err.value).startswith("--data/DATASET_DIR:") and BAD[case] in str(err.value)
     assert "accepted" in str(err.value)
 
@@ -280,6 +335,7 @@ def test_an_earlier_runs_output_video_is_set_aside(tmp_path):
 
 # --- end to end, with a real model ------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_first_interpolated_frame_equals_quality_mode(tmp_path, weights_40):
     """The same pair through video mode and, saved as PNG, through quality mode:
@@ -303,8 +359,17 @@ def test_first_interpolated_frame_equals_quality_mode(tmp_path, weights_40):
     vs = VideoSource(cfg_for(video, tmp_path / "o1", num_inputs=1), interp, 0)
     a = vs.get(0)
     pred_video = to_uint8_device(interp.interpolate(a.img0, a.img1, 1)[0][0])
-    qs = DatasetSource(SimpleNamespace(dataset_dir=str(tmp_path / "vimeo"), num_inputs=1, interpolation=1,
-                                       output_dir=str(tmp_path / "o2"), saveimages=False), interp, 0)
+    qs = DatasetSource(
+        SimpleNamespace(
+            dataset_dir=str(tmp_path / "vimeo"),
+            num_inputs=1,
+            interpolation=1,
+            output_dir=str(tmp_path / "o2"),
+            saveimages=False,
+        ),
+        interp,
+        0,
+    )
     b = qs.get(0)
     pred_quality = to_uint8_device(interp.interpolate(b.img0, b.img1, 1)[0][0])
     assert np.array_equal(pred_video, pred_quality)
@@ -327,8 +392,21 @@ def pred_to_tensor(u8: np.ndarray):
 def test_cli_drop_mode_scores_and_writes_the_video(tmp_path, weights_40, n=3):
     video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
     out = tmp_path / "out"
-    proc = cli(["--data", video, "--interpolation", n, "--saveimages", "--reuse-frames", "yes",
-                "--pretrained-weights", weights_40, "--output-dir", out])
+    proc = cli(
+        [
+            "--data",
+            video,
+            "--interpolation",
+            n,
+            "--saveimages",
+            "--reuse-frames",
+            "yes",
+            "--pretrained-weights",
+            weights_40,
+            "--output-dir",
+            out,
+        ]
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((out / "results.json").read_text())
     q, v = doc["quality"], doc["video"]
@@ -346,8 +424,21 @@ def test_cli_drop_mode_scores_and_writes_the_video(tmp_path, weights_40, n=3):
 def test_cli_none_mode_and_size_change_mid_run(tmp_path):
     video = write_video(tmp_path / "v.y4m", pattern(37, 53, 5))
     out = tmp_path / "out"
-    proc = cli(["--model", "null", "--data", video, "--video-gt", "none", "--interpolation", 3, "--save-video",
-                "--output-dir", out])
+    proc = cli(
+        [
+            "--model",
+            "null",
+            "--data",
+            video,
+            "--video-gt",
+            "none",
+            "--interpolation",
+            3,
+            "--save-video",
+            "--output-dir",
+            out,
+        ]
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((out / "results.json").read_text())
     assert doc["quality"] is None and doc["metrics"]["accuracy_pct"] == 0.0
@@ -376,8 +467,16 @@ def test_video_section_rates_and_console_lines(tmp_path):
     cfg = cfg_for(video, tmp_path, n=1, save=True)
     s = run_source(VideoSource(cfg, null_interp(reuse=True), 0))
     assert (tmp_path / "interpolated.mkv").stat().st_mode & 0o777 == 0o666 & ~umask()
-    stream = {"id": 0, "frames": 4, "images": 4, "model_seconds": 0.5, "start": 10.0, "end": 11.0,
-              "scored_end": 12.0, "quality": s}
+    stream = {
+        "id": 0,
+        "frames": 4,
+        "images": 4,
+        "model_seconds": 0.5,
+        "start": 10.0,
+        "end": 11.0,
+        "scored_end": 12.0,
+        "quality": s,
+    }
     doc = {"quality": None, "metrics": {}}
     video_report.add(doc, SimpleNamespace(mode="video", interpolation=1, video_gt="drop"), [stream])
     r = doc["video"]["rates"]

@@ -1,5 +1,6 @@
 """Checkpoint loading: only weights_only unpickling, exact key/shape checks, and a
 one-line WeightsError for every kind of bad file."""
+
 from __future__ import annotations
 
 import builtins
@@ -10,9 +11,9 @@ import pytest
 import torch
 
 from conftest import random_state
+from rifebench.fsutil import sha256_file
 from rifebench.models import zoo
 from rifebench.models.nets.ifnet_v4 import build_v40, build_v46
-from rifebench.fsutil import sha256_file
 from rifebench.models.weights import WeightsError, check_and_load, load_model, load_state_dict
 
 
@@ -74,8 +75,11 @@ def test_wrong_shape_is_reported(tmp_path, state46):
 def test_training_only_keys_ignored_only_for_listed_prefixes():
     spec = zoo.get("4.0")
     state = random_state(build_v40, seed=1)
-    extra = {"block_tea.conv0.0.0.weight": torch.zeros(1), "contextnet.conv1.conv1.0.weight": torch.zeros(2),
-             "unet.conv.bias": torch.zeros(3)}
+    extra = {
+        "block_tea.conv0.0.0.weight": torch.zeros(1),
+        "contextnet.conv1.conv1.0.weight": torch.zeros(2),
+        "unet.conv.bias": torch.zeros(3),
+    }
     check_and_load(build_v40(), {**state, **extra}, spec, "x.pkl")
     for stray in ("foo.bar", "block_teacher.weight", "block4.lastconv.bias"):
         with pytest.raises(WeightsError, match=rf"1 unexpected keys \({stray}\)"):
@@ -150,5 +154,3 @@ def test_malicious_pickle_is_refused_and_never_run(tmp_path, payload, writer):
     print(message)
     assert "refused" in message
     assert not marker.exists(), "the pickle's payload was executed"
-
-

@@ -1,2 +1,3 @@
 """RIFE inference benchmark harness."""
+
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ subcommands: `bench` (benchmark.sh), `compare`, `study`, `fetch-model`
 (get_model.sh), `fetch-dataset` (get_dataset.sh), `fleet` (Slurm, Kubernetes). Exit
 status: status.Exit.
 """
+
 from __future__ import annotations
 
 import errno
@@ -22,13 +23,20 @@ from rifebench.status import Exit, Status
 from rifebench.warning_codes import line, warning
 
 PROG = "run_model.sh"
-SUBCOMMANDS = {"bench": "rifebench.bench.runner", "compare": "rifebench.report.compare",
-               "study": "rifebench.bench.study", "fetch-model": "rifebench.fetch.weights",
-               "fetch-dataset": "rifebench.fetch.vimeo", "fleet": "rifebench.bench.fleet"}
+SUBCOMMANDS = {
+    "bench": "rifebench.bench.runner",
+    "compare": "rifebench.report.compare",
+    "study": "rifebench.bench.study",
+    "fetch-model": "rifebench.fetch.weights",
+    "fetch-dataset": "rifebench.fetch.vimeo",
+    "fleet": "rifebench.bench.fleet",
+}
 
-TORCH_MISSING = ("PyTorch is not installed in this Python (accepted: run ./setup.sh in a checkout, which picks "
-                 "the build for this machine, or pip install torch --index-url "
-                 "https://download.pytorch.org/whl/cpu (or .../whl/cu128 for NVIDIA, .../whl/xpu for Intel GPUs))")
+TORCH_MISSING = (
+    "PyTorch is not installed in this Python (accepted: run ./setup.sh in a checkout, which picks "
+    "the build for this machine, or pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu (or .../whl/cu128 for NVIDIA, .../whl/xpu for Intel GPUs))"
+)
 
 
 @dataclass
@@ -143,8 +151,10 @@ def lock_output_dir(path: str):
     try:
         return OutputLock(path).acquire()
     except OSError as exc:
-        raise UsageError(f"--output-dir/OUTPUT_DIR: {exc.strerror and f'{path!r}: {exc.strerror}' or exc} "
-                         "(accepted: a folder no other run is using)") from None
+        raise UsageError(
+            f"--output-dir/OUTPUT_DIR: {(exc.strerror and f'{path!r}: {exc.strerror}') or exc} "
+            "(accepted: a folder no other run is using)"
+        ) from None
 
 
 def prepare(cfg) -> Prepared:
@@ -172,13 +182,24 @@ def model_flops(cfg) -> dict | None:
 
     h, w = spec.padded_size(cfg.data_height, cfg.data_width, cfg.scale)
     try:
-        one = count_gflop(spec.build(), h, w, batch=1, scale=cfg.scale, arbitrary_timestep=spec.arbitrary_timestep,
-                          modulus=spec.modulus_for(cfg.scale))
+        one = count_gflop(
+            spec.build(),
+            h,
+            w,
+            batch=1,
+            scale=cfg.scale,
+            arbitrary_timestep=spec.arbitrary_timestep,
+            modulus=spec.modulus_for(cfg.scale),
+        )
     except Exception as exc:  # noqa: BLE001 - a missing figure must not stop a benchmark
         return {"gflop_per_pair": None, "basis": f"not counted: {type(exc).__name__}: {exc}"}
     # INTERPOLATION=N makes N forward calls per pair (N timesteps, or 2^k - 1 bisection calls).
-    return {"gflop_per_pair": one["gflop"] * cfg.interpolation, "gflop_per_call": one["gflop"],
-            "padded_size": [h, w], "basis": one["basis"]}
+    return {
+        "gflop_per_pair": one["gflop"] * cfg.interpolation,
+        "gflop_per_call": one["gflop"],
+        "padded_size": [h, w],
+        "basis": one["basis"],
+    }
 
 
 def device_peak(cfg, streams: list[dict]) -> dict | None:
@@ -196,8 +217,9 @@ def device_peak(cfg, streams: list[dict]) -> dict | None:
     if cfg.measure_peak == "no" or not dev.get("device"):
         return None
     try:
-        measured = measured_matmul_tflops(dev["device"], "tf32" if tf32 and cfg.precision == "fp32" else
-                                          cfg.precision, seconds=1.0)
+        measured = measured_matmul_tflops(
+            dev["device"], "tf32" if tf32 and cfg.precision == "fp32" else cfg.precision, seconds=1.0
+        )
     except Exception as exc:  # noqa: BLE001
         return {"tflops": None, "source": f"measurement failed: {type(exc).__name__}: {exc}"}
     return {"tflops": measured, "source": f"measured: 8192x8192 {cfg.precision} matmuls for 1 s on {dev['device']}"}
@@ -213,13 +235,20 @@ def check_weights(cfg) -> tuple[dict, list]:
 
     spec = cfg.spec
     if spec.weights_file is None:
-        return {"name": spec.name, "description": spec.description, "weights": "null model: no weights",
-                "weights_path": None, "sha256": None, "official_sha256": None, "parameters": 0,
-                "modulus": spec.modulus_for(cfg.scale), "null_ms": cfg.null_ms}, []
+        return {
+            "name": spec.name,
+            "description": spec.description,
+            "weights": "null model: no weights",
+            "weights_path": None,
+            "sha256": None,
+            "official_sha256": None,
+            "parameters": 0,
+            "modulus": spec.modulus_for(cfg.scale),
+            "null_ms": cfg.null_ms,
+        }, []
     path = Path(cfg.load_path)  # startup_checks refused a missing one that is not the fetchable default
     if not path.exists():
-        log(f"weights for model {spec.name} not found at {path}; fetching them (as ./get_model.sh --model "
-            f"{spec.name})")
+        log(f"weights for model {spec.name} not found at {path}; fetching them (as ./get_model.sh --model {spec.name})")
         try:
             fetch(spec, Path(cfg.models_dir), log=log)
         except FetchError as exc:
@@ -229,9 +258,15 @@ def check_weights(cfg) -> tuple[dict, list]:
     except WeightsError as exc:
         raise UsageError(f"--pretrained-weights/LOAD_PATH: {exc}") from None
     digest = sha256_file(path)
-    info = {"name": spec.name, "description": spec.description, "weights_path": str(path), "sha256": digest,
-            "official_sha256": spec.sha256, "parameters": sum(p.numel() for p in net.parameters()),
-            "modulus": spec.modulus_for(cfg.scale)}
+    info = {
+        "name": spec.name,
+        "description": spec.description,
+        "weights_path": str(path),
+        "sha256": digest,
+        "official_sha256": spec.sha256,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "modulus": spec.modulus_for(cfg.scale),
+    }
     if spec.sha256 and digest != spec.sha256:
         return info, [warning("WEIGHTS_NOT_OFFICIAL", path=str(path), model=spec.name, sha256=digest[:12])]
     return info, []
@@ -244,8 +279,10 @@ def run(ready: Prepared, sigs: Deferred | None = None) -> int:
     sigs = sigs or Deferred()  # not entered: records nothing
 
     cfg = ready.cfg
-    log(f"rifebench {__version__}: model {cfg.model}, {cfg.mode_name} mode ({cfg.mode}), platform {cfg.platform}, "
-        f"precision {cfg.precision}{' (amp)' if cfg.amp else ''}, {cfg.streams} stream(s)")
+    log(
+        f"rifebench {__version__}: model {cfg.model}, {cfg.mode_name} mode ({cfg.mode}), platform {cfg.platform}, "
+        f"precision {cfg.precision}{' (amp)' if cfg.amp else ''}, {cfg.streams} stream(s)"
+    )
     for w in ready.warnings:
         log(line(w))
     started_wall = time.time()
@@ -282,8 +319,10 @@ def results_lost(cfg, exc: OSError) -> int:
     from rifebench.report.previous import discard_unfinished
 
     discard_unfinished(cfg.output_dir)
-    error(f"--output-dir/OUTPUT_DIR: results not written in {cfg.output_dir!r} ({exc.strerror or exc}); "
-          "earlier runs' results are kept in its previous/ folder")
+    error(
+        f"--output-dir/OUTPUT_DIR: results not written in {cfg.output_dir!r} ({exc.strerror or exc}); "
+        "earlier runs' results are kept in its previous/ folder"
+    )
     return Exit.FAIL
 
 

@@ -5,21 +5,23 @@ UsageError with a one-line message naming the option, the value and what is
 accepted. Checks that touch the file system (output folder, weights) belong to
 the runner's start-up, also before anything heavy.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rifebench import __version__
 from rifebench.data.video_io import VIDEO_EXTENSIONS, is_video_path
-from rifebench.models import zoo
 from rifebench.errors import UsageError
+from rifebench.models import zoo
 from rifebench.options import BY_NAME, GROUPS, OPTIONS
-from rifebench.runtimes import registry as runtimes
 from rifebench.paths import default_models_dir
+from rifebench.runtimes import registry as runtimes
 
 PY_TYPES = {"int": int, "float": float, "choice": str, "switch": bool, "path": str, "text": str}
 
@@ -38,7 +40,8 @@ class _ConfigBase:
             value = getattr(self, o.name)
             want = PY_TYPES[o.kind]
             ok = (value is None and field_type(o) is not want) or (
-                isinstance(value, want) and not (want in (int, float) and isinstance(value, bool)))
+                isinstance(value, want) and not (want in (int, float) and isinstance(value, bool))
+            )
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 ok = True
             if not ok:
@@ -112,11 +115,11 @@ def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
         text = f"[{o.env}] {o.help} (values: {o.accepted()}; default: {o.shown_default()})"
         text = text.replace("%", "%%")
         if o.kind == "switch":
-            groups[o.group].add_argument(o.flag, *o.alias_flags, dest=o.name, action="store_const", const=True,
-                                         default=None, help=text)
+            groups[o.group].add_argument(
+                o.flag, *o.alias_flags, dest=o.name, action="store_const", const=True, default=None, help=text
+            )
         else:
-            groups[o.group].add_argument(o.flag, *o.alias_flags, dest=o.name, default=None, metavar=o.env,
-                                         help=text)
+            groups[o.group].add_argument(o.flag, *o.alias_flags, dest=o.name, default=None, metavar=o.env, help=text)
     return parser
 
 
@@ -149,8 +152,10 @@ def _resolve_paths(values: dict) -> None:
     else:
         values["load_path"] = str(Path(values["load_path"]).expanduser().resolve())
     if not str(values["output_dir"]).strip():  # Path("") is the current folder: never a silent choice
-        raise UsageError(f"--output-dir/OUTPUT_DIR: {values['output_dir']!r} is empty (accepted: a folder path; "
-                         "'.' for the current folder)")
+        raise UsageError(
+            f"--output-dir/OUTPUT_DIR: {values['output_dir']!r} is empty (accepted: a folder path; "
+            "'.' for the current folder)"
+        )
     values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
     if values["dataset_dir"] is not None:
         values["dataset_dir"] = str(Path(values["dataset_dir"]).expanduser().resolve())
@@ -164,26 +169,38 @@ def _flag(name: str) -> str:
 def validate(cfg) -> None:
     """Checks across options. Raises UsageError with a one-line message."""
     if cfg.dummy and cfg.dataset_dir is not None:
-        raise UsageError(f"{_flag('dummy')}: cannot be combined with {_flag('dataset_dir')} "
-                          f"{cfg.dataset_dir!r} (accepted: one of dummy performance mode or a dataset)")
+        raise UsageError(
+            f"{_flag('dummy')}: cannot be combined with {_flag('dataset_dir')} "
+            f"{cfg.dataset_dir!r} (accepted: one of dummy performance mode or a dataset)"
+        )
     if not cfg.dummy and cfg.dataset_dir is None:
-        raise UsageError(f"{_flag('dummy')}: no workload given (accepted: --dummy for performance mode, "
-                          "or --data DIR for quality mode)")
+        raise UsageError(
+            f"{_flag('dummy')}: no workload given (accepted: --dummy for performance mode, "
+            "or --data DIR for quality mode)"
+        )
     if is_video_path(cfg.dataset_dir):  # video mode; its content is checked at start-up (run/startup.py)
         if not Path(cfg.dataset_dir).is_file():
-            raise UsageError(f"{_flag('dataset_dir')}: video file {cfg.dataset_dir!r} does not exist "
-                              f"(accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}) or a Vimeo-90K folder)")
+            raise UsageError(
+                f"{_flag('dataset_dir')}: video file {cfg.dataset_dir!r} does not exist "
+                f"(accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}) or a Vimeo-90K folder)"
+            )
     elif cfg.dataset_dir is not None:
         root = Path(cfg.dataset_dir)
         if not root.is_dir():
-            raise UsageError(f"{_flag('dataset_dir')}: folder {cfg.dataset_dir!r} does not exist "
-                              "(accepted: a Vimeo-90K triplet test folder, or a video file)")
+            raise UsageError(
+                f"{_flag('dataset_dir')}: folder {cfg.dataset_dir!r} does not exist "
+                "(accepted: a Vimeo-90K triplet test folder, or a video file)"
+            )
         if not (root / "tri_testlist.txt").is_file():
-            raise UsageError(f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} has no tri_testlist.txt "
-                              "(accepted: a Vimeo-90K triplet test folder)")
+            raise UsageError(
+                f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} has no tri_testlist.txt "
+                "(accepted: a Vimeo-90K triplet test folder)"
+            )
     if cfg.max_test_duration is not None and cfg.min_test_duration > cfg.max_test_duration:
-        raise UsageError(f"{_flag('min_test_duration')}: {cfg.min_test_duration} is greater than "
-                          f"{_flag('max_test_duration')} {cfg.max_test_duration} (accepted: MIN <= MAX)")
+        raise UsageError(
+            f"{_flag('min_test_duration')}: {cfg.min_test_duration} is greater than "
+            f"{_flag('max_test_duration')} {cfg.max_test_duration} (accepted: MIN <= MAX)"
+        )
     why = cfg.spec.interpolation_error(cfg.interpolation)
     if why is not None:
         raise UsageError(f"{_flag('interpolation')}: {cfg.interpolation} frames per pair is not possible: {why}")
@@ -193,8 +210,10 @@ def validate(cfg) -> None:
     if cfg.devices is not None:
         parts = [p.strip() for p in cfg.devices.split(",")]
         if not parts or not all(p.isdigit() for p in parts):
-            raise UsageError(f"{_flag('devices')}: invalid value {cfg.devices!r} "
-                              "(accepted: comma-separated device indices, e.g. 0,1)")
+            raise UsageError(
+                f"{_flag('devices')}: invalid value {cfg.devices!r} "
+                "(accepted: comma-separated device indices, e.g. 0,1)"
+            )
 
 
 def parse_fault(text: str, streams: int) -> tuple[int, int, bool]:
@@ -202,6 +221,8 @@ def parse_fault(text: str, streams: int) -> tuple[int, int, bool]:
     parts = text.strip().split(":")
     ok = len(parts) in (2, 3) and parts[0].isdigit() and parts[1].isdigit() and parts[2:] in ([], ["exit"])
     if not ok or int(parts[1]) < 1 or int(parts[0]) >= streams:
-        raise UsageError(f"{_flag('fault')}: invalid value {text!r} (accepted: STREAM:PAIR or STREAM:PAIR:exit, "
-                          f"STREAM a stream index below STREAMS={streams}, PAIR >= 1)")
+        raise UsageError(
+            f"{_flag('fault')}: invalid value {text!r} (accepted: STREAM:PAIR or STREAM:PAIR:exit, "
+            f"STREAM a stream index below STREAMS={streams}, PAIR >= 1)"
+        )
     return int(parts[0]), int(parts[1]), parts[2:] == ["exit"]

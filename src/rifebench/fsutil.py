@@ -1,6 +1,7 @@
 """Small file helpers shared by the weights fetcher, the runners and the report
 writers: atomic writes that never follow a symlink, the output-folder checks
 every tool makes before it runs, and the lock that keeps two runs apart."""
+
 from __future__ import annotations
 
 import errno
@@ -86,8 +87,7 @@ def open_nofollow(path: str | os.PathLike, mode: int = 0o666):
     return os.fdopen(fd, "wb")
 
 
-def prepare_dir(path: str | os.PathLike, files: tuple[str, ...] = (),
-                min_free: int = MIN_FREE_BYTES) -> Path:
+def prepare_dir(path: str | os.PathLike, files: tuple[str, ...] = (), min_free: int = MIN_FREE_BYTES) -> Path:
     """Create `path` if needed and check that it can take a run's outputs: a
     folder, writable, with `min_free` bytes free, and none of `files` (the
     names the run will write there) a symlink. Raises OutputDirError with the
@@ -102,16 +102,20 @@ def prepare_dir(path: str | os.PathLike, files: tuple[str, ...] = (),
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise OutputDirError(f"{str(out)!r} is not writable ({exc.strerror or exc}) "
-                             "(accepted: a folder this user can create and write)") from None
+        raise OutputDirError(
+            f"{str(out)!r} is not writable ({exc.strerror or exc}) (accepted: a folder this user can create and write)"
+        ) from None
     free = shutil.disk_usage(out).free
     if free < min_free:
-        raise OutputDirError(f"{str(out)!r} has {free >> 20} MiB free (accepted: a folder with at least "
-                             f"{min_free >> 20} MiB free)")
+        raise OutputDirError(
+            f"{str(out)!r} has {free >> 20} MiB free (accepted: a folder with at least {min_free >> 20} MiB free)"
+        )
     for name in files:
         if (out / name).is_symlink():
-            raise OutputDirError(f"{str(out / name)!r} is a symlink (accepted: a real file or folder, or none; "
-                                 "outputs are never written through a link)")
+            raise OutputDirError(
+                f"{str(out / name)!r} is a symlink (accepted: a real file or folder, or none; "
+                "outputs are never written through a link)"
+            )
     return out
 
 
@@ -124,7 +128,7 @@ class OutputLock:
         self.path = Path(folder) / LOCK_NAME
         self.fd: int | None = None
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -175,8 +179,9 @@ def remove_manifest_files(folder: str | os.PathLike) -> int:
         if not isinstance(names, list):
             raise ValueError("no list of files")
     except FileNotFoundError:
-        raise OutputDirError(f"{str(folder)!r} has no {MANIFEST_NAME}, so none of its files is known to be a "
-                             "benchmark's") from None
+        raise OutputDirError(
+            f"{str(folder)!r} has no {MANIFEST_NAME}, so none of its files is known to be a benchmark's"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise OutputDirError(f"{str(path)!r} is unreadable ({exc})") from None
     removed = 0

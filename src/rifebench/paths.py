@@ -4,6 +4,7 @@ A checkout keeps its weights in <repo>/model (the reference's layout); a package
 installed with pip has no such folder (parents[2] of the package is then
 <venv>/lib/python3.X), so its weights go to the user's cache folder instead.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Run statuses and exit codes: defined once, used by the runner, the report,
 the benchmark and the stream processes."""
+
 from __future__ import annotations
 
 from enum import Enum, IntEnum

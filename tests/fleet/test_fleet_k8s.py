@@ -1,5 +1,6 @@
 """`rifebench fleet k8s`: the Indexed Job manifest, validated offline against
 the Kubernetes API schema (kubernetes-validate, strict: unknown fields fail)."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ def k8s(tmp_path: Path, profile_text: str, *args: str) -> subprocess.CompletedPr
     path = tmp_path / "p.csv"
     path.write_text(profile_text)
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.run([sys.executable, "-m", "rifebench", "fleet", "k8s", str(path), *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "rifebench", "fleet", "k8s", str(path), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
 
 
 def validate(docs: list[dict]) -> None:
@@ -30,8 +37,18 @@ def validate(docs: list[dict]) -> None:
 
 
 def test_cuda_manifest_is_a_valid_indexed_job(tmp_path):
-    proc = k8s(tmp_path, "MODEL,PRECISION,STREAMS\n4.6,fp16,1\n4.6,fp16,2\n4.6,bf16,1\n", "--image",
-               "registry.example/rifebench:cuda", "--replicas", "4", "--platform", "cuda", "--gpus", "2")
+    proc = k8s(
+        tmp_path,
+        "MODEL,PRECISION,STREAMS\n4.6,fp16,1\n4.6,fp16,2\n4.6,bf16,1\n",
+        "--image",
+        "registry.example/rifebench:cuda",
+        "--replicas",
+        "4",
+        "--platform",
+        "cuda",
+        "--gpus",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     docs = list(yaml.safe_load_all(proc.stdout))
     validate(docs)
@@ -64,11 +81,13 @@ def test_intel_and_cpu_requests(tmp_path):
 def test_refusals_name_the_option(tmp_path, capsys):
     from rifebench.bench.fleet import main
 
-    cases = [(("PLATFORM\ncuda\nxpu\n", "--image", "x"), "PLATFORM: the rows use cuda, xpu"),
-             (("STREAMS\n1\n", "--image", "x"), "--platform: not given"),
-             (("PLATFORM\ncpu\n", "--image", "x", "--name", "Bad_Name"), "--name: invalid value 'Bad_Name'"),
-             (("PLATFORM\ncpu\n", "--image", "x;y"), "--image: invalid value 'x;y'"),
-             (("PLATFORM\ncpu\n", "--image", "x", "--replicas", "0"), "--replicas: invalid value 0")]
+    cases = [
+        (("PLATFORM\ncuda\nxpu\n", "--image", "x"), "PLATFORM: the rows use cuda, xpu"),
+        (("STREAMS\n1\n", "--image", "x"), "--platform: not given"),
+        (("PLATFORM\ncpu\n", "--image", "x", "--name", "Bad_Name"), "--name: invalid value 'Bad_Name'"),
+        (("PLATFORM\ncpu\n", "--image", "x;y"), "--image: invalid value 'x;y'"),
+        (("PLATFORM\ncpu\n", "--image", "x", "--replicas", "0"), "--replicas: invalid value 0"),
+    ]
     for (text, *args), message in cases:
         path = tmp_path / "p.csv"
         path.write_text(text)
@@ -82,8 +101,14 @@ def test_refusals_name_the_option(tmp_path, capsys):
 def test_pods_write_a_folder_fleet_report_reads(tmp_path):
     """What the Job's pods run, run here: the plan from the ConfigMap, the row from
     the completion index, the node from NODE_NAME; then the collected folder's report."""
-    proc = k8s(tmp_path, "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,2,cpu,64,64,20,1\n",
-               "--image", "rifebench:cpu", "--replicas", "2")
+    proc = k8s(
+        tmp_path,
+        "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,2,cpu,64,64,20,1\n",
+        "--image",
+        "rifebench:cpu",
+        "--replicas",
+        "2",
+    )
     config_map = next(yaml.safe_load_all(proc.stdout))
     plan = tmp_path / "etc" / "fleet.json"
     plan.parent.mkdir()
@@ -91,15 +116,33 @@ def test_pods_write_a_folder_fleet_report_reads(tmp_path):
     out = tmp_path / "output"
     for index, node in ((0, "node-a"), (1, "node-a")):  # the second replica landed on the same node
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"), JOB_COMPLETION_INDEX=str(index), NODE_NAME=node)
-        task = subprocess.run([sys.executable, "-m", "rifebench.bench.fleet_task", "--output-dir", str(out),
-                               "--plan", str(plan), "--completion-index"], capture_output=True, text=True, env=env,
-                              timeout=120)
+        task = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rifebench.bench.fleet_task",
+                "--output-dir",
+                str(out),
+                "--plan",
+                str(plan),
+                "--completion-index",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert task.returncode == 0, task.stdout + task.stderr
     assert (out / "fleet.json").exists()
     assert sorted(p.name for p in (out / "node_node-a").iterdir()) == ["sysinfo.json", "test_1", "test_1.2"]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    rep = subprocess.run([sys.executable, "-m", "rifebench", "fleet", "report", str(out)], capture_output=True,
-                         text=True, env=env, timeout=120)
+    rep = subprocess.run(
+        [sys.executable, "-m", "rifebench", "fleet", "report", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert rep.returncode == 0, rep.stdout + rep.stderr
     md = (out / "summary.md").read_text()
     assert "**Result: 2 of 2 cells passed**" in md and "| node-a#2 |" in md and "kubernetes job rifebench-fleet" in md

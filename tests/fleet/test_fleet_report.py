@@ -1,6 +1,7 @@
 """The fleet report on synthetic multi-node folders (a fleet of one node cannot
 show an outlier): the outlier rule, telemetry beside a slow node, failed and
 not-run cells, and the files written."""
+
 from __future__ import annotations
 
 import csv
@@ -18,13 +19,25 @@ from rifebench.report.fleet_md import report
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_fleet(out: Path, rows: dict[int, dict[str, float | None]], cancelled: bool = False,
-               nodes: list[str] | None = None, gpu: dict | None = None, reps: dict | None = None) -> Path:
+def make_fleet(
+    out: Path,
+    rows: dict[int, dict[str, float | None]],
+    cancelled: bool = False,
+    nodes: list[str] | None = None,
+    gpu: dict | None = None,
+    reps: dict | None = None,
+) -> Path:
     """rows: row -> {node: throughput, or None for a task that wrote no record}."""
     out.mkdir(parents=True, exist_ok=True)
-    plan = {"profile": "profiles/x.csv", "command": ["rifebench", "fleet", "submit"], "cancelled": cancelled,
-            "rows": [{"row": r, "cells": {"STREAMS": str(r)}, "env": {}} for r in rows],
-            "nodes": nodes or [], "node_count": len(nodes or []), "scheduler": {"kind": "slurm", "job_id": "7"}}
+    plan = {
+        "profile": "profiles/x.csv",
+        "command": ["rifebench", "fleet", "submit"],
+        "cancelled": cancelled,
+        "rows": [{"row": r, "cells": {"STREAMS": str(r)}, "env": {}} for r in rows],
+        "nodes": nodes or [],
+        "node_count": len(nodes or []),
+        "scheduler": {"kind": "slurm", "job_id": "7"},
+    }
     (out / "fleet.json").write_text(json.dumps(plan))
     for r, per_node in rows.items():
         for node, value in per_node.items():
@@ -36,8 +49,12 @@ def make_fleet(out: Path, rows: dict[int, dict[str, float | None]], cancelled: b
             metrics = {"throughput_img_s": value, "latency_ms": {"p50": 1000 / value}}
             if reps and node in reps:
                 metrics["ci95"] = {"throughput_img_s": reps[node]}
-            doc = {"status": "passed", "metrics": metrics, "config": {"platform": "cuda", "model": "4.6"},
-                   "telemetry": {"gpus": [gpu[node]] if gpu and node in gpu else []}}
+            doc = {
+                "status": "passed",
+                "metrics": metrics,
+                "config": {"platform": "cuda", "model": "4.6"},
+                "telemetry": {"gpus": [gpu[node]] if gpu and node in gpu else []},
+            }
             (cell / "results.json").write_text(json.dumps(doc))
     return out
 
@@ -50,15 +67,20 @@ def stats_of(out: Path):
 
 def test_a_slow_node_is_flagged_with_its_telemetry(tmp_path):
     nodes = {f"gpu{i:02d}": v for i, v in enumerate([100.0, 101.0, 99.5, 100.4, 98.9, 82.0, 100.8], 1)}
-    slow_gpu = {"sm_clock_mhz": {"mean": 1100.0}, "power_w": {"mean": 310.0},
-                "throttle_reasons": {"sw_thermal_slowdown": 40}}
+    slow_gpu = {
+        "sm_clock_mhz": {"mean": 1100.0},
+        "power_w": {"mean": 310.0},
+        "throttle_reasons": {"sw_thermal_slowdown": 40},
+    }
     out = make_fleet(tmp_path / "f", {1: nodes}, gpu={"gpu06": slow_gpu})
     cells, stats = report(out)
     assert stats[0]["outliers"] == ["gpu06"]
     assert stats[0]["median"] == 100.0 and stats[0]["measured"] == 7 and stats[0]["ci"] is not None
     md = (out / "summary.md").read_text()
-    assert "**gpu06**, row 1: 82.00 img/s (slow); SM clock 1100 MHz; power 310 W; " \
-           "throttling: sw_thermal_slowdown (40 samples)" in md
+    assert (
+        "**gpu06**, row 1: 82.00 img/s (slow); SM clock 1100 MHz; power 310 W; "
+        "throttling: sw_thermal_slowdown (40 samples)" in md
+    )
     assert "82.00 **(slow)**" in md
     with open(out / "summary.csv") as f:
         flagged = [r["node"] for r in csv.DictReader(f) if r["outlier"]]
@@ -82,8 +104,9 @@ def test_a_far_value_within_a_wide_spread_is_not_an_outlier(tmp_path):
 
 def test_two_nodes_flag_nothing_and_a_noisy_node_is_not_accused(tmp_path):
     assert stats_of(make_fleet(tmp_path / "two", {1: {"a": 100.0, "b": 50.0}}))[1][0]["outliers"] == []
-    out = make_fleet(tmp_path / "ci", {1: {"a": 100.0, "b": 100.5, "c": 99.8, "d": 80.0}},
-                     reps={"d": [70.0, 101.0]})  # its own interval holds the median
+    out = make_fleet(
+        tmp_path / "ci", {1: {"a": 100.0, "b": 100.5, "c": 99.8, "d": 80.0}}, reps={"d": [70.0, 101.0]}
+    )  # its own interval holds the median
     assert stats_of(out)[1][0]["outliers"] == []
 
 
@@ -129,5 +152,7 @@ def test_an_invalid_cell_is_counted_in_the_result_line(tmp_path):
     doc_path.write_text(json.dumps(doc))
     report(out)
     md = (out / "summary.md").read_text()
-    assert "2 of 2 cells passed** (**1 of them invalid measurements**)" in md or \
-        "2 of 2 cells passed (**1 of them invalid measurements**)**" in md, md.splitlines()[2]
+    assert (
+        "2 of 2 cells passed** (**1 of them invalid measurements**)" in md
+        or "2 of 2 cells passed (**1 of them invalid measurements**)**" in md
+    ), md.splitlines()[2]

@@ -1,6 +1,7 @@
 """`rifebench fleet submit` through a real Slurm (the local one-node cluster of
 conftest.py): a two-row CPU profile with --wait, a failing task as a failed
 cell, Ctrl-C cancelling the array; and what is refused before anything is submitted."""
+
 from __future__ import annotations
 
 import csv
@@ -16,14 +17,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # Null model (a fixed cost per pair), 64x64, a few pairs: the scheduler is under test, not the model.
-TWO_ROWS = "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\n" \
-           "null,2,cpu,64,64,30,2\nnull,4,cpu,64,64,30,2\n"
+TWO_ROWS = (
+    "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,2,cpu,64,64,30,2\nnull,4,cpu,64,64,30,2\n"
+)
 
 
 def fleet(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.run([sys.executable, "-m", "rifebench", "fleet", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "rifebench", "fleet", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def fleet_here(capsys, *args: str) -> tuple[int, str]:
@@ -85,13 +93,30 @@ def test_a_killed_stream_is_a_failed_cell(slurm, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_array_and_marks_cells_not_run(slurm, tmp_path):
     # Row 1 runs for a minute; row 2 waits for the node (--exclusive).
-    text = "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,50,cpu,64,64,1200,1\n" \
-           "null,2,cpu,64,64,30,2\n"
+    text = (
+        "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,50,cpu,64,64,1200,1\n"
+        "null,2,cpu,64,64,30,2\n"
+    )
     out = tmp_path / "fleet"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "rifebench", "fleet", "submit", profile(tmp_path, text),
-                             "--output-dir", str(out), "--wait"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rifebench",
+            "fleet",
+            "submit",
+            profile(tmp_path, text),
+            "--output-dir",
+            str(out),
+            "--wait",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         deadline = time.monotonic() + 90
         while not list(out.glob("node_*/test_1/task.json")) and time.monotonic() < deadline:
@@ -118,10 +143,17 @@ def test_ctrl_c_cancels_the_array_and_marks_cells_not_run(slurm, tmp_path):
 
 def test_bad_scheduler_values_are_refused_before_submission(tmp_path, capsys):
     prof = profile(tmp_path, TWO_ROWS)
-    for flag, value in (("--partition", "gpu;rm -rf /"), ("--nodes", "0"), ("--time-limit", "1h"),
-                        ("--account", "a b"), ("--container-image", "$(id)"), ("--gpus-per-task", "-1")):
-        code, err = fleet_here(capsys, "submit", prof, f"{flag}={value}", "--output-dir", str(tmp_path / "x"),
-                               "--dry-run")
+    for flag, value in (
+        ("--partition", "gpu;rm -rf /"),
+        ("--nodes", "0"),
+        ("--time-limit", "1h"),
+        ("--account", "a b"),
+        ("--container-image", "$(id)"),
+        ("--gpus-per-task", "-1"),
+    ):
+        code, err = fleet_here(
+            capsys, "submit", prof, f"{flag}={value}", "--output-dir", str(tmp_path / "x"), "--dry-run"
+        )
         assert code == 2, (flag, err)
         assert f"{flag}: invalid value {value!r} (accepted: " in err
     code, err = fleet_here(capsys, "submit", prof, "--output-dir", str(tmp_path / "a b"), "--dry-run")
@@ -139,13 +171,33 @@ def test_a_bad_row_is_refused_with_row_and_column(tmp_path):
 
 def test_dry_run_writes_the_script_from_checked_values(tmp_path):
     out = tmp_path / "fleet"
-    proc = fleet("submit", profile(tmp_path, TWO_ROWS), "--output-dir", str(out), "--dry-run", "--partition", "gpu",
-                 "--nodes", "gpu[01-02],gpu07", "--gpus-per-task", "1", "--account", "perf",
-                 "--container-image", "nvcr.io#nvidia/pytorch:24.05-py3", timeout=60)
+    proc = fleet(
+        "submit",
+        profile(tmp_path, TWO_ROWS),
+        "--output-dir",
+        str(out),
+        "--dry-run",
+        "--partition",
+        "gpu",
+        "--nodes",
+        "gpu[01-02],gpu07",
+        "--gpus-per-task",
+        "1",
+        "--account",
+        "perf",
+        "--container-image",
+        "nvcr.io#nvidia/pytorch:24.05-py3",
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     script = (out / "fleet.sbatch").read_text()
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --nodelist=gpu[01-02],gpu07", "#SBATCH --gpus-per-task=1",
-                 "#SBATCH --account=perf", "#SBATCH --array=1-2"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --nodelist=gpu[01-02],gpu07",
+        "#SBATCH --gpus-per-task=1",
+        "#SBATCH --account=perf",
+        "#SBATCH --array=1-2",
+    ):
         assert line in script
     assert "--container-image=nvcr.io#nvidia/pytorch:24.05-py3" in script and "PYTHONPATH" not in script
     plan = json.loads((out / "fleet.json").read_text())
@@ -164,4 +216,9 @@ def test_a_previous_fleet_folder_is_reused_only_with_force(tmp_path, capsys):
     assert code == 2 and "is not empty" in err
     assert fleet_here(capsys, *args, "--force")[0] == 0
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "fleet.json", "fleet.sbatch", "mine.txt", "profile.csv", "slurm"]
+        "fleet.json",
+        "fleet.sbatch",
+        "mine.txt",
+        "profile.csv",
+        "slurm",
+    ]

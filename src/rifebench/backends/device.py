@@ -11,6 +11,7 @@ IPEX=no PyTorch's own torch.xpu. CPU: fp32, bf16 (fast where the CPU has
 AVX512-BF16/AMX) and fp16 (correct but ~60x slower than fp32 in torch 2.13's
 CPU convolutions); the warp always runs in fp32 (nets/warp.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ def import_ipex():
     bare `except ImportError` lets the run crash.
     """
     try:
-        import intel_extension_for_pytorch as ipex  # noqa: F401
+        import intel_extension_for_pytorch as ipex
 
         return ipex, None
     except ModuleNotFoundError as exc:
@@ -56,8 +57,11 @@ def probe(platform: str) -> str | None:
     if platform == "cuda":
         if not torch.cuda.is_available():
             built = torch.version.cuda
-            return ("this torch build has no CUDA support (torch " + torch.__version__ + ")" if not built
-                    else "no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)")
+            return (
+                "this torch build has no CUDA support (torch " + torch.__version__ + ")"
+                if not built
+                else "no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)"
+            )
         return None
     if platform == "xpu":
         xpu = getattr(torch, "xpu", None)
@@ -79,8 +83,10 @@ def resolve_platform(requested: str) -> str:
         return "cpu"
     why = probe(requested)
     if why is not None:
-        raise BackendUnavailable(f"--platform/PLATFORM: {requested!r} is not available here: {why} "
-                                 f"(accepted here: {', '.join(p for p in PLATFORMS if probe(p) is None)})")
+        raise BackendUnavailable(
+            f"--platform/PLATFORM: {requested!r} is not available here: {why} "
+            f"(accepted here: {', '.join(p for p in PLATFORMS if probe(p) is None)})"
+        )
     return requested
 
 
@@ -175,30 +181,44 @@ class Backend:
             fn = getattr(mod, name, None)  # older torch.xpu builds lack the allocator statistics
             return int(fn(self.device)) if fn is not None else None
 
-        return {"peak_allocated_bytes": stat("max_memory_allocated"),
-                "peak_reserved_bytes": stat("max_memory_reserved"), "peak_rss_bytes": rss}
+        return {
+            "peak_allocated_bytes": stat("max_memory_allocated"),
+            "peak_reserved_bytes": stat("max_memory_reserved"),
+            "peak_rss_bytes": rss,
+        }
 
     def describe(self) -> dict:
         torch = self.torch
         info = {"platform": self.platform, "device": str(self.device), "torch": torch.__version__}
         if self.platform == "cpu":
-            info.update(name=cpu_model(), threads=torch.get_num_threads(),
-                        isa=torch.backends.cpu.get_cpu_capability())
+            info.update(name=cpu_model(), threads=torch.get_num_threads(), isa=torch.backends.cpu.get_cpu_capability())
         elif self.platform == "cuda":
             props = torch.cuda.get_device_properties(self.device)
-            info.update(name=props.name, total_memory_bytes=int(props.total_memory),
-                        capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
-                        cudnn=torch.backends.cudnn.version(), driver=_nvidia_driver(),
-                        sm_clock_mhz=_optional(lambda: torch.cuda.clock_rate(self.device)))
+            info.update(
+                name=props.name,
+                total_memory_bytes=int(props.total_memory),
+                capability=f"{props.major}.{props.minor}",
+                cuda=torch.version.cuda,
+                cudnn=torch.backends.cudnn.version(),
+                driver=_nvidia_driver(),
+                sm_clock_mhz=_optional(lambda: torch.cuda.clock_rate(self.device)),
+            )
         else:
             props = torch.xpu.get_device_properties(self.index)
-            info.update(name=getattr(props, "name", None) or torch.xpu.get_device_name(self.index),
-                        driver=getattr(props, "driver_version", None),
-                        total_memory_bytes=getattr(props, "total_memory", None),
-                        compute_units=getattr(props, "max_compute_units", None))
+            info.update(
+                name=getattr(props, "name", None) or torch.xpu.get_device_name(self.index),
+                driver=getattr(props, "driver_version", None),
+                total_memory_bytes=getattr(props, "total_memory", None),
+                compute_units=getattr(props, "max_compute_units", None),
+            )
         if self.platform != "cuda":
-            info["runtime"] = (f"intel_extension_for_pytorch {getattr(self.ipex, '__version__', '?')}"
-                               if self.ipex is not None else "torch" if self.platform == "cpu" else "torch.xpu")
+            info["runtime"] = (
+                f"intel_extension_for_pytorch {getattr(self.ipex, '__version__', '?')}"
+                if self.ipex is not None
+                else "torch"
+                if self.platform == "cpu"
+                else "torch.xpu"
+            )
             if self.ipex is None and self.platform == "xpu" and "intel_extension_for_pytorch" in sys.modules:
                 # probe() had to import it: this torch only reaches the GPU through the extension.
                 info["runtime"] += " (extension loaded, ipex.optimize not applied)"
@@ -294,6 +314,8 @@ def gpu_identities(platform: str, wanted: list[int] | None) -> list[dict]:
     count = device_count(platform)
     bad = [i for i in wanted or [] if i >= count]
     if bad:
-        raise UsageError(f"--devices/DEVICES: device {bad[0]} is not visible ({count} {platform} device(s)) "
-                         f"(accepted: indices 0 to {count - 1}, comma-separated)")
+        raise UsageError(
+            f"--devices/DEVICES: device {bad[0]} is not visible ({count} {platform} device(s)) "
+            f"(accepted: indices 0 to {count - 1}, comma-separated)"
+        )
     return [gpu_identity(platform, i) for i in (wanted or range(count))]

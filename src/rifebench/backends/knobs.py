@@ -16,18 +16,26 @@ Policy, one rule for every knob:
   that branches on data) is an error: the user asked to measure exactly that,
   and numbers labelled with it must not come from something else.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KNOBS = ("channels_last", "compile", "cudnn_benchmark", "tf32", "cuda_graphs", "preallocate",
-         "reuse_frames", "ipex")
+KNOBS = ("channels_last", "compile", "cudnn_benchmark", "tf32", "cuda_graphs", "preallocate", "reuse_frames", "ipex")
 CUDA_ONLY = ("cudnn_benchmark", "tf32", "cuda_graphs")
 # These torch.compile modes capture CUDA graphs themselves (cudagraph trees).
 GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")
 
-BASELINE = {"channels_last": False, "compile": "none", "cudnn_benchmark": False, "tf32": False,
-            "cuda_graphs": False, "preallocate": False, "reuse_frames": False, "ipex": False}
+BASELINE = {
+    "channels_last": False,
+    "compile": "none",
+    "cudnn_benchmark": False,
+    "tf32": False,
+    "cuda_graphs": False,
+    "preallocate": False,
+    "reuse_frames": False,
+    "ipex": False,
+}
 # "Everything that helps on the platform". CPU, measured with `python -m
 # rifebench study` (4.0, 448x256 and 1280x720, 2 cores of an AMD EPYC with
 # AVX512-BF16, torch 2.13): channels_last (0.96x) and torch.compile (0.87x)
@@ -46,8 +54,15 @@ BASELINE = {"channels_last": False, "compile": "none", "cudnn_benchmark": False,
 # check's time budget and can outlast BARRIER_TIMEOUT at 1080p.
 OPTIMIZED = {
     "cpu": {**BASELINE, "reuse_frames": True, "ipex": True},
-    "cuda": {**BASELINE, "channels_last": True, "compile": "reduce-overhead", "cudnn_benchmark": True,
-             "tf32": True, "preallocate": True, "reuse_frames": True},
+    "cuda": {
+        **BASELINE,
+        "channels_last": True,
+        "compile": "reduce-overhead",
+        "cudnn_benchmark": True,
+        "tf32": True,
+        "preallocate": True,
+        "reuse_frames": True,
+    },
     "xpu": {**BASELINE, "channels_last": True, "preallocate": True, "reuse_frames": True},
 }
 PRESETS = {"baseline": {p: dict(BASELINE) for p in OPTIMIZED}, "optimized": OPTIMIZED}
@@ -91,13 +106,24 @@ class Knobs:
     def interpolator_options(self) -> dict:
         """Keyword arguments of interp.Interpolator for these knobs."""
         v = self.values
-        return {"channels_last": v["channels_last"], "compile": v["compile"], "cuda_graphs": v["cuda_graphs"],
-                "preallocate": v["preallocate"], "reuse_frames": v["reuse_frames"],
-                "strict": {k for k in KNOBS if self.explicit(k)}, "on_fallback": self.fall_back}
+        return {
+            "channels_last": v["channels_last"],
+            "compile": v["compile"],
+            "cuda_graphs": v["cuda_graphs"],
+            "preallocate": v["preallocate"],
+            "reuse_frames": v["reuse_frames"],
+            "strict": {k for k in KNOBS if self.explicit(k)},
+            "on_fallback": self.fall_back,
+        }
 
     def to_dict(self) -> dict:
-        return {"preset": self.preset, "platform": self.platform, "effective": dict(self.values),
-                "source": dict(self.sources), "fallbacks": [dict(f) for f in self.fallbacks]}
+        return {
+            "preset": self.preset,
+            "platform": self.platform,
+            "effective": dict(self.values),
+            "source": dict(self.sources),
+            "fallbacks": [dict(f) for f in self.fallbacks],
+        }
 
 
 def _requested(cfg, knob: str):
@@ -142,21 +168,29 @@ def resolve(cfg, platform: str, caps: Caps) -> Knobs:
 
     if values["compile"] != "none" and caps.compile_problem:
         if knobs.explicit("compile"):
-            raise KnobError("compile", f"{values['compile']!r} cannot run here: {caps.compile_problem} "
-                                       "(accepted here: none)")
+            raise KnobError(
+                "compile", f"{values['compile']!r} cannot run here: {caps.compile_problem} (accepted here: none)"
+            )
         knobs.fall_back("compile", values["compile"], "none", caps.compile_problem)
 
     if values["ipex"] and caps.ipex_problem:
         if knobs.explicit("ipex"):
-            raise KnobError("ipex", f"'yes' but Intel Extension for PyTorch cannot be used: {caps.ipex_problem} "
-                                    f"(accepted here: no"
-                                    f"{', PyTorch' + chr(39) + 's own torch.xpu' if platform == 'xpu' else ''})")
+            raise KnobError(
+                "ipex",
+                f"'yes' but Intel Extension for PyTorch cannot be used: {caps.ipex_problem} "
+                f"(accepted here: no"
+                f"{', PyTorch' + chr(39) + 's own torch.xpu' if platform == 'xpu' else ''})",
+            )
         knobs.fall_back("ipex", True, False, f"Intel Extension for PyTorch unavailable: {caps.ipex_problem}")
 
     if values["cuda_graphs"]:
         if values["compile"] in GRAPHING_COMPILE_MODES:
-            knobs.fall_back("cuda_graphs", True, False,
-                            f"COMPILE={values['compile']} already captures CUDA graphs (cudagraph trees)")
+            knobs.fall_back(
+                "cuda_graphs",
+                True,
+                False,
+                f"COMPILE={values['compile']} already captures CUDA graphs (cudagraph trees)",
+            )
         elif caps.graph_problem:
             if knobs.explicit("cuda_graphs"):
                 raise KnobError("cuda_graphs", f"'yes' cannot run here: {caps.graph_problem} (accepted here: no)")
@@ -168,6 +202,7 @@ def resolve(cfg, platform: str, caps: Caps) -> Knobs:
 
 
 # ----------------------------------------------------------------- the impure part
+
 
 def compile_problem(platform: str) -> str | None:
     """Why torch.compile's default backend (Inductor) cannot run here, or None."""
@@ -194,8 +229,10 @@ def compile_problem(platform: str) -> str | None:
 
 def graph_problem(net) -> str | None:
     if getattr(net, "data_dependent", False):
-        return (f"model {net.variant.name if hasattr(net, 'variant') else type(net).__name__} branches on its "
-                "own output (large-motion re-run), which needs a host sync a CUDA graph cannot capture")
+        return (
+            f"model {net.variant.name if hasattr(net, 'variant') else type(net).__name__} branches on its "
+            "own output (large-motion re-run), which needs a host sync a CUDA graph cannot capture"
+        )
     return None
 
 
@@ -209,9 +246,13 @@ def probe_caps(platform: str, net, cfg) -> Caps:
     if wants_ipex and platform != "cuda":
         _, ipex_problem = import_ipex()
     wants_compile = cfg.compile not in ("none", "auto") or (
-        cfg.compile == "auto" and PRESETS[cfg.optimize][platform]["compile"] != "none")
-    return Caps(compile_problem=compile_problem(platform) if wants_compile else None, ipex_problem=ipex_problem,
-                graph_problem=graph_problem(net))
+        cfg.compile == "auto" and PRESETS[cfg.optimize][platform]["compile"] != "none"
+    )
+    return Caps(
+        compile_problem=compile_problem(platform) if wants_compile else None,
+        ipex_problem=ipex_problem,
+        graph_problem=graph_problem(net),
+    )
 
 
 def preflight(cfg) -> Knobs:
@@ -242,5 +283,6 @@ def summarize(records: list) -> dict | None:
                 fallbacks.append(f)
     out["fallbacks"] = fallbacks
     out["differs_between_streams"] = sorted(
-        {k for r in records[1:] for k, v in r.get("effective", {}).items() if out["effective"].get(k) != v})
+        {k for r in records[1:] for k, v in r.get("effective", {}).items() if out["effective"].get(k) != v}
+    )
     return out

@@ -15,6 +15,7 @@ Ctrl-C then cancels the array and marks the unfinished cells "not run".
 Exit status: 0 every cell passed (or submitted, without --wait), 1 a cell
 failed or was not run, 2 bad profile or options, 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,8 @@ from pathlib import Path
 
 from rifebench import __version__
 from rifebench.bench import fleet_slurm, profiles
-from rifebench.bench.runner import prepare_output
 from rifebench.bench.runner import UsageError as BenchUsageError
+from rifebench.bench.runner import prepare_output
 from rifebench.errors import UsageError
 from rifebench.fsutil import MANIFEST_NAME, atomic_write_text, write_manifest
 from rifebench.report.fleet import NODE_PREFIX, PLAN, FleetReportError, load_plan
@@ -39,8 +40,16 @@ from rifebench.status import Exit
 PROG = "rifebench fleet"
 POLL_S = 2.0
 # What --force may later remove: these, and the node_<node> folders the tasks write.
-OWN_FILES = (PLAN, "profile.csv", fleet_slurm.SCRIPT, fleet_slurm.LOG_DIR, "summary.md", "summary.csv",
-             "fleet_report.json", "node_throughput.png")
+OWN_FILES = (
+    PLAN,
+    "profile.csv",
+    fleet_slurm.SCRIPT,
+    fleet_slurm.LOG_DIR,
+    "summary.md",
+    "summary.csv",
+    "fleet_report.json",
+    "node_throughput.png",
+)
 
 
 def log(msg: str) -> None:
@@ -52,8 +61,12 @@ def error(msg: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description="Run a profile on many nodes through "
-                                "Slurm or Kubernetes; report the fleet's spread and its outlier nodes.")
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        allow_abbrev=False,
+        description="Run a profile on many nodes through "
+        "Slurm or Kubernetes; report the fleet's spread and its outlier nodes.",
+    )
     p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", allow_abbrev=False, help="submit a profile as one Slurm job array")
@@ -63,15 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gpus-per-task", metavar="G", help="sbatch --gpus-per-task (one task per node)")
     s.add_argument("--time-limit", metavar="T", help="sbatch --time, per row")
     s.add_argument("--account", metavar="A", help="sbatch --account")
-    s.add_argument("--container-image", metavar="IMG", help="run each task in this image through pyxis/enroot (srun "
-                   "--container-image); bare metal otherwise")
-    s.add_argument("--output-dir", metavar="DIR", help="fleet folder on a filesystem every node shares "
-                   "(default ./output/fleet-<timestamp>)")
+    s.add_argument(
+        "--container-image",
+        metavar="IMG",
+        help="run each task in this image through pyxis/enroot (srun --container-image); bare metal otherwise",
+    )
+    s.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="fleet folder on a filesystem every node shares (default ./output/fleet-<timestamp>)",
+    )
     s.add_argument("--force", action="store_true", help="reuse a non-empty folder holding a previous run's files")
     s.add_argument("--wait", action="store_true", help="follow the job to its end, then write the report")
     s.add_argument("--dry-run", action="store_true", help="write fleet.json and the sbatch script, submit nothing")
-    s.add_argument("--skip-host-checks", action="store_true", help="check cells and option combinations only, "
-                   "not each row's start-up checks on this host (a login node without the nodes' devices)")
+    s.add_argument(
+        "--skip-host-checks",
+        action="store_true",
+        help="check cells and option combinations only, "
+        "not each row's start-up checks on this host (a login node without the nodes' devices)",
+    )
     r = sub.add_parser("report", allow_abbrev=False, help="write summary.md/.csv and the plot of a fleet folder")
     r.add_argument("dir", metavar="DIR")
     from rifebench.bench.fleet_k8s import add_arguments
@@ -112,9 +135,15 @@ def read_plan(args, startup: bool) -> dict:
     problems = profiles.validate(args.profile, rows, os.environ, startup=startup)
     if problems:
         raise ProfileProblems(problems)
-    return {"profile": args.profile, "header": header, "command": ["rifebench", "fleet", *args.argv],
-            "rows": [{"row": r.number, "line": r.line, "cells": r.cells, "env": profiles.row_env(r, os.environ)}
-                     for r in rows], "created": _now()}
+    return {
+        "profile": args.profile,
+        "header": header,
+        "command": ["rifebench", "fleet", *args.argv],
+        "rows": [
+            {"row": r.number, "line": r.line, "cells": r.cells, "env": profiles.row_env(r, os.environ)} for r in rows
+        ],
+        "created": _now(),
+    }
 
 
 def submit(args) -> int:
@@ -129,9 +158,19 @@ def submit(args) -> int:
     nodes = fleet_slurm.expand_nodes(opts.node_list) if opts.node_list else []
     count = len(nodes) or int(opts.nodes)
     sargs = fleet_slurm.sbatch_args(opts, len(plan["rows"]), out, count)
-    plan.update(nodes=nodes, node_count=count, output_dir=str(out), log_hint=f"{fleet_slurm.LOG_DIR}/<job>_<row>.out",
-                scheduler={"kind": "slurm", "args": sargs, "script": fleet_slurm.SCRIPT, "job_id": None,
-                           "container_image": opts.container_image})
+    plan.update(
+        nodes=nodes,
+        node_count=count,
+        output_dir=str(out),
+        log_hint=f"{fleet_slurm.LOG_DIR}/<job>_<row>.out",
+        scheduler={
+            "kind": "slurm",
+            "args": sargs,
+            "script": fleet_slurm.SCRIPT,
+            "job_id": None,
+            "container_image": opts.container_image,
+        },
+    )
     note_outputs(out)  # before the first file: a crash at any point leaves it listed
     (out / fleet_slurm.LOG_DIR).mkdir(exist_ok=True)
     shutil.copyfile(args.profile, out / "profile.csv")
@@ -216,7 +255,7 @@ def _raise_interrupt(signum, frame):
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ gpu.intel.com/i915 (Intel). The results go to a PersistentVolumeClaim at
 /output, laid out as a Slurm fleet's folder (node_<node>/test_<row>/), so
 `rifebench fleet report` reads the collected folder the same way.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,11 @@ def add_arguments(p) -> None:
     p.add_argument("--replicas", type=int, default=1, help="nodes per row: pods of one row run at once (default 1)")
     p.add_argument("--name", default="rifebench-fleet", help="the Job's and ConfigMap's name (a DNS label)")
     p.add_argument("--namespace", help="the namespace (default: the context's)")
-    p.add_argument("--platform", choices=("cpu", "cuda", "xpu"), help="the GPU resource to request when the "
-                   "profile's PLATFORM is auto or unset")
+    p.add_argument(
+        "--platform",
+        choices=("cpu", "cuda", "xpu"),
+        help="the GPU resource to request when the profile's PLATFORM is auto or unset",
+    )
     p.add_argument("--gpus", type=int, default=1, help="GPUs per pod on cuda/xpu (default 1)")
     p.add_argument("--volume-claim", default="rifebench-output", help="the PersistentVolumeClaim for /output")
 
@@ -45,22 +49,32 @@ def platform_of(plan: dict, override: str | None) -> str:
     found = {BY_ENV["PLATFORM"].parse(r["env"].get("PLATFORM", "auto"), "env") for r in plan["rows"]}
     found.discard("auto")
     if len(found) > 1:
-        raise UsageError(f"PLATFORM: the rows use {', '.join(sorted(found))} (accepted: one platform per "
-                         "Kubernetes Job; split the profile)")
+        raise UsageError(
+            f"PLATFORM: the rows use {', '.join(sorted(found))} (accepted: one platform per "
+            "Kubernetes Job; split the profile)"
+        )
     if found and override and override not in found:
         raise UsageError(f"--platform: {override!r} but the profile's rows say {found.pop()!r} (accepted: the same)")
     if not found and not override:
-        raise UsageError("--platform: not given and the profile's PLATFORM is auto (accepted: cpu, cuda or xpu, "
-                         "which sets the GPU resource the pods request)")
+        raise UsageError(
+            "--platform: not given and the profile's PLATFORM is auto (accepted: cpu, cuda or xpu, "
+            "which sets the GPU resource the pods request)"
+        )
     return override or found.pop()
 
 
 def check(args) -> None:
-    for flag, value, pattern in (("--name", args.name, DNS_LABEL), ("--namespace", args.namespace, DNS_LABEL),
-                                 ("--volume-claim", args.volume_claim, DNS_LABEL), ("--image", args.image, IMAGE)):
+    for flag, value, pattern in (
+        ("--name", args.name, DNS_LABEL),
+        ("--namespace", args.namespace, DNS_LABEL),
+        ("--volume-claim", args.volume_claim, DNS_LABEL),
+        ("--image", args.image, IMAGE),
+    ):
         if value is not None and not re.fullmatch(pattern, value):
-            raise UsageError(f"{flag}: invalid value {value!r} (accepted: "
-                             f"{'an image reference' if flag == '--image' else 'a lower-case DNS label'})")
+            raise UsageError(
+                f"{flag}: invalid value {value!r} (accepted: "
+                f"{'an image reference' if flag == '--image' else 'a lower-case DNS label'})"
+            )
     for flag, value in (("--replicas", args.replicas), ("--gpus", args.gpus)):
         if value < 1:
             raise UsageError(f"{flag}: invalid value {value} (accepted: 1 or more)")
@@ -69,19 +83,44 @@ def check(args) -> None:
 def documents(args, plan: dict) -> list[dict]:
     check(args)
     platform = platform_of(plan, args.platform)
-    plan = dict(plan, replicas=args.replicas, nodes=[], node_count=args.replicas,
-                scheduler={"kind": "kubernetes", "job_id": args.name, "image": args.image,
-                           "args": [f"completions={len(plan['rows']) * args.replicas}",
-                                    f"parallelism={args.replicas}", f"platform={platform}"]})
+    plan = dict(
+        plan,
+        replicas=args.replicas,
+        nodes=[],
+        node_count=args.replicas,
+        scheduler={
+            "kind": "kubernetes",
+            "job_id": args.name,
+            "image": args.image,
+            "args": [
+                f"completions={len(plan['rows']) * args.replicas}",
+                f"parallelism={args.replicas}",
+                f"platform={platform}",
+            ],
+        },
+    )
     meta = {"name": args.name, "labels": {"app.kubernetes.io/name": "rifebench", "rifebench/fleet": args.name}}
     if args.namespace:
         meta["namespace"] = args.namespace
-    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-                  "data": {"fleet.json": json.dumps(plan, indent=2) + "\n"}}
-    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
-           "spec": {"completionMode": "Indexed", "completions": len(plan["rows"]) * args.replicas,
-                    "parallelism": args.replicas, "backoffLimitPerIndex": 0, "maxFailedIndexes":
-                    len(plan["rows"]) * args.replicas, "template": pod_template(args, platform, meta)}}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta,
+        "data": {"fleet.json": json.dumps(plan, indent=2) + "\n"},
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": len(plan["rows"]) * args.replicas,
+            "parallelism": args.replicas,
+            "backoffLimitPerIndex": 0,
+            "maxFailedIndexes": len(plan["rows"]) * args.replicas,
+            "template": pod_template(args, platform, meta),
+        },
+    }
     return [config_map, job]
 
 
@@ -90,30 +129,59 @@ def pod_template(args, platform: str, meta: dict) -> dict:
     if platform in GPU_RESOURCE:
         resources = {"limits": {GPU_RESOURCE[platform]: args.gpus}}
     container = {
-        "name": "rifebench", "image": args.image, "workingDir": "/opt/rifebench",
-        "command": [".venv/bin/python", "-m", "rifebench.bench.fleet_task", "--output-dir", OUTPUT,
-                    "--plan", f"{PLAN_MOUNT}/fleet.json", "--completion-index"],
-        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-                {"name": "HOME", "value": "/tmp"}],
+        "name": "rifebench",
+        "image": args.image,
+        "workingDir": "/opt/rifebench",
+        "command": [
+            ".venv/bin/python",
+            "-m",
+            "rifebench.bench.fleet_task",
+            "--output-dir",
+            OUTPUT,
+            "--plan",
+            f"{PLAN_MOUNT}/fleet.json",
+            "--completion-index",
+        ],
+        "env": [
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "HOME", "value": "/tmp"},
+        ],
         "resources": resources,
         "securityContext": {"capabilities": {"add": ["SYS_NICE"]}, "allowPrivilegeEscalation": False},
-        "volumeMounts": [{"name": "output", "mountPath": OUTPUT}, {"name": "plan", "mountPath": PLAN_MOUNT},
-                         {"name": "dshm", "mountPath": "/dev/shm"}]}
+        "volumeMounts": [
+            {"name": "output", "mountPath": OUTPUT},
+            {"name": "plan", "mountPath": PLAN_MOUNT},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ],
+    }
     labels = {"rifebench/fleet": meta["name"]}
-    spread = {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}]}
-    return {"metadata": {"labels": labels},
-            "spec": {"restartPolicy": "Never", "containers": [container], "affinity": {"podAntiAffinity": spread},
-                     "securityContext": {"runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
-                     "volumes": [{"name": "output", "persistentVolumeClaim": {"claimName": args.volume_claim}},
-                                 {"name": "plan", "configMap": {"name": meta["name"]}},
-                                 {"name": "dshm", "emptyDir": {"medium": "Memory"}}]}}
+    spread = {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+        ]
+    }
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [container],
+            "affinity": {"podAntiAffinity": spread},
+            "securityContext": {"runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
+            "volumes": [
+                {"name": "output", "persistentVolumeClaim": {"claimName": args.volume_claim}},
+                {"name": "plan", "configMap": {"name": meta["name"]}},
+                {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+            ],
+        },
+    }
 
 
 def manifest(args, plan: dict) -> str:
     import yaml
 
-    head = (f"# rifebench fleet: {plan['profile']}, {len(plan['rows'])} row(s) x {args.replicas} replica(s).\n"
-            "# kubectl apply -f THIS; when the Job completes, copy the volume's folder here and run:\n"
-            "#   rifebench fleet report DIR\n")
+    head = (
+        f"# rifebench fleet: {plan['profile']}, {len(plan['rows'])} row(s) x {args.replicas} replica(s).\n"
+        "# kubectl apply -f THIS; when the Job completes, copy the volume's folder here and run:\n"
+        "#   rifebench fleet report DIR\n"
+    )
     return head + yaml.safe_dump_all(documents(args, plan), sort_keys=False)

@@ -13,6 +13,7 @@ Every value written into the script is checked against a pattern first and
 quoted with shlex; the rows' variables are not in the script at all (the task
 reads them from fleet.json), so no profile cell passes through a shell.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,13 +35,20 @@ PATTERNS = {
     "--partition": (r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*", "a partition name, or several separated by commas"),
     "--nodes": (rf"[1-9][0-9]*|{_HOST}(,{_HOST})*", "a node count (e.g. 4) or a node list (e.g. gpu[01-04],gpu07)"),
     "--gpus-per-task": (r"([A-Za-z0-9_.-]+:)?[0-9]+", "a count, optionally with a type (e.g. 1 or h100:1)"),
-    "--time-limit": (r"[0-9]+(-[0-9]+)?(:[0-9]{1,2}){0,2}|UNLIMITED|INFINITE",
-                     "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+    "--time-limit": (
+        r"[0-9]+(-[0-9]+)?(:[0-9]{1,2}){0,2}|UNLIMITED|INFINITE",
+        "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS",
+    ),
     "--account": (r"[A-Za-z0-9_.-]+", "an account name"),
-    "--container-image": (r"[A-Za-z0-9][A-Za-z0-9._/:@#+-]*", "an image reference as pyxis takes it "
-                           "(e.g. nvcr.io#nvidia/pytorch:24.05-py3 or a .sqsh path)"),
-    "--output-dir": (r"/[A-Za-z0-9_./+=@:,-]*", "an absolute path of letters, digits and _ . / + = @ : , - on a "
-                     "filesystem every node shares (#SBATCH lines cannot quote)"),
+    "--container-image": (
+        r"[A-Za-z0-9][A-Za-z0-9._/:@#+-]*",
+        "an image reference as pyxis takes it (e.g. nvcr.io#nvidia/pytorch:24.05-py3 or a .sqsh path)",
+    ),
+    "--output-dir": (
+        r"/[A-Za-z0-9_./+=@:,-]*",
+        "an absolute path of letters, digits and _ . / + = @ : , - on a "
+        "filesystem every node shares (#SBATCH lines cannot quote)",
+    ),
 }
 
 
@@ -69,9 +77,14 @@ def check(flag: str, value: str | None) -> str | None:
 
 
 def options(args) -> SlurmOptions:
-    return SlurmOptions(check("--partition", args.partition), check("--nodes", args.nodes or "1"),
-                        check("--gpus-per-task", args.gpus_per_task), check("--time-limit", args.time_limit),
-                        check("--account", args.account), check("--container-image", args.container_image))
+    return SlurmOptions(
+        check("--partition", args.partition),
+        check("--nodes", args.nodes or "1"),
+        check("--gpus-per-task", args.gpus_per_task),
+        check("--time-limit", args.time_limit),
+        check("--account", args.account),
+        check("--container-image", args.container_image),
+    )
 
 
 def expand_nodes(node_list: str) -> list[str]:
@@ -92,12 +105,22 @@ def expand_nodes(node_list: str) -> list[str]:
 
 
 def sbatch_args(opts: SlurmOptions, rows: int, out: Path, node_count: int) -> list[str]:
-    args = ["--job-name=rifebench-fleet", f"--array=1-{rows}", f"--nodes={node_count}", "--ntasks-per-node=1",
-            "--exclusive", f"--output={out / LOG_DIR}/%A_%a.out"]
+    args = [
+        "--job-name=rifebench-fleet",
+        f"--array=1-{rows}",
+        f"--nodes={node_count}",
+        "--ntasks-per-node=1",
+        "--exclusive",
+        f"--output={out / LOG_DIR}/%A_%a.out",
+    ]
     if opts.node_list:
         args.append(f"--nodelist={opts.node_list}")
-    for flag, value in (("--partition", opts.partition), ("--gpus-per-task", opts.gpus_per_task),
-                        ("--time", opts.time_limit), ("--account", opts.account)):
+    for flag, value in (
+        ("--partition", opts.partition),
+        ("--gpus-per-task", opts.gpus_per_task),
+        ("--time", opts.time_limit),
+        ("--account", opts.account),
+    ):
         if value:
             args.append(f"{flag}={value}")
     return args
@@ -108,8 +131,11 @@ def srun_command(opts: SlurmOptions, out: Path) -> list[str]:
     shared filesystem); in a container: the image's own environment."""
     cmd = ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=0"]
     if opts.container_image:
-        cmd += [f"--container-image={opts.container_image}", f"--container-mounts={out}:{out}",
-                f"--container-workdir={CONTAINER_WORKDIR}"]
+        cmd += [
+            f"--container-image={opts.container_image}",
+            f"--container-mounts={out}:{out}",
+            f"--container-workdir={CONTAINER_WORKDIR}",
+        ]
         python = ".venv/bin/python"
     else:
         python = sys.executable
@@ -117,8 +143,12 @@ def srun_command(opts: SlurmOptions, out: Path) -> list[str]:
 
 
 def render(opts: SlurmOptions, args: list[str], out: Path, package_parent: str) -> str:
-    lines = ["#!/bin/bash", "# Written by `rifebench fleet submit`; resubmit with: sbatch " + shlex.quote(
-        str(out / SCRIPT)), *(f"#SBATCH {a}" for a in args), "set -euo pipefail"]
+    lines = [
+        "#!/bin/bash",
+        "# Written by `rifebench fleet submit`; resubmit with: sbatch " + shlex.quote(str(out / SCRIPT)),
+        *(f"#SBATCH {a}" for a in args),
+        "set -euo pipefail",
+    ]
     if not opts.container_image:
         lines.append(f"export PYTHONPATH={shlex.quote(package_parent)}${{PYTHONPATH:+:$PYTHONPATH}}")
     lines.append(" ".join(shlex.quote(c) for c in srun_command(opts, out)) + ' "$SLURM_ARRAY_TASK_ID"')
@@ -128,8 +158,9 @@ def render(opts: SlurmOptions, args: list[str], out: Path, package_parent: str) 
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if not path:
-        raise UsageError(f"fleet submit: {name} is not on PATH (accepted: a Slurm login node, or --dry-run to "
-                         "write the script only)")
+        raise UsageError(
+            f"fleet submit: {name} is not on PATH (accepted: a Slurm login node, or --dry-run to write the script only)"
+        )
     return path
 
 
@@ -137,16 +168,16 @@ def submit(script: Path) -> str:
     proc = subprocess.run([_tool("sbatch"), "--parsable", str(script)], capture_output=True, text=True)
     if proc.returncode != 0:
         why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UsageError(f"fleet submit: sbatch refused the job ({why}) (accepted: values this cluster has; "
-                         f"the script is {script})")
+        raise UsageError(
+            f"fleet submit: sbatch refused the job ({why}) (accepted: values this cluster has; the script is {script})"
+        )
     return proc.stdout.strip().split(";")[0]
 
 
 def poll(job_id: str) -> dict[int, str] | None:
     """Row -> "pending" / "running" for the array elements still queued;
     {} once the job has left the queue; None when squeue could not answer."""
-    proc = subprocess.run([_tool("squeue"), "-h", "-r", "-j", job_id, "-o", "%i|%T"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([_tool("squeue"), "-h", "-r", "-j", job_id, "-o", "%i|%T"], capture_output=True, text=True)
     if proc.returncode != 0:
         # squeue refuses a job id it has forgotten: the job is over.
         return {} if "Invalid job id" in proc.stderr else None

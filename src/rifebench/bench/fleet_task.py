@@ -9,6 +9,7 @@ folder is OUT/node_<node>/test_<row>/ (test_<row>.<k> when the node already ran
 the row); task.json records the task's start, then its end and exit status;
 node_<node>/sysinfo.json describes the node once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,7 @@ def describe_node(node_dir: Path) -> None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def run_cell(out: Path, plan: dict, row_no: int) -> int:
@@ -75,10 +76,16 @@ def run_cell(out: Path, plan: dict, row_no: int) -> int:
     node = node_name()
     test_dir = cell_dir(out, node, row_no)
     describe_node(test_dir.parent)
-    task = {"row": row_no, "node": node, "host": socket.gethostname(), "state": "running", "started": _now(),
-            "job_id": os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID"),
-            "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
-            "completion_index": os.environ.get("JOB_COMPLETION_INDEX")}
+    task = {
+        "row": row_no,
+        "node": node,
+        "host": socket.gethostname(),
+        "state": "running",
+        "started": _now(),
+        "job_id": os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID"),
+        "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "completion_index": os.environ.get("JOB_COMPLETION_INDEX"),
+    }
     atomic_write_text(test_dir / TASK, json.dumps(task, indent=2) + "\n")
     env = {k: v for k, v in os.environ.items() if k != "OUTPUT_DIR"} | rows[row_no]["env"]
     env["OUTPUT_DIR"] = str(test_dir)
@@ -106,14 +113,20 @@ def _run(log_path: Path, env: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rifebench.bench.fleet_task", allow_abbrev=False,
-                                description="Run one fleet cell (started by the scheduler, not by hand).")
+    p = argparse.ArgumentParser(
+        prog="python -m rifebench.bench.fleet_task",
+        allow_abbrev=False,
+        description="Run one fleet cell (started by the scheduler, not by hand).",
+    )
     p.add_argument("--output-dir", required=True, help="the fleet folder (shared by every node)")
     p.add_argument("--plan", help=f"the plan (default OUTPUT_DIR/{PLAN}); copied there when elsewhere")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--row", type=int, help="the profile row to run (1-based)")
-    which.add_argument("--completion-index", action="store_true",
-                       help="row = $JOB_COMPLETION_INDEX // replicas + 1 (Kubernetes Indexed Job)")
+    which.add_argument(
+        "--completion-index",
+        action="store_true",
+        help="row = $JOB_COMPLETION_INDEX // replicas + 1 (Kubernetes Indexed Job)",
+    )
     args = p.parse_args(argv)
     out = Path(args.output_dir)
     plan_path = Path(args.plan) if args.plan else out / PLAN

@@ -11,13 +11,14 @@ the default. Lines starting with '#' are comments; comma-only lines (which
 spreadsheets export) are skipped. Intel's reference profiles are read
 unchanged: `model_name` is a label recorded in the summary, not a variable.
 """
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from rifebench.errors import UsageError
 from rifebench.options import BY_ENV
@@ -53,13 +54,18 @@ def read(path: str | Path) -> tuple[list[str], list[Row]]:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"PROFILE: cannot read {path!r} ({getattr(exc, 'strerror', None) or exc}) "
-                           "(accepted: a CSV file, e.g. profiles/cpu.csv)") from None
-    kept = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-            if line.strip() and not line.lstrip().startswith("#")]
+        raise ProfileError(
+            f"PROFILE: cannot read {path!r} ({getattr(exc, 'strerror', None) or exc}) "
+            "(accepted: a CSV file, e.g. profiles/cpu.csv)"
+        ) from None
+    kept = [
+        (n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not kept:
-        raise ProfileError(f"{path}: no header and no rows (accepted: a header of option variables, then one "
-                           "row per run; see profiles/README.md)")
+        raise ProfileError(
+            f"{path}: no header and no rows (accepted: a header of option variables, then one "
+            "row per run; see profiles/README.md)"
+        )
     parsed = _records(path, kept)
     head_line, head = parsed[0]
     header = [_column(path, head_line, i, name) for i, name in enumerate(head, 1)]
@@ -69,8 +75,10 @@ def read(path: str | Path) -> tuple[list[str], list[Row]]:
     rows = []
     for number, (line_no, cells) in enumerate(parsed[1:], 1):
         if len(cells) != len(header):
-            raise ProfileError(f"{path}: row {number} (line {line_no}) has {len(cells)} cells for {len(header)} "
-                               f"columns (accepted: one cell per column; leave a cell empty for the default)")
+            raise ProfileError(
+                f"{path}: row {number} (line {line_no}) has {len(cells)} cells for {len(header)} "
+                f"columns (accepted: one cell per column; leave a cell empty for the default)"
+            )
         values = {h: c.strip() for h, c in zip(header, cells) if c.strip() != ""}
         rows.append(Row(number, line_no, values))
     if not rows:
@@ -87,13 +95,17 @@ def _records(path: str, kept: list[tuple[int, str]]) -> list[tuple[int, list[str
         first, used = used, reader.line_num
         if used - first > 1:
             where = f"row {len(out)} (line {kept[first][0]})" if out else f"line {kept[first][0]} (the header)"
-            raise ProfileError(f"{path}: {where}: a quoted cell holds a line break (accepted: one line per row; "
-                               "a cell is a single value)")
+            raise ProfileError(
+                f"{path}: {where}: a quoted cell holds a line break (accepted: one line per row; "
+                "a cell is a single value)"
+            )
         if any(c.strip() for c in cells):
             out.append((kept[first][0], cells))
     if not out:
-        raise ProfileError(f"{path}: no header and no rows (accepted: a header of option variables, then one "
-                           "row per run; see profiles/README.md)")
+        raise ProfileError(
+            f"{path}: no header and no rows (accepted: a header of option variables, then one "
+            "row per run; see profiles/README.md)"
+        )
     return out
 
 
@@ -105,8 +117,9 @@ def _column(path: str, line: int, index: int, raw: str) -> str:
         raise ProfileError(f"{path}: line {line}: column {name} cannot be set in a profile: {RESERVED[name]}")
     if name not in BY_ENV:
         accepted = ", ".join([*(v for v in BY_ENV if v not in RESERVED), *(f"{lab} (a label)" for lab in LABELS)])
-        raise ProfileError(f"{path}: line {line}: column {index} {raw.strip()!r} is not an option variable "
-                           f"(accepted: {accepted})")
+        raise ProfileError(
+            f"{path}: line {line}: column {index} {raw.strip()!r} is not an option variable (accepted: {accepted})"
+        )
     return name
 
 
@@ -115,8 +128,10 @@ def check_cell(value: str) -> str | None:
     bad = sorted({c for c in value if c in SHELL_META or ord(c) < 32 or ord(c) == 127})
     if bad:
         shown = " ".join(repr(c) for c in bad)
-        return f"invalid value {value!r}: shell metacharacter(s) {shown} (accepted: a plain value; a cell is " \
-               "passed as an environment variable, never through a shell)"
+        return (
+            f"invalid value {value!r}: shell metacharacter(s) {shown} (accepted: a plain value; a cell is "
+            "passed as an environment variable, never through a shell)"
+        )
     return None
 
 
@@ -140,8 +155,9 @@ def validate(path: str, rows: list[Row], environ: Mapping[str, str], startup: bo
     run in a container, whose platform and paths are the image's)."""
     errors, seen = [], {}
     for row in rows:
-        bad = [f"{row.where(path, col)}: {why}" for col, value in row.cells.items()
-               if (why := _cell_problem(col, value))]
+        bad = [
+            f"{row.where(path, col)}: {why}" for col, value in row.cells.items() if (why := _cell_problem(col, value))
+        ]
         errors += bad or _row_problems(path, row, row_env(row, environ), startup, seen)
     return errors
 

@@ -10,6 +10,7 @@ runs; the summary is rewritten after every row, so a later crash loses nothing.
 Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options
 (nothing ran), 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,15 +27,21 @@ import time
 from pathlib import Path
 
 from rifebench import __version__
-from rifebench.report import plots, summary
 from rifebench.bench import profiles
+from rifebench.fsutil import (
+    MANIFEST_NAME,
+    OutputDirError,
+    atomic_write_text,
+    prepare_dir,
+    remove_manifest_files,
+    write_manifest,
+)
 from rifebench.measure import sysinfo
-from rifebench.fsutil import (MANIFEST_NAME, OutputDirError, atomic_write_text, prepare_dir,
-                              remove_manifest_files, write_manifest)
-from rifebench.status import Exit, Status
 from rifebench.options import TRUE_WORDS
 from rifebench.paths import checkout_root
+from rifebench.report import plots, summary
 from rifebench.run.worker import kill_with_parent
+from rifebench.status import Exit, Status
 
 PROG = "benchmark.sh"
 # The folder holding the rifebench package, put first on a row's PYTHONPATH.
@@ -58,22 +65,45 @@ def error(msg: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ
     p = argparse.ArgumentParser(
-        prog=PROG, allow_abbrev=False, description="Run every row of a CSV profile (profiles/README.md) as one run of run_model.sh. "
+        prog=PROG,
+        allow_abbrev=False,
+        description="Run every row of a CSV profile (profiles/README.md) as one run of run_model.sh. "
         "Every option is also an environment variable (in brackets); a flag wins.",
         epilog="DOCKER_ARGS: extra `docker run` arguments with IMAGE (split like a shell would, never evaluated). "
         "Any option variable of run_model.sh --help set here applies to every row a profile cell does not set. "
-        "Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options, 130 interrupted.")
+        "Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options, 130 interrupted.",
+    )
     p.add_argument("--version", action="version", version=f"rifebench {__version__}")
-    p.add_argument("--profile", metavar="CSV", default=env.get("PROFILE"),
-                   help="[PROFILE] the profile to run, e.g. profiles/cpu.csv (required)")
-    p.add_argument("--output-dir", metavar="DIR", default=env.get("OUTPUT_DIR"),
-                   help="[OUTPUT_DIR] benchmark folder (default ./output/benchmark-<timestamp>)")
-    p.add_argument("--image", metavar="IMAGE", default=env.get("IMAGE") or None,
-                   help="[IMAGE] run every row in this local container image (docker) instead of bare metal")
-    p.add_argument("--force", action="store_true", default=env.get("OVERWRITE", "").lower() in TRUE_WORDS,
-                   help="[OVERWRITE=1] reuse a non-empty folder, removing the previous benchmark's files")
-    p.add_argument("--no-inventory", action="store_true", default=env.get("INVENTORY", "").lower() == "no",
-                   help="[INVENTORY=no] do not run svr-info / PerfSpect even when on PATH")
+    p.add_argument(
+        "--profile",
+        metavar="CSV",
+        default=env.get("PROFILE"),
+        help="[PROFILE] the profile to run, e.g. profiles/cpu.csv (required)",
+    )
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        default=env.get("OUTPUT_DIR"),
+        help="[OUTPUT_DIR] benchmark folder (default ./output/benchmark-<timestamp>)",
+    )
+    p.add_argument(
+        "--image",
+        metavar="IMAGE",
+        default=env.get("IMAGE") or None,
+        help="[IMAGE] run every row in this local container image (docker) instead of bare metal",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        default=env.get("OVERWRITE", "").lower() in TRUE_WORDS,
+        help="[OVERWRITE=1] reuse a non-empty folder, removing the previous benchmark's files",
+    )
+    p.add_argument(
+        "--no-inventory",
+        action="store_true",
+        default=env.get("INVENTORY", "").lower() == "no",
+        help="[INVENTORY=no] do not run svr-info / PerfSpect even when on PATH",
+    )
     return p
 
 
@@ -108,20 +138,26 @@ def prepare_output(requested: str | None, force: bool) -> Path:
     previous benchmark's own files go. Checked writable before anything runs."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     if requested is not None and not requested.strip():
-        raise UsageError("--output-dir/OUTPUT_DIR: '' is empty (accepted: a folder path, or unset for "
-                         "./output/benchmark-<timestamp>)")
+        raise UsageError(
+            "--output-dir/OUTPUT_DIR: '' is empty (accepted: a folder path, or unset for "
+            "./output/benchmark-<timestamp>)"
+        )
     out = Path(requested or f"output/benchmark-{stamp}").expanduser().resolve()
     try:
         if out.is_dir() and any(out.iterdir()):
             if not force:
-                raise UsageError(f"--output-dir/OUTPUT_DIR: {str(out)!r} is not empty and would be overwritten "
-                                 "(accepted: a new or empty folder, or --force/OVERWRITE=1 to replace the "
-                                 "previous benchmark's files there)")
+                raise UsageError(
+                    f"--output-dir/OUTPUT_DIR: {str(out)!r} is not empty and would be overwritten "
+                    "(accepted: a new or empty folder, or --force/OVERWRITE=1 to replace the "
+                    "previous benchmark's files there)"
+                )
             try:
                 removed = remove_manifest_files(out)
             except OutputDirError as exc:
-                raise UsageError(f"--output-dir/OUTPUT_DIR: {exc} (accepted: a new or empty folder, or with "
-                                 "--force/OVERWRITE=1 one holding a benchmark's files and its manifest)") from None
+                raise UsageError(
+                    f"--output-dir/OUTPUT_DIR: {exc} (accepted: a new or empty folder, or with "
+                    "--force/OVERWRITE=1 one holding a benchmark's files and its manifest)"
+                ) from None
             log(f"{PROG}: --force: removed {removed} file(s) the previous benchmark listed in {out / MANIFEST_NAME}")
         return prepare_dir(out)
     except OutputDirError as exc:
@@ -130,24 +166,32 @@ def prepare_output(requested: str | None, force: bool) -> Path:
 
 # --- containers -------------------------------------------------------------------------
 
+
 def inspect_image(name: str) -> dict:
     docker = shutil.which("docker")
     if not docker:
-        raise UsageError(f"--image/IMAGE: {name!r} given but docker is not on PATH "
-                         "(accepted: unset IMAGE for bare metal, or install docker)")
-    proc = subprocess.run([docker, "image", "inspect", "--format", "{{json .}}", name],
-                          capture_output=True, text=True)
+        raise UsageError(
+            f"--image/IMAGE: {name!r} given but docker is not on PATH "
+            "(accepted: unset IMAGE for bare metal, or install docker)"
+        )
+    proc = subprocess.run([docker, "image", "inspect", "--format", "{{json .}}", name], capture_output=True, text=True)
     try:
         info = json.loads(proc.stdout) if proc.returncode == 0 else None
     except ValueError:
         info = None
     if not isinstance(info, dict):
         why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UsageError(f"--image/IMAGE: {name!r} is not a local image ({why}) "
-                         "(accepted: an image built or pulled on this host; see docker/README.md)")
+        raise UsageError(
+            f"--image/IMAGE: {name!r} is not a local image ({why}) "
+            "(accepted: an image built or pulled on this host; see docker/README.md)"
+        )
     digests = info.get("RepoDigests") or []
-    return {"name": name, "id": info.get("Id"), "digest": digests[0] if digests else None,
-            "labels": (info.get("Config") or {}).get("Labels") or {}}
+    return {
+        "name": name,
+        "id": info.get("Id"),
+        "digest": digests[0] if digests else None,
+        "labels": (info.get("Config") or {}).get("Labels") or {},
+    }
 
 
 def device_flags(platform: str) -> list[str]:
@@ -167,15 +211,33 @@ def device_flags(platform: str) -> list[str]:
 def docker_command(image: dict, env: dict[str, str], test_dir: Path, platform: str) -> list[str]:
     """The documented line (--ipc=host for the streams' shared memory, SYS_NICE
     for numactl), run as the calling user so the results belong to them."""
-    cmd = ["docker", "run", "--rm", "--ipc=host", "--cap-add", "SYS_NICE", *device_flags(platform),
-           "--user", f"{os.getuid()}:{os.getgid()}", "-e", "HOME=/tmp",
-           "-v", f"{test_dir}:{CONTAINER_OUTPUT}", "-e", f"OUTPUT_DIR={CONTAINER_OUTPUT}"]
+    cmd = [
+        "docker",
+        "run",
+        "--rm",
+        "--ipc=host",
+        "--cap-add",
+        "SYS_NICE",
+        *device_flags(platform),
+        "--user",
+        f"{os.getuid()}:{os.getgid()}",
+        "-e",
+        "HOME=/tmp",
+        "-v",
+        f"{test_dir}:{CONTAINER_OUTPUT}",
+        "-e",
+        f"OUTPUT_DIR={CONTAINER_OUTPUT}",
+    ]
     env = dict(env)
     if env.get("DATASET_DIR"):
         cmd += ["-v", f"{Path(env['DATASET_DIR']).expanduser().resolve()}:{CONTAINER_DATA}:ro"]
         env["DATASET_DIR"] = CONTAINER_DATA
-    for key, value in [("RIFEBENCH_IMAGE", image["name"]), ("RIFEBENCH_IMAGE_ID", image.get("id")),
-                       ("RIFEBENCH_IMAGE_DIGEST", image.get("digest")), *sorted(env.items())]:
+    for key, value in [
+        ("RIFEBENCH_IMAGE", image["name"]),
+        ("RIFEBENCH_IMAGE_ID", image.get("id")),
+        ("RIFEBENCH_IMAGE_DIGEST", image.get("digest")),
+        *sorted(env.items()),
+    ]:
         if value:
             cmd += ["-e", f"{key}={value}"]
     cmd += shlex.split(os.environ.get("DOCKER_ARGS", ""))
@@ -184,12 +246,19 @@ def docker_command(image: dict, env: dict[str, str], test_dir: Path, platform: s
 
 # --- the run ----------------------------------------------------------------------------
 
+
 class Benchmark:
     def __init__(self, args, header, rows, out: Path, image: dict | None):
         self.args, self.header, self.rows, self.out, self.image = args, header, rows, out, image
-        self.meta = {"profile": args.profile, "rows": len(rows), "mode": "in a container" if image else "on bare metal",
-                     "image": image, "output_dir": str(out), "command": [PROG, *sys.argv[1:]],
-                     "started": _now()}
+        self.meta = {
+            "profile": args.profile,
+            "rows": len(rows),
+            "mode": "in a container" if image else "on bare metal",
+            "image": image,
+            "output_dir": str(out),
+            "command": [PROG, *sys.argv[1:]],
+            "started": _now(),
+        }
         self.system: dict = {}
         self.records: list[dict] = []
         self.stop_reason: str | None = None
@@ -212,9 +281,16 @@ class Benchmark:
                 self.write_summary(final=False)
         except KeyboardInterrupt:  # outside a row; a running row is stopped by _run_logged
             self.stop_reason = "the benchmark was interrupted"
-        for row in self.rows[len(self.records):]:
-            self.records.append({"row": row.number, "cells": dict(row.cells), "status": "not run",
-                                 "reason": self.stop_reason, "dir": f"test_{row.number}"})
+        for row in self.rows[len(self.records) :]:
+            self.records.append(
+                {
+                    "row": row.number,
+                    "cells": dict(row.cells),
+                    "status": "not run",
+                    "reason": self.stop_reason,
+                    "dir": f"test_{row.number}",
+                }
+            )
         self.write_summary(final=True)
         return self.exit_code()
 
@@ -233,9 +309,20 @@ class Benchmark:
     def container_sysinfo(self) -> dict:
         """The machine as a row sees it: collected inside the image."""
         platform = os.environ.get("PLATFORM", "auto").lower()
-        cmd = ["docker", "run", "--rm", *device_flags(platform), "-e", f"RIFEBENCH_IMAGE={self.image['name']}",
-               "-e", f"RIFEBENCH_IMAGE_DIGEST={self.image.get('digest') or ''}", self.image["name"],
-               ".venv/bin/python", "-m", "rifebench.measure.sysinfo"]
+        cmd = [
+            "docker",
+            "run",
+            "--rm",
+            *device_flags(platform),
+            "-e",
+            f"RIFEBENCH_IMAGE={self.image['name']}",
+            "-e",
+            f"RIFEBENCH_IMAGE_DIGEST={self.image.get('digest') or ''}",
+            self.image["name"],
+            ".venv/bin/python",
+            "-m",
+            "rifebench.measure.sysinfo",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         try:
             return json.loads(proc.stdout) | {"image": self.image}
@@ -250,14 +337,31 @@ class Benchmark:
         self.note_outputs()
         env = profiles.row_env(row, os.environ)
         config = profiles.resolved(row, os.environ, str(test_dir))
-        cmd = (docker_command(self.image, env, test_dir, config["platform"]) if self.image
-               else [sys.executable, "-m", "rifebench"])
+        cmd = (
+            docker_command(self.image, env, test_dir, config["platform"])
+            if self.image
+            else [sys.executable, "-m", "rifebench"]
+        )
         child_env = {k: v for k, v in os.environ.items() if k != "OUTPUT_DIR"} | env | {"OUTPUT_DIR": str(test_dir)}
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
-        atomic_write_text(test_dir / "row.json", json.dumps(
-            {"row": row.number, "line": row.line, "profile": self.args.profile, "cells": row.cells,
-             "model_name": row.cells.get("model_name"), "env": env,
-             "command": cmd, "resolved": config}, indent=2, default=str) + "\n")
+        atomic_write_text(
+            test_dir / "row.json",
+            json.dumps(
+                {
+                    "row": row.number,
+                    "line": row.line,
+                    "profile": self.args.profile,
+                    "cells": row.cells,
+                    "model_name": row.cells.get("model_name"),
+                    "env": env,
+                    "command": cmd,
+                    "resolved": config,
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n",
+        )
         log(f"{PROG}: row {row.number}/{len(self.rows)}: {row.label()}")
         t0 = time.monotonic()
         code = _run_logged(cmd, child_env, test_dir / "console.log", f"[row {row.number}] ")
@@ -302,8 +406,9 @@ def _run_logged(cmd: list[str], env: dict, log_path: Path, prefix: str) -> int |
     Ctrl-C / SIGTERM is passed on and the row given time to stop cleanly."""
     with open(log_path, "wb") as logf:
         try:
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    preexec_fn=kill_with_parent)  # the row dies with benchmark.sh
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=kill_with_parent
+            )  # the row dies with benchmark.sh
         except OSError as exc:
             logf.write(f"error: cannot start {cmd[0]}: {exc}\n".encode())
             return None
@@ -325,7 +430,7 @@ def _run_logged(cmd: list[str], env: dict, log_path: Path, prefix: str) -> int |
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 if __name__ == "__main__":

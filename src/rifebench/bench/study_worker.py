@@ -6,6 +6,7 @@ Each pair is timed as the streams time theirs (run.timer.PairTimer): the frames
 are prepared first (copy, padding, cast; reused with REUSE_FRAMES), then the
 model call is the timed submission, synchronised.
 """
+
 from __future__ import annotations
 
 import resource
@@ -26,8 +27,10 @@ def video_frames(height: int, width: int, count: int, seed: int):
     coarse = torch.rand(1, 3, (height + m) // 16 + 2, (width + m) // 16 + 2, generator=g)
     base = F.interpolate(coarse, size=(height + m, width + m), mode="bicubic", align_corners=False)
     base = (base + 0.05 * torch.rand(base.shape, generator=g)).clamp(0, 1)
-    return [base[:, :, 4 + 3 * k: 4 + 3 * k + height, m - 4 - 3 * k: m - 4 - 3 * k + width].contiguous()
-            for k in range(count)]
+    return [
+        base[:, :, 4 + 3 * k : 4 + 3 * k + height, m - 4 - 3 * k : m - 4 - 3 * k + width].contiguous()
+        for k in range(count)
+    ]
 
 
 def study_precision(cfg) -> str:
@@ -43,6 +46,7 @@ def pair_of(step: int) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------- parent side
+
 
 class Worker:
     def __init__(self, ctx, name, flags, size, seed, threads):
@@ -99,11 +103,16 @@ def run_size(size, names, flags_of, args, log) -> list[dict]:
         for w in workers:  # one at a time: compilation and warm-up are not timed
             warm = w.ask("warmup", args.warmup, expect="warm")
             if warm:
-                rows[w.name].update(warmup_s=warm["seconds"], first_pairs_s=warm["first_pairs_s"],
-                                    outputs=warm["outputs"], rounds_ms=[], cpu_ms=[])
+                rows[w.name].update(
+                    warmup_s=warm["seconds"],
+                    first_pairs_s=warm["first_pairs_s"],
+                    outputs=warm["outputs"],
+                    rounds_ms=[],
+                    cpu_ms=[],
+                )
                 log(f"  {label} {w.name}: warm in {warm['seconds']:.1f} s")
         for r in range(args.rounds):
-            order = workers[r % len(workers):] + workers[: r % len(workers)]
+            order = workers[r % len(workers) :] + workers[: r % len(workers)]
             for w in order:
                 got = w.ask("time", args.pairs, expect="timed")
                 if got:
@@ -123,6 +132,7 @@ def run_size(size, names, flags_of, args, log) -> list[dict]:
 
 
 # ------------------------------------------------------------------- worker side
+
 
 def _worker(conn, flags: list, size: tuple, seed: int, threads: int) -> None:
     try:
@@ -187,9 +197,17 @@ def _serve(conn, flags, size, seed, threads) -> None:
                 cpu.append((time.process_time() - c0) * 1000.0)
             conn.send(("timed", (timer.latency_ms(), cpu)))
         elif cmd == "stats":
-            conn.send(("stats", {"memory": backend.memory(), "rss_after_load_bytes": rss_loaded,
-                                 "knobs": interp.knobs.to_dict() | {"runtime": interp.runtime()},
-                                 "runtime": interp.net.describe() if hasattr(interp.net, "describe") else None,
-                                 "device": backend.describe()}))
+            conn.send(
+                (
+                    "stats",
+                    {
+                        "memory": backend.memory(),
+                        "rss_after_load_bytes": rss_loaded,
+                        "knobs": interp.knobs.to_dict() | {"runtime": interp.runtime()},
+                        "runtime": interp.net.describe() if hasattr(interp.net, "describe") else None,
+                        "device": backend.describe(),
+                    },
+                )
+            )
         else:
             return

@@ -1,9 +1,11 @@
 """What a source hands the stream: BATCH_SIZE pairs, already on the device."""
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 PENDING_BYTES = 1 << 30  # 8-bit predictions kept per stream before scoring must start (1 GiB)
 

@@ -1,6 +1,7 @@
 """Where input pairs come from. The dummy source makes one seeded pair and
 feeds it to every submission (so every configuration sees the same frames);
 the dataset source (quality mode) lives in vimeo.py."""
+
 from __future__ import annotations
 
 from rifebench.data.batch import Batch

@@ -1,5 +1,6 @@
 """Frame files. Frames keep the channel order they have on disk (OpenCV's BGR,
 which is what the RIFE models were trained on), so nothing here swaps channels."""
+
 from __future__ import annotations
 
 import os

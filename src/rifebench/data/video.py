@@ -13,6 +13,7 @@ the frame two consecutive pairs share is prepared once), `consume` keeps the
 predictions as 8-bit host frames, and `finish`, after the window, scores them
 and writes the output video (stream 0, with --saveimages or SAVE_VIDEO).
 """
+
 from __future__ import annotations
 
 import gc
@@ -22,8 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rifebench.data.batch import Backlog, Batch
-from rifebench.data.video_io import (MIN_FRAMES, OUTPUT_EXT, FrameReader, VideoError, VideoInfo, VideoWriter,
-                                     probe)
+from rifebench.data.video_io import MIN_FRAMES, OUTPUT_EXT, FrameReader, VideoError, VideoInfo, VideoWriter, probe
 from rifebench.data.vimeo import to_model_input, to_uint8_device
 from rifebench.measure import quality
 
@@ -104,12 +104,15 @@ class VideoSource:
         while self._pos <= i:
             item = self._reader.next()
             if item is None:
-                raise VideoError(f"{self.info.path} ended after {self._pos} frames (its container holds "
-                                 f"{self.info.frames} packets)")
+                raise VideoError(
+                    f"{self.info.path} ended after {self._pos} frames (its container holds {self.info.frames} packets)"
+                )
             index, arr = item
             if arr.shape != self.shape:
-                raise VideoError(f"{self.info.path}: frame {index} is {arr.shape[1]}x{arr.shape[0]}, the frames "
-                                 f"before it {self.shape[1]}x{self.shape[0]} (accepted: one frame size throughout)")
+                raise VideoError(
+                    f"{self.info.path}: frame {index} is {arr.shape[1]}x{arr.shape[0]}, the frames "
+                    f"before it {self.shape[1]}x{self.shape[0]} (accepted: one frame size throughout)"
+                )
             self._held[index] = arr
             self._pos += 1
         return self._held[i]
@@ -194,9 +197,16 @@ class VideoSource:
         t0 = time.monotonic()
         for k, gt in enumerate(meta["gts"]):
             index = meta["first"] + k + 1
-            self._frames.append({"index": index, "entry": f"frame {index}", "pair": meta["pair"],
-                                 "t": (k + 1) / (self.n + 1), "psnr": quality.psnr(gt, host[k]),
-                                 "ssim": quality.ssim(gt, host[k])})
+            self._frames.append(
+                {
+                    "index": index,
+                    "entry": f"frame {index}",
+                    "pair": meta["pair"],
+                    "t": (k + 1) / (self.n + 1),
+                    "psnr": quality.psnr(gt, host[k]),
+                    "ssim": quality.ssim(gt, host[k]),
+                }
+            )
         self._io["score_s"] += time.monotonic() - t0
 
     def _encode(self, meta: dict, host: dict) -> None:
@@ -204,8 +214,9 @@ class VideoSource:
             return
         try:
             if self._writer is None:
-                self._writer = VideoWriter(self.output_path, self.info.width, self.info.height,
-                                           output_rate(self.info, self.cfg))
+                self._writer = VideoWriter(
+                    self.output_path, self.info.width, self.info.height, output_rate(self.info, self.cfg)
+                )
                 self._writer.write(meta["f0"])
             for k in range(self.n):
                 self._writer.write(host[k])
@@ -223,8 +234,10 @@ class VideoSource:
         self._output["encode_s"] = round(writer.encode_s, 4)
         self._output["complete"] = self._consumed >= self.planned and self._error is None
         if not self._output["read_back"]["ok"]:
-            raise VideoError(f"{self.output_path}: read back as {self._output['read_back']}, written "
-                             f"{writer.frames} frames at {writer.rate} fps {writer.size[0]}x{writer.size[1]}")
+            raise VideoError(
+                f"{self.output_path}: read back as {self._output['read_back']}, written "
+                f"{writer.frames} frames at {writer.rate} fps {writer.size[0]}x{writer.size[1]}"
+            )
 
     def close(self) -> None:
         """Stop decoding; an output video cut short (a failed run) is still closed and kept."""
@@ -256,14 +269,18 @@ class VideoSource:
             "planned_frames": planned_frames,
             "consumed": self._consumed,
             "scored": len(self._frames),
-            "complete": (self._error is None and self._consumed >= self.planned
-                         and len(self._frames) == planned_frames),
+            "complete": (
+                self._error is None and self._consumed >= self.planned and len(self._frames) == planned_frames
+            ),
             "error": self._error,
             "output": self._output,
             "reuse_frames": dict(self._reuse, enabled=bool(self.interp.reuse_frames)),
-            "scoring": "after the timed window" + (f" ({self._backlog.scored_in_window} pairs inside it: the kept "
-                                                   "predictions reached the memory bound)" if self._backlog.scored_in_window
-                                                   else ""),
+            "scoring": "after the timed window"
+            + (
+                f" ({self._backlog.scored_in_window} pairs inside it: the kept predictions reached the memory bound)"
+                if self._backlog.scored_in_window
+                else ""
+            ),
             "io": {k: round(v, 4) for k, v in {**self._io, **self._decode}.items()},
             "frames": self._frames,
         }
@@ -280,12 +297,20 @@ def merge_quality(cfg, per_stream: list[dict | None]) -> dict | None:
     q = quality.merge(one, per_stream)
     n = cfg.interpolation
     planned = max((s.get("planned_frames", 0) for s in per_stream if s), default=0)
-    note = (f"frame dropping: frames 0, {n + 1}, {2 * (n + 1)}, ... are the inputs and the {n} frame(s) between two "
-            f"inputs the ground truth of those interpolated at t = i/{n + 1}; every interpolated frame is checked")
+    note = (
+        f"frame dropping: frames 0, {n + 1}, {2 * (n + 1)}, ... are the inputs and the {n} frame(s) between two "
+        f"inputs the ground truth of those interpolated at t = i/{n + 1}; every interpolated frame is checked"
+    )
     if q["verdict"] == "incomplete":
         note += f"; incomplete: {q['tested']} of {planned} frames were scored before the run stopped"
-    q.update(interpolation=n, checked_frame_per_pair="all", unchecked_frames_per_pair=0, planned=planned,
-             note=note, ground_truth="frame dropping (VIDEO_GT=drop)",
-             streams_counting="each stream processes the same video; each frame is counted once, with the worst "
-                              "PSNR and SSIM any stream measured")
+    q.update(
+        interpolation=n,
+        checked_frame_per_pair="all",
+        unchecked_frames_per_pair=0,
+        planned=planned,
+        note=note,
+        ground_truth="frame dropping (VIDEO_GT=drop)",
+        streams_counting="each stream processes the same video; each frame is counted once, with the worst "
+        "PSNR and SSIM any stream measured",
+    )
     return q

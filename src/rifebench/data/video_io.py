@@ -5,6 +5,7 @@ Frames are handed over as uint8 HxWx3 in BGR order, the order the dataset
 source reads PNGs in (OpenCV's) and the RIFE models were trained on, so a pair
 decoded here and the same pair saved as PNG give the model identical input.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,8 +69,7 @@ def _stream(container, path: str):
     s = container.streams.video[0]
     if s.codec_context is None:
         tag = getattr(s, "codec_tag", None) or "unknown"
-        raise VideoError(f"{path}: its video codec (tag {tag!r}) has no decoder in PyAV's FFmpeg "
-                         "(unsupported codec)")
+        raise VideoError(f"{path}: its video codec (tag {tag!r}) has no decoder in PyAV's FFmpeg (unsupported codec)")
     return s
 
 
@@ -96,8 +96,17 @@ def probe(path: str, need: int = MIN_FRAMES) -> VideoInfo:
         except av.error.FFmpegError as exc:
             raise VideoError(f"{path}: cannot decode frame {decoded} ({exc})") from None
         cc = s.codec_context
-        info = VideoInfo(path, container.format.name, cc.name, cc.width, cc.height, str(_rate(s)),
-                         float(_rate(s)), packets, cc.pix_fmt)
+        info = VideoInfo(
+            path,
+            container.format.name,
+            cc.name,
+            cc.width,
+            cc.height,
+            str(_rate(s)),
+            float(_rate(s)),
+            packets,
+            cc.pix_fmt,
+        )
     if decoded < need or packets < need:
         raise VideoError(f"{path} has {min(decoded, packets)} frame(s) (accepted: a video of at least {need} frames)")
     return info
@@ -211,10 +220,19 @@ class VideoWriter:
         self._c.close()
         os.replace(self._tmp, self.path)
         self.encode_s += time.perf_counter() - t0
-        return {"path": str(self.path), "container": "matroska", "codec": OUTPUT_CODEC,
-                "pix_fmt": OUTPUT_PIX_FMT, "lossless": True, "frames": self.frames,
-                "rate": str(self.rate), "fps": float(self.rate), "width": self.size[0], "height": self.size[1],
-                "read_back": read_back(self.path, self.frames, self.rate, self.size)}
+        return {
+            "path": str(self.path),
+            "container": "matroska",
+            "codec": OUTPUT_CODEC,
+            "pix_fmt": OUTPUT_PIX_FMT,
+            "lossless": True,
+            "frames": self.frames,
+            "rate": str(self.rate),
+            "fps": float(self.rate),
+            "width": self.size[0],
+            "height": self.size[1],
+            "read_back": read_back(self.path, self.frames, self.rate, self.size),
+        }
 
     def abort(self) -> None:
         try:
@@ -232,6 +250,9 @@ def read_back(path: Path, frames: int, rate: Fraction, size: tuple[int, int]) ->
     except VideoError as exc:
         return {"ok": False, "error": str(exc)}
     got_rate = Fraction(info.rate)
-    ok = info.frames == frames and abs(float(got_rate) - float(rate)) <= 1e-3 * float(rate) and \
-        (info.width, info.height) == tuple(size)
+    ok = (
+        info.frames == frames
+        and abs(float(got_rate) - float(rate)) <= 1e-3 * float(rate)
+        and (info.width, info.height) == tuple(size)
+    )
     return {"ok": ok, "frames": info.frames, "rate": info.rate, "width": info.width, "height": info.height}

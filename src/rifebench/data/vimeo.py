@@ -12,6 +12,7 @@ decodes are queued by `consume`, after the timed inference, never during it.
 `consume` keeps the predictions as 8-bit host frames; `finish`, after the timed
 window, scores them (PSNR, SSIM) and writes them (--saveimages).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from rifebench.measure import quality
 from rifebench.data.batch import Backlog, Batch
 from rifebench.data.images import read_image, save_png
+from rifebench.measure import quality
 
 LIST_FILE = "tri_testlist.txt"
 # Decoded triplets held ahead of the one asked for: at most PREFETCH_BYTES of them
@@ -32,8 +33,10 @@ LIST_FILE = "tri_testlist.txt"
 # loader thread decodes one at a time: a deeper queue only moves decoding earlier).
 PREFETCH_BYTES = 512 * 1024 * 1024
 PREFETCH = 4
-ACCEPTED = ("a Vimeo-90K triplet test folder: tri_testlist.txt with sequences/<entry>/im1.png im2.png im3.png, "
-            "or input/<entry>/im1.png im3.png and target/<entry>/im2.png")
+ACCEPTED = (
+    "a Vimeo-90K triplet test folder: tri_testlist.txt with sequences/<entry>/im1.png im2.png im3.png, "
+    "or input/<entry>/im1.png im3.png and target/<entry>/im2.png"
+)
 
 
 class DatasetError(RuntimeError):
@@ -101,8 +104,10 @@ def triplets(root: str | os.PathLike, limit: int | None = None) -> tuple[str, in
         for f in (t.first, t.middle, t.last):
             if not f.is_file():
                 where = f.parent if not f.parent.is_dir() else f
-                raise DatasetError(f"list entry {t.entry!r} (line {t.line} of {root / LIST_FILE}): "
-                                   f"{'no folder' if where != f else 'missing image'} {where}")
+                raise DatasetError(
+                    f"list entry {t.entry!r} (line {t.line} of {root / LIST_FILE}): "
+                    f"{'no folder' if where != f else 'missing image'} {where}"
+                )
     return kind, len(listed), chosen
 
 
@@ -259,9 +264,12 @@ class DatasetSource:
                     raise DatasetError(f"cannot write {path}: {exc}") from None
                 self._saved += 1
             if k == self.checked:
-                self._frames[meta["index"]] = {"index": meta["index"], "entry": meta["entry"],
-                                               "psnr": quality.psnr(meta["gt"], u8),
-                                               "ssim": quality.ssim(meta["gt"], u8)}
+                self._frames[meta["index"]] = {
+                    "index": meta["index"],
+                    "entry": meta["entry"],
+                    "psnr": quality.psnr(meta["gt"], u8),
+                    "ssim": quality.ssim(meta["gt"], u8),
+                }
 
     def close(self) -> None:
         """Stop loading; predictions not scored yet are dropped (an aborted run)."""
@@ -281,14 +289,21 @@ class DatasetSource:
             "planned": len(self.triplets),
             "consumed": self._consumed,
             "scored": len(frames),
-            "complete": (self._error is None and self._consumed >= len(self.triplets)
-                         and (self.checked is None or len(frames) == len(self.triplets))),
+            "complete": (
+                self._error is None
+                and self._consumed >= len(self.triplets)
+                and (self.checked is None or len(frames) == len(self.triplets))
+            ),
             "error": self._error,
             "images_dir": str(self.images_dir) if self.images_dir is not None else None,
             "saved_images": saved,
-            "scoring": "after the timed window" + (f" ({self._backlog.scored_in_window} pairs scored inside it: the kept "
-                                                   "predictions reached the memory bound)" if self._backlog.scored_in_window
-                                                   else ""),
+            "scoring": "after the timed window"
+            + (
+                f" ({self._backlog.scored_in_window} pairs scored inside it: the kept "
+                "predictions reached the memory bound)"
+                if self._backlog.scored_in_window
+                else ""
+            ),
             "io": {k: round(v, 4) for k, v in self._io.items()},
             "frames": frames,
         }

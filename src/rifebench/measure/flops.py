@@ -4,6 +4,7 @@ Measure layer: nothing here knows the model zoo. count_gflop() receives a
 zero-argument builder and the padded size; the caller (the harness) knows the
 model, its padding and how many calls make one pair.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,9 +24,11 @@ from torch.utils.flop_counter import FlopCounterMode
 # forward pass on a 2-core CPU).
 CPU_COUNT_MAX_PIXELS = 384 * 256
 
-_COUNTED = ("FLOPs from torch.utils.flop_counter.FlopCounterMode: convolutions and transposed "
-            "convolutions (and any matmuls) as 2 x MAC; grid_sample, interpolate and elementwise "
-            "ops are not counted")
+_COUNTED = (
+    "FLOPs from torch.utils.flop_counter.FlopCounterMode: convolutions and transposed "
+    "convolutions (and any matmuls) as 2 x MAC; grid_sample, interpolate and elementwise "
+    "ops are not counted"
+)
 
 _CACHE: dict = {}
 
@@ -87,8 +90,7 @@ def _declared_data_dependent(build_net) -> str | None:
     nothing."""
     with torch.device("meta"):
         net = build_net()
-    return "the network branches on its own output (data_dependent)" if getattr(net, "data_dependent", False) \
-        else None
+    return "the network branches on its own output (data_dependent)" if getattr(net, "data_dependent", False) else None
 
 
 def _count_cpu(build_net, h, w, batch, timestep, scale, arbitrary_timestep) -> tuple[int, bool]:
@@ -109,8 +111,17 @@ def _smaller_size(h: int, w: int, modulus: int | None) -> tuple[int, int]:
     return max(step, int(h * ratio) // step * step), max(step, int(w * ratio) // step * step)
 
 
-def count_gflop(build_net, height: int, width: int, batch: int = 1, timestep: float = 0.5,
-                scale: float = 1.0, arbitrary_timestep: bool = True, *, modulus: int | None = None) -> dict:
+def count_gflop(
+    build_net,
+    height: int,
+    width: int,
+    batch: int = 1,
+    timestep: float = 0.5,
+    scale: float = 1.0,
+    arbitrary_timestep: bool = True,
+    *,
+    modulus: int | None = None,
+) -> dict:
     """GFLOP of ONE forward call of build_net() on (batch, 3, height, width) frame pairs.
 
     height, width: the padded size the network sees. Calls net(img0, img1, timestep,
@@ -142,12 +153,16 @@ def count_gflop(build_net, height: int, width: int, batch: int = 1, timestep: fl
             hs, ws = _smaller_size(height, width, modulus)
             small, fired = _count_cpu(build_net, hs, ws, batch, *args)
             flops = small * (height * width) / (hs * ws)
-            how = (f"{why}; counted on the CPU with zero inputs at {ws}x{hs} and scaled by the "
-                   f"pixel ratio to {width}x{height}")
-        how += ("; the large-motion branch FIRED (count includes the re-run)" if fired
-                else "; data-dependent branches off (no large-motion re-run counted)")
-    result = {"gflop": flops / 1e9, "basis": f"{_COUNTED}; {how}", "height": height, "width": width,
-              "batch": batch}
+            how = (
+                f"{why}; counted on the CPU with zero inputs at {ws}x{hs} and scaled by the "
+                f"pixel ratio to {width}x{height}"
+            )
+        how += (
+            "; the large-motion branch FIRED (count includes the re-run)"
+            if fired
+            else "; data-dependent branches off (no large-motion re-run counted)"
+        )
+    result = {"gflop": flops / 1e9, "basis": f"{_COUNTED}; {how}", "height": height, "width": width, "batch": batch}
     _CACHE[key] = result
     return dict(result)
 
@@ -277,8 +292,9 @@ def measured_matmul_tflops(device, dtype, seconds: float = 1.0, size: int = 8192
     if not isinstance(dtype, torch.dtype):
         name = _ALIASES.get(str(dtype).lower(), str(dtype).lower())
         if name not in _DTYPES:
-            raise ValueError(f"measured_matmul_tflops: dtype must be a torch dtype or one of "
-                             f"{', '.join(_DTYPES)}, got {dtype!r}")
+            raise ValueError(
+                f"measured_matmul_tflops: dtype must be a torch dtype or one of {', '.join(_DTYPES)}, got {dtype!r}"
+            )
         dtype = _DTYPES[name]
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
@@ -290,7 +306,7 @@ def measured_matmul_tflops(device, dtype, seconds: float = 1.0, size: int = 8192
     one = _timed(device, step, 2) / 2  # also the warm-up (kernel selection, clocks)
     n = max(1, int(seconds / max(one, 1e-9)))
     elapsed = _timed(device, step, n)
-    return 2.0 * size ** 3 * n / elapsed / 1e12
+    return 2.0 * size**3 * n / elapsed / 1e12
 
 
 def achieved(gflop_per_pair, pairs_per_s, peak) -> dict:

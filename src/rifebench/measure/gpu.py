@@ -11,6 +11,7 @@ samples come back keyed by the torch index. Sample fields: util_pct,
 mem_used_bytes, power_w, sm_clock_mhz, mem_clock_mhz, throttle (the names of
 the active clock-limiting reasons).
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,9 +23,17 @@ import threading
 from rifebench.measure.topology import normalise_bus_id
 
 TOOL_TIMEOUT_S = 20
-THROTTLE_BITS = {0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap", 0x8: "hw_slowdown",
-                 0x10: "sync_boost", 0x20: "sw_thermal_slowdown", 0x40: "hw_thermal_slowdown",
-                 0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting"}
+THROTTLE_BITS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
 NVIDIA_INVENTORY = "index,name,uuid,driver_version,vbios_version,memory.total,pci.bus_id"
 
 
@@ -62,6 +71,7 @@ def _by_bus(gpus: list) -> dict:
 
 # --- telemetry sources: sample() -> {torch index: fields} ------------------------------
 
+
 class Nvml:
     name = "nvml"
 
@@ -84,13 +94,19 @@ class Nvml:
             util = self._try(n.nvmlDeviceGetUtilizationRates, h)
             mem = self._try(n.nvmlDeviceGetMemoryInfo, h)
             power = self._try(n.nvmlDeviceGetPowerUsage, h)
-            reasons = self._try(getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None)
-                                or n.nvmlDeviceGetCurrentClocksThrottleReasons, h)
-            out[idx] = {"util_pct": getattr(util, "gpu", None), "mem_used_bytes": getattr(mem, "used", None),
-                        "power_w": None if power is None else power / 1000.0,
-                        "sm_clock_mhz": self._try(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_SM),
-                        "mem_clock_mhz": self._try(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_MEM),
-                        "throttle": throttle_names(reasons)}
+            reasons = self._try(
+                getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                or n.nvmlDeviceGetCurrentClocksThrottleReasons,
+                h,
+            )
+            out[idx] = {
+                "util_pct": getattr(util, "gpu", None),
+                "mem_used_bytes": getattr(mem, "used", None),
+                "power_w": None if power is None else power / 1000.0,
+                "sm_clock_mhz": self._try(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_SM),
+                "mem_clock_mhz": self._try(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_MEM),
+                "throttle": throttle_names(reasons),
+            }
         return out
 
     def energy_j(self) -> dict:
@@ -109,8 +125,7 @@ class NvidiaSmi:
     pci.bus_id column, so nvidia-smi's order and `-i` numbering never matter."""
 
     name = "nvidia-smi"
-    QUERY = ("pci.bus_id,utilization.gpu,memory.used,power.draw,clocks.sm,clocks.mem,"
-             "clocks_throttle_reasons.active")
+    QUERY = "pci.bus_id,utilization.gpu,memory.used,power.draw,clocks.sm,clocks.mem,clocks_throttle_reasons.active"
 
     def __init__(self, gpus: list, exe: str):
         self.exe, self.by_bus = exe, _by_bus(gpus)
@@ -135,9 +150,14 @@ def parse_nvidia_smi(text: str, by_bus: dict) -> dict:
         if idx is None:
             continue
         mem, mask = _num(r[2]), r[6]
-        out[idx] = {"util_pct": _num(r[1]), "mem_used_bytes": None if mem is None else mem * 2**20,
-                    "power_w": _num(r[3]), "sm_clock_mhz": _num(r[4]), "mem_clock_mhz": _num(r[5]),
-                    "throttle": throttle_names(int(mask, 16)) if mask.lower().startswith("0x") else []}
+        out[idx] = {
+            "util_pct": _num(r[1]),
+            "mem_used_bytes": None if mem is None else mem * 2**20,
+            "power_w": _num(r[3]),
+            "sm_clock_mhz": _num(r[4]),
+            "mem_clock_mhz": _num(r[5]),
+            "throttle": throttle_names(int(mask, 16)) if mask.lower().startswith("0x") else [],
+        }
     return out
 
 
@@ -150,9 +170,13 @@ class XpuSmi:
 
     def __init__(self, ids: dict, exe: str):
         self.ids = ids
-        self.proc = subprocess.Popen([exe, "dump", "-d", ",".join(map(str, ids)), "-m", self.METRICS],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [exe, "dump", "-d", ",".join(map(str, ids)), "-m", self.METRICS],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         self.latest, self.lock = {}, threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -192,16 +216,25 @@ def parse_xpu_smi_row(header: list, line: str) -> dict | None:
         return next((_num(v) for k, v in cells.items() if word in k), None)
 
     mem = find("Memory Used")
-    return {"device": int(dev), "util_pct": find("GPU Utilization"), "power_w": find("Power"),
-            "sm_clock_mhz": find("Frequency"), "mem_clock_mhz": None,
-            "mem_used_bytes": None if mem is None else mem * 2**20, "throttle": []}
+    return {
+        "device": int(dev),
+        "util_pct": find("GPU Utilization"),
+        "power_w": find("Power"),
+        "sm_clock_mhz": find("Frequency"),
+        "mem_clock_mhz": None,
+        "mem_used_bytes": None if mem is None else mem * 2**20,
+        "throttle": [],
+    }
 
 
 def xpu_ids(gpus: list, listing: list) -> tuple[dict, str | None]:
     """{xpu-smi device id: torch index}: by PCI bus id where both sides know it,
     else the same number, which holds unless tiles are listed as devices."""
-    bus_of_dev = {normalise_bus_id(d["pci_bdf_address"]): d.get("device_id") for d in listing
-                  if d.get("pci_bdf_address") and "device_id" in d}
+    bus_of_dev = {
+        normalise_bus_id(d["pci_bdf_address"]): d.get("device_id")
+        for d in listing
+        if d.get("pci_bdf_address") and "device_id" in d
+    }
     ids, guessed = {}, []
     for g in gpus:
         dev = bus_of_dev.get(normalise_bus_id(g["pci_bus_id"])) if g.get("pci_bus_id") else None
@@ -241,6 +274,7 @@ def open_gpu_source(platform: str, gpus: list):
 
 # --- the inventory ------------------------------------------------------------------------
 
+
 def nvml_gpus() -> list[dict] | None:
     """Every NVIDIA GPU NVML sees, or None when NVML cannot be used here."""
     try:
@@ -254,11 +288,18 @@ def nvml_gpus() -> list[dict] | None:
         gpus = []
         for i in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(i)  # listing them all; the bus id is the identity
-            gpus.append({"tool": "nvml", "index": i, "name": _text(pynvml.nvmlDeviceGetName(h)),
-                         "uuid": _text(pynvml.nvmlDeviceGetUUID(h)), "driver_version": driver,
-                         "vbios_version": _text(pynvml.nvmlDeviceGetVbiosVersion(h)),
-                         "memory_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
-                         "pci_bus_id": normalise_bus_id(_text(pynvml.nvmlDeviceGetPciInfo(h).busId))})
+            gpus.append(
+                {
+                    "tool": "nvml",
+                    "index": i,
+                    "name": _text(pynvml.nvmlDeviceGetName(h)),
+                    "uuid": _text(pynvml.nvmlDeviceGetUUID(h)),
+                    "driver_version": driver,
+                    "vbios_version": _text(pynvml.nvmlDeviceGetVbiosVersion(h)),
+                    "memory_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
+                    "pci_bus_id": normalise_bus_id(_text(pynvml.nvmlDeviceGetPciInfo(h).busId)),
+                }
+            )
         return gpus
     except Exception as exc:  # noqa: BLE001 - recorded, never raised
         return [{"tool": "nvml", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
@@ -283,11 +324,18 @@ def nvidia_smi_gpus() -> list[dict] | None:
             continue
         index, name, uuid, driver, vbios, mem, bus = (c.strip() for c in cells)
         mib = _num(mem)
-        gpus.append({"tool": "nvidia-smi", "index": int(index) if index.isdigit() else None, "name": name,
-                     "uuid": uuid,
-                     "driver_version": driver, "vbios_version": vbios,
-                     "memory_total_bytes": None if mib is None else int(mib * 2**20),
-                     "pci_bus_id": normalise_bus_id(bus)})
+        gpus.append(
+            {
+                "tool": "nvidia-smi",
+                "index": int(index) if index.isdigit() else None,
+                "name": name,
+                "uuid": uuid,
+                "driver_version": driver,
+                "vbios_version": vbios,
+                "memory_total_bytes": None if mib is None else int(mib * 2**20),
+                "pci_bus_id": normalise_bus_id(bus),
+            }
+        )
     return gpus
 
 
@@ -322,8 +370,11 @@ def gpu_inventory() -> tuple[list[dict], str | None]:
     (PCI bus order), not torch's; `pci_bus_id` is what names a GPU."""
     gpus, tools = [], []
     nvidia = nvml_gpus()
-    for name, found in (("nvml", nvidia), ("nvidia-smi", nvidia_smi_gpus() if nvidia is None else None),
-                        ("xpu-smi", xpu_gpus())):
+    for name, found in (
+        ("nvml", nvidia),
+        ("nvidia-smi", nvidia_smi_gpus() if nvidia is None else None),
+        ("xpu-smi", xpu_gpus()),
+    ):
         if found is not None:
             tools.append(name)
             gpus.extend(found)

@@ -1,9 +1,10 @@
 """Statistics derived from raw samples. Raw samples are kept; merging streams
 concatenates samples, it never averages averages."""
+
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -28,7 +29,7 @@ def latency_stats(samples_ms: Iterable[float]) -> dict:
     values = sorted(samples_ms)
     n = len(values)
     if n == 0:
-        return {k: None for k in ("count", "mean", "p50", "p90", "p99", "min", "max", "stdev")} | {"count": 0}
+        return dict.fromkeys(("count", "mean", "p50", "p90", "p99", "min", "max", "stdev")) | {"count": 0}
     mean = math.fsum(values) / n
     stdev = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
     out = {
@@ -43,8 +44,9 @@ def latency_stats(samples_ms: Iterable[float]) -> dict:
     }
     missing = [k for k, need in MIN_SAMPLES_FOR.items() if n < need]
     if missing:
-        out["percentile_note"] = ", ".join(f"{k} needs >= {MIN_SAMPLES_FOR[k]} samples" for k in missing) + \
-            f"; {n} measured"
+        out["percentile_note"] = (
+            ", ".join(f"{k} needs >= {MIN_SAMPLES_FOR[k]} samples" for k in missing) + f"; {n} measured"
+        )
     return out
 
 

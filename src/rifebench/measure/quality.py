@@ -14,6 +14,7 @@ of ECCV2022-RIFE), so that the published figures can be reproduced:
 The channel order does not change either score (SSIM's window is symmetric
 along the channel axis), so frames are scored in the order they are read in.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ import numpy as np
 PSNR_CAP_DB = 100.0  # identical frames: mse 0 would be +inf, which JSON cannot hold
 _MSE_FLOOR = 10 ** (-PSNR_CAP_DB / 10)
 _WINDOW, _SIGMA = 11, 1.5
-_C1, _C2 = 0.01 ** 2, 0.03 ** 2
+_C1, _C2 = 0.01**2, 0.03**2
 
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
@@ -76,8 +77,7 @@ def _blur(img: np.ndarray, mix: np.ndarray) -> np.ndarray:
     import cv2
 
     across = img @ mix.T  # along the channel axis; separable, so the order does not matter
-    return cv2.sepFilter2D(np.ascontiguousarray(across), cv2.CV_64F, _KERNEL, _KERNEL,
-                           borderType=cv2.BORDER_REPLICATE)
+    return cv2.sepFilter2D(np.ascontiguousarray(across), cv2.CV_64F, _KERNEL, _KERNEL, borderType=cv2.BORDER_REPLICATE)
 
 
 def ssim(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -121,8 +121,7 @@ def merge(cfg, per_stream: list[dict | None]) -> dict:
     passed = sum(f["passed"] for f in frames)
     pass_pct = 100.0 * passed / tested if tested else None
     planned = max((q.get("planned", 0) for q in got), default=0)
-    complete = (len(got) == len(per_stream) and len(per_stream) > 0
-                and all(q.get("complete") for q in got))
+    complete = len(got) == len(per_stream) and len(per_stream) > 0 and all(q.get("complete") for q in got)
     verdict = _verdict(checked, complete, pass_pct, cfg.min_pass_pct)
     n = cfg.interpolation
     return {
@@ -141,14 +140,16 @@ def merge(cfg, per_stream: list[dict | None]) -> dict:
         "unchecked_frames_per_pair": n if checked is None else n - 1,
         "note": _note(n, checked, verdict, tested, planned),
         "streams": len(per_stream),
-        "streams_counting": ("each stream tests the same triplets; each triplet is counted once, with the "
-                             "worst PSNR and SSIM any stream measured"),
+        "streams_counting": (
+            "each stream tests the same triplets; each triplet is counted once, with the "
+            "worst PSNR and SSIM any stream measured"
+        ),
         "streams_max_psnr_diff_db": spread if len(got) > 1 else None,
         "per_stream": [_stream_line(i, q, threshold) for i, q in enumerate(per_stream)],
         "psnr_definition": "prediction rounded to 8 bits; -10 log10(mse) on [0, 1] over all 3 channels "
-                           f"(identical frames: {PSNR_CAP_DB:g} dB)",
+        f"(identical frames: {PSNR_CAP_DB:g} dB)",
         "ssim_definition": "RIFE's ssim_matlab: 11x11x11 Gaussian window (sigma 1.5) over the 3xHxW volume, "
-                           "replicated borders, on the 8-bit prediction",
+        "replicated borders, on the 8-bit prediction",
         "frames": frames,
     }
 
@@ -165,8 +166,14 @@ def _worst_per_triplet(got: list[dict], threshold: float) -> tuple[list[dict], f
         scores = by_index[index]
         p = [s["psnr"] for s in scores]
         spread = max(spread, max(p) - min(p))
-        frames.append({"entry": scores[0]["entry"], "psnr": min(p), "ssim": min(s["ssim"] for s in scores),
-                       "passed": min(p) >= threshold})
+        frames.append(
+            {
+                "entry": scores[0]["entry"],
+                "psnr": min(p),
+                "ssim": min(s["ssim"] for s in scores),
+                "passed": min(p) >= threshold,
+            }
+        )
     return frames, spread
 
 
@@ -181,11 +188,15 @@ def _verdict(checked: int | None, complete: bool, pass_pct: float | None, min_pa
 def _note(n: int, checked: int | None, verdict: str, tested: int, planned: int) -> str:
     parts = []
     if checked is None:
-        parts.append(f"INTERPOLATION={n} puts no frame at t = 0.5, the only time with ground truth: no frame "
-                     "was checked and none counts as passed")
+        parts.append(
+            f"INTERPOLATION={n} puts no frame at t = 0.5, the only time with ground truth: no frame "
+            "was checked and none counts as passed"
+        )
     elif n > 1:
-        parts.append(f"INTERPOLATION={n}: only frame {checked + 1} of {n} per pair (t = 0.5) has ground truth "
-                     f"and was checked; the other {n - 1} per pair were not checked and are not counted")
+        parts.append(
+            f"INTERPOLATION={n}: only frame {checked + 1} of {n} per pair (t = 0.5) has ground truth "
+            f"and was checked; the other {n - 1} per pair were not checked and are not counted"
+        )
     if verdict == "incomplete":
         parts.append(f"incomplete: {tested} of {planned} triplets were scored before the run stopped")
     return "; ".join(parts) or "every interpolated frame was checked against its ground truth"
@@ -196,10 +207,17 @@ def _stream_line(i: int, q: dict | None, threshold: float) -> dict:
         return {"stream": i, "returned": False}
     psnrs = [f["psnr"] for f in q.get("frames", [])]
     passed = sum(p >= threshold for p in psnrs)
-    return {"stream": q.get("stream", i), "returned": True, "complete": q.get("complete"),
-            "tested": len(psnrs), "passed": passed,
-            "pass_pct": 100.0 * passed / len(psnrs) if psnrs else None, "psnr_mean": _mean(psnrs),
-            "error": q.get("error"), "io": q.get("io")}
+    return {
+        "stream": q.get("stream", i),
+        "returned": True,
+        "complete": q.get("complete"),
+        "tested": len(psnrs),
+        "passed": passed,
+        "pass_pct": 100.0 * passed / len(psnrs) if psnrs else None,
+        "psnr_mean": _mean(psnrs),
+        "error": q.get("error"),
+        "io": q.get("io"),
+    }
 
 
 def float_psnr(ref: np.ndarray, out: np.ndarray) -> float:
@@ -215,5 +233,8 @@ def output_diff(ref: np.ndarray, out: np.ndarray) -> dict:
     RIFE evaluation's), and the largest absolute error. One definition for the
     benchmark's fingerprints and the optimisation study."""
     ref64, out64 = np.asarray(ref, dtype=np.float64), np.asarray(out, dtype=np.float64)
-    return {"psnr_db": float_psnr(ref64, out64), "ssim": ssim(to_uint8(ref64), to_uint8(out64)),
-            "max_abs_err": float(np.abs(ref64 - out64).max())}
+    return {
+        "psnr_db": float_psnr(ref64, out64),
+        "ssim": ssim(to_uint8(ref64), to_uint8(out64)),
+        "max_abs_err": float(np.abs(ref64 - out64).max()),
+    }

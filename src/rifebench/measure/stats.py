@@ -7,12 +7,13 @@ consecutive pairs are correlated (clocks, caches, a neighbour's load), and
 resampling them one by one would understate the noise. Both are seeded, so a
 report is reproducible.
 """
+
 from __future__ import annotations
 
 import math
 import random
 import statistics
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 LEVEL = 0.95
 RESAMPLES = 2000
@@ -26,8 +27,13 @@ def _interval(values: list[float], level: float) -> tuple[float, float]:
     return lo, hi
 
 
-def bootstrap_ci(values: Sequence[float], stat: Callable = statistics.median, level: float = LEVEL,
-                 resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
+def bootstrap_ci(
+    values: Sequence[float],
+    stat: Callable = statistics.median,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval of stat(values); None below 2 values."""
     values = [v for v in values if v is not None]
     if len(values) < 2:
@@ -37,9 +43,14 @@ def bootstrap_ci(values: Sequence[float], stat: Callable = statistics.median, le
     return _interval([stat(rng.choices(values, k=n)) for _ in range(resamples)], level)
 
 
-def block_bootstrap_ci(samples: Sequence[float], stat: Callable = statistics.median, level: float = LEVEL,
-                       resamples: int = RESAMPLES, block: int | None = None,
-                       seed: int = 0) -> tuple[float, float] | None:
+def block_bootstrap_ci(
+    samples: Sequence[float],
+    stat: Callable = statistics.median,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    block: int | None = None,
+    seed: int = 0,
+) -> tuple[float, float] | None:
     """Moving-block bootstrap interval of stat(samples); None below MIN_BLOCK_SAMPLES
     samples or two blocks' worth (fewer say nothing about the spread)."""
     samples = list(samples)
@@ -54,7 +65,7 @@ def block_bootstrap_ci(samples: Sequence[float], stat: Callable = statistics.med
         draw: list[float] = []
         while len(draw) < n:
             s = rng.choice(starts)
-            draw.extend(samples[s:s + block])
+            draw.extend(samples[s : s + block])
         out.append(stat(draw[:n]))
     return _interval(out, level)
 
@@ -63,5 +74,9 @@ def summary(values: Sequence[float], level: float = LEVEL) -> dict:
     """{median, ci: [lo, hi] or null, n} of independent measurements."""
     values = [v for v in values if v is not None]
     ci = bootstrap_ci(values, level=level)
-    return {"median": statistics.median(values) if values else None, "ci": list(ci) if ci else None,
-            "n": len(values), "level": level}
+    return {
+        "median": statistics.median(values) if values else None,
+        "ci": list(ci) if ci else None,
+        "n": len(values),
+        "level": level,
+    }

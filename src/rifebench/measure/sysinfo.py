@@ -9,6 +9,7 @@ never an exception, because a description must not fail a run.
 
     python -m rifebench.measure.sysinfo [--inventory DIR]   prints the JSON
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,15 @@ def _version(dist: str) -> str | None:
 
 
 def packages() -> dict:
-    names = {"torch": "torch", "numpy": "numpy", "opencv": "opencv-python-headless", "pyyaml": "PyYAML",
-             "psutil": "psutil", "ipex": "intel-extension-for-pytorch", "matplotlib": "matplotlib"}
+    names = {
+        "torch": "torch",
+        "numpy": "numpy",
+        "opencv": "opencv-python-headless",
+        "pyyaml": "PyYAML",
+        "psutil": "psutil",
+        "ipex": "intel-extension-for-pytorch",
+        "matplotlib": "matplotlib",
+    }
     out = {k: _version(v) for k, v in names.items()}
     if out["opencv"] is None:
         out["opencv"] = _version("opencv-python")
@@ -42,8 +50,10 @@ def packages() -> dict:
 
 def numa_nodes() -> list[dict]:
     """One entry per NUMA node: its CPUs (in the kernel's list format) and memory."""
-    return [{"node": n["node"], "cpus": topology.format_cpulist(n["cpus"]), "memory_bytes": n["memory_bytes"]}
-            for n in topology.read_numa()]
+    return [
+        {"node": n["node"], "cpus": topology.format_cpulist(n["cpus"]), "memory_bytes": n["memory_bytes"]}
+        for n in topology.read_numa()
+    ]
 
 
 def container(inside: bool | None = None) -> dict | None:
@@ -51,9 +61,14 @@ def container(inside: bool | None = None) -> dict | None:
     time; benchmark.sh passes the digest it read with `docker image inspect`,
     because an image cannot know its own digest."""
     inside = topology.in_container() if inside is None else inside
-    keys = {"image": "RIFEBENCH_IMAGE", "image_id": "RIFEBENCH_IMAGE_ID", "digest": "RIFEBENCH_IMAGE_DIGEST",
-            "flavour": "RIFEBENCH_IMAGE_FLAVOUR", "base_image": "RIFEBENCH_BASE_IMAGE",
-            "revision": "RIFEBENCH_IMAGE_REVISION"}
+    keys = {
+        "image": "RIFEBENCH_IMAGE",
+        "image_id": "RIFEBENCH_IMAGE_ID",
+        "digest": "RIFEBENCH_IMAGE_DIGEST",
+        "flavour": "RIFEBENCH_IMAGE_FLAVOUR",
+        "base_image": "RIFEBENCH_BASE_IMAGE",
+        "revision": "RIFEBENCH_IMAGE_REVISION",
+    }
     info = {k: os.environ.get(v) for k, v in keys.items()}
     if not inside and not any(info.values()):
         return None
@@ -117,8 +132,9 @@ def run_inventory(out_dir: str, log=print) -> list[dict]:
             entry.update(exit_code=proc.returncode, stderr_tail=proc.stderr.strip().splitlines()[-5:])
         except (OSError, subprocess.TimeoutExpired) as exc:
             entry.update(exit_code=None, error=f"{type(exc).__name__}: {exc}")
-        entry["files"] = sorted(os.path.relpath(os.path.join(d, f), out_dir)
-                                for d, _, fs in os.walk(tool_dir) for f in fs)
+        entry["files"] = sorted(
+            os.path.relpath(os.path.join(d, f), out_dir) for d, _, fs in os.walk(tool_dir) for f in fs
+        )
         done.append(entry)
     return done
 

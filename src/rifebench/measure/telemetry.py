@@ -14,6 +14,7 @@ Summaries (min/mean/max) cover the timed window only: between `start` and
 `stop`. Energy per image comes from the GPUs' energy counters when NVML has
 them, else from mean sampled power x duration; the method is recorded.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,6 @@ def stats(values) -> dict | None:
     return {"min": min(vals), "mean": math.fsum(vals) / len(vals), "max": max(vals), "count": len(vals)}
 
 
-
-
 class Telemetry:
     """Owned by the launcher: streams are added as they start; `started` and
     `stopped` mark the timed window (and talk to the collector)."""
@@ -121,8 +120,11 @@ class Telemetry:
                 except psutil.Error:
                     continue
                 mine = [busy[c] for c in cpus if c < len(busy)]
-                row["streams"][sid] = {"cpu_pct_of_share": cpu / share, "rss_bytes": rss,
-                                       "cpus_busy_pct": sum(mine) / len(mine) if mine else None}
+                row["streams"][sid] = {
+                    "cpu_pct_of_share": cpu / share,
+                    "rss_bytes": rss,
+                    "cpus_busy_pct": sum(mine) / len(mine) if mine else None,
+                }
             if self.gpu is not None:
                 try:
                     row["gpus"] = self.gpu.sample()
@@ -164,9 +166,17 @@ class Telemetry:
         t0, t1 = self.marks.get("start"), self.marks.get("stop")
         floor = getattr(self, "floor", t0)
         rows = [r for r in self.samples if t0 is not None and t1 is not None and floor < r["t"] <= t1]
-        out = {"interval_s": self.interval, "window_s": None if t1 is None or t0 is None else t1 - t0,
-               "samples": rows, "socket": self.socket, "gpu_source": getattr(self.gpu, "name", None),
-               "note": self.gpu_note, "warnings": list(self.warnings), "streams": [], "gpus": []}
+        out = {
+            "interval_s": self.interval,
+            "window_s": None if t1 is None or t0 is None else t1 - t0,
+            "samples": rows,
+            "socket": self.socket,
+            "gpu_source": getattr(self.gpu, "name", None),
+            "note": self.gpu_note,
+            "warnings": list(self.warnings),
+            "streams": [],
+            "gpus": [],
+        }
         for sid, (_, cpus, share) in sorted(self.streams.items()):
             mine = [r["streams"][sid] for r in rows if sid in r["streams"]]
             st = {"id": sid, **{k: stats(m[k] for m in mine) for k in STREAM_FIELDS}}
@@ -180,10 +190,18 @@ class Telemetry:
         energies = []
         for idx in sorted({i for r in rows for i in r["gpus"]}):
             mine = [r["gpus"][idx] for r in rows if idx in r["gpus"]]
-            g = {"index": idx, "pci_bus_id": self.bus_of.get(idx), **{k: stats(m.get(k) for m in mine) for k in
-                                  ("util_pct", "mem_used_bytes", "power_w", "sm_clock_mhz", "mem_clock_mhz")}}
-            g["throttle_reasons"] = {n: sum(n in m.get("throttle", []) for m in mine)
-                                     for n in sorted({n for m in mine for n in m.get("throttle", [])})}
+            g = {
+                "index": idx,
+                "pci_bus_id": self.bus_of.get(idx),
+                **{
+                    k: stats(m.get(k) for m in mine)
+                    for k in ("util_pct", "mem_used_bytes", "power_w", "sm_clock_mhz", "mem_clock_mhz")
+                },
+            }
+            g["throttle_reasons"] = {
+                n: sum(n in m.get("throttle", []) for m in mine)
+                for n in sorted({n for m in mine for n in m.get("throttle", [])})
+            }
             e0, e1 = (self.energy.get(w, {}).get(idx) for w in ("start", "stop"))
             if e0 is not None and e1 is not None and e1 >= e0:
                 g["energy_j"], g["energy_method"] = e1 - e0, "energy counter"

@@ -8,6 +8,7 @@ Everything is read from /proc and /sys into plain data, so the pinning plan
 or unreadable file means "unknown", never an error: containers and virtual
 machines hide a lot of /sys.
 """
+
 from __future__ import annotations
 
 import math
@@ -109,8 +110,7 @@ def read_numa() -> list[dict]:
         for line in (_read(d / "meminfo") or "").splitlines():
             if "MemTotal:" in line:
                 mem = int(line.split("MemTotal:")[1].split()[0]) * 1024  # kB
-        nodes.append({"node": int(d.name[4:]), "cpus": parse_cpulist(_read(d / "cpulist") or ""),
-                      "memory_bytes": mem})
+        nodes.append({"node": int(d.name[4:]), "cpus": parse_cpulist(_read(d / "cpulist") or ""), "memory_bytes": mem})
     return nodes
 
 

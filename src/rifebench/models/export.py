@@ -8,6 +8,7 @@ as in the eager networks. Model 4.0's large-motion branch is exported
 faithfully, as an ONNX `If` (torch.cond in an export-only forward that gives
 bit-identical outputs in torch), never as a silently different network.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,8 +47,10 @@ class ExportKey:
     exporter: str  # torch version: the exporter ships with it
 
     def file_name(self) -> str:
-        return (f"rife-{self.model}-{self.weights_sha256[:16]}-{self.width}x{self.height}-b{self.batch}-"
-                f"{self.precision}-s{self.scale:g}-op{self.opset}-torch{self.exporter}.onnx")
+        return (
+            f"rife-{self.model}-{self.weights_sha256[:16]}-{self.width}x{self.height}-b{self.batch}-"
+            f"{self.precision}-s{self.scale:g}-op{self.opset}-torch{self.exporter}.onnx"
+        )
 
 
 class ExportNet(nn.Module):
@@ -127,8 +130,17 @@ def export(net: nn.Module, spec, key: ExportKey, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with torch.no_grad(), _quiet():
-            torch.onnx.export(module, args, str(tmp), dynamo=True, opset_version=key.opset, external_data=False,
-                              input_names=list(INPUTS), output_names=["frame"], verbose=False)
+            torch.onnx.export(
+                module,
+                args,
+                str(tmp),
+                dynamo=True,
+                opset_version=key.opset,
+                external_data=False,
+                input_names=list(INPUTS),
+                output_names=["frame"],
+                verbose=False,
+            )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -169,8 +181,17 @@ def cache_folder(weights_path: str) -> Path:
 
 
 def make_key(spec, weights_path: str, batch: int, hw: tuple[int, int], precision: str, scale: float) -> ExportKey:
-    return ExportKey(spec.name, sha256_file(weights_path), hw[0], hw[1], batch, precision, float(scale), OPSET,
-                     torch.__version__.split("+")[0])
+    return ExportKey(
+        spec.name,
+        sha256_file(weights_path),
+        hw[0],
+        hw[1],
+        batch,
+        precision,
+        float(scale),
+        OPSET,
+        torch.__version__.split("+")[0],
+    )
 
 
 def cached_export(net: nn.Module, spec, key: ExportKey, folder: Path) -> tuple[Path, dict]:

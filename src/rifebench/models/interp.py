@@ -3,6 +3,7 @@
 An Interpolator owns device, precision, padding and timestep policy; the network
 only sees padded frames in its input dtype. Data loading and scoring stay outside.
 """
+
 from __future__ import annotations
 
 import time
@@ -61,7 +62,8 @@ class _Buffers:
         if slot is None or slot["dev"].shape != (n, c, *padded) or slot["frame_shape"] != frame.shape:
             # Zeroed once: the padding stays zero because only [:h, :w] is ever written.
             dev = torch.zeros((n, c, *padded), dtype=self.dtype, device=self.device).contiguous(
-                memory_format=self.format)
+                memory_format=self.format
+            )
             host = torch.empty(frame.shape, dtype=self.dtype, pin_memory=True) if self.pinned else None
             slot = self.slots[i] = {"dev": dev, "host": host, "event": None, "frame_shape": frame.shape}
             self.allocations += 1
@@ -96,10 +98,24 @@ class Interpolator:
     unless the knob is in `strict` (set explicitly): then it raises.
     """
 
-    def __init__(self, net: nn.Module, spec: ModelSpec, device, dtype, amp: bool = False,
-                 scale: float = 1.0, channels_last: bool = False, *, compile: str = "none",
-                 cuda_graphs: bool = False, preallocate: bool = False, reuse_frames: bool = False,
-                 optimize=None, strict=(), on_fallback=None):
+    def __init__(
+        self,
+        net: nn.Module,
+        spec: ModelSpec,
+        device,
+        dtype,
+        amp: bool = False,
+        scale: float = 1.0,
+        channels_last: bool = False,
+        *,
+        compile: str = "none",
+        cuda_graphs: bool = False,
+        preallocate: bool = False,
+        reuse_frames: bool = False,
+        optimize=None,
+        strict=(),
+        on_fallback=None,
+    ):
         self.spec = spec
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype)
@@ -124,8 +140,7 @@ class Interpolator:
         self._compiled = torch.compile(self.net, mode=compile) if compile != "none" else None
         self.compile_first_call_s: float | None = None
         self._graphs = self._make_graphs() if cuda_graphs else None
-        self._buffers = _Buffers(self.device, self.input_dtype, channels_last) if preallocate or self._graphs \
-            else None
+        self._buffers = _Buffers(self.device, self.input_dtype, channels_last) if preallocate or self._graphs else None
         self.reuse_frames = bool(reuse_frames)
         self._cache: dict = {}  # key -> (prepared tensor, (h, w)); the last pair's frames
         self.reuse = {"hits": 0, "misses": 0, "prepare_s": 0.0}
@@ -142,8 +157,10 @@ class Interpolator:
 
         why = None
         if getattr(self.net, "data_dependent", False):
-            why = (f"model {self.spec.name} branches on its own output (large-motion re-run), which needs a "
-                   "host sync a CUDA graph cannot capture")
+            why = (
+                f"model {self.spec.name} branches on its own output (large-motion re-run), which needs a "
+                "host sync a CUDA graph cannot capture"
+            )
         elif self.compile_mode in GRAPHING_COMPILE_MODES:
             why = f"COMPILE={self.compile_mode} already captures CUDA graphs"
         else:
@@ -166,17 +183,24 @@ class Interpolator:
         """What the knobs did at run time, for results.json."""
         r = dict(self.reuse)
         r["saved_s_est"] = r["hits"] * r["prepare_s"] / r["misses"] if r["misses"] else 0.0
-        r["note"] = ("a hit skips the copy to the device, the padding and the cast of a frame (saved_s_est: "
-                     "host time); RIFE 4.x has no per-frame network work to cache (every block sees both "
-                     "frames). Only sources that name their frames can hit: the dummy source prepares its one "
-                     "pair once, Vimeo-90K triplets share no frame; the study's video sequence does")
-        return {"reuse_frames": r if self.reuse_frames else None,
-                "compile": {"mode": self.compile_mode, "first_call_s": self.compile_first_call_s}
-                if self.compile_mode != "none" else None,
-                "cuda_graphs": {"captured": len(self._graphs.graphs), "replays": self._graphs.replays}
-                if self._graphs is not None else None,
-                "preallocate": {"buffers_allocated": self._buffers.allocations, "pinned": self._buffers.pinned}
-                if self._buffers is not None else None}
+        r["note"] = (
+            "a hit skips the copy to the device, the padding and the cast of a frame (saved_s_est: "
+            "host time); RIFE 4.x has no per-frame network work to cache (every block sees both "
+            "frames). Only sources that name their frames can hit: the dummy source prepares its one "
+            "pair once, Vimeo-90K triplets share no frame; the study's video sequence does"
+        )
+        return {
+            "reuse_frames": r if self.reuse_frames else None,
+            "compile": {"mode": self.compile_mode, "first_call_s": self.compile_first_call_s}
+            if self.compile_mode != "none"
+            else None,
+            "cuda_graphs": {"captured": len(self._graphs.graphs), "replays": self._graphs.replays}
+            if self._graphs is not None
+            else None,
+            "preallocate": {"buffers_allocated": self._buffers.allocations, "pinned": self._buffers.pinned}
+            if self._buffers is not None
+            else None,
+        }
 
     # -- frames -----------------------------------------------------------------------------
     def padded_hw(self, h: int, w: int) -> tuple[int, int]:
@@ -235,7 +259,7 @@ class Interpolator:
                 out = self._call(self._compiled, img0, img1, t)
                 if graphed:  # n > 1 frames per pair and bisection keep outputs across calls
                     out = out.clone()
-            except Exception as exc:  # noqa: BLE001 - Dynamo/Inductor raise many kinds
+            except Exception as exc:
                 why = f"torch.compile failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]
                 if "compile" in self.strict:
                     raise CompileFailed("compile", f"{self.compile_mode!r}: {why} (accepted: none, eager)") from exc
@@ -276,8 +300,12 @@ class Interpolator:
             )
         use_autocast = self.amp and self.dtype != torch.float32
         # A CUDA graph must not capture autocast's weight cast cache (it would replay stale casts).
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype, enabled=use_autocast,
-                                                    cache_enabled=self._graphs is None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                self.device.type, dtype=self.dtype, enabled=use_autocast, cache_enabled=self._graphs is None
+            ),
+        ):
             if self.spec.arbitrary_timestep:
                 frames = [self._forward(img0, img1, t) for t in timesteps(n)]
             else:

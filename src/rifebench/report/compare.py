@@ -15,6 +15,7 @@ unless --force. Benchmark rows are matched by their cells.
 
 Exit status: 0 no difference beyond the noise, 1 some, 2 bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,18 @@ def load_result(folder: Path, label: str, key: tuple, strict: bool) -> Result:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         if strict:
-            raise CompareError(f"{str(path)!r} is not a readable results.json ({exc.__class__.__name__}) "
-                               "(accepted: the OUTPUT_DIR of a finished run or benchmark)") from None
+            raise CompareError(
+                f"{str(path)!r} is not a readable results.json ({exc.__class__.__name__}) "
+                "(accepted: the OUTPUT_DIR of a finished run or benchmark)"
+            ) from None
         return Result(label, key, folder, "failed (no readable results.json)")
     status = str(doc.get("status", "unknown"))
     if not isinstance(doc.get("metrics"), dict) or not doc["metrics"]:
         if strict:
-            raise CompareError(f"{str(path)!r} has no metrics (status {status!r}: the run did not finish) "
-                               "(accepted: the results.json of a finished run)")
+            raise CompareError(
+                f"{str(path)!r} has no metrics (status {status!r}: the run did not finish) "
+                "(accepted: the results.json of a finished run)"
+            )
         return Result(label, key, folder, f"{status} (no metrics)", doc)
     return Result(label, key, folder, status, doc, figures(doc))
 
@@ -73,11 +78,14 @@ def load(folder: str | Path) -> tuple[str, list[Result]]:
     folder = Path(folder)
     if (folder / "results.json").exists():
         return "run", [load_result(folder, "run", (), strict=True)]
-    tests = sorted((p for p in folder.glob("test_*") if p.is_dir() and p.name[5:].isdigit()),
-                   key=lambda p: int(p.name[5:]))
+    tests = sorted(
+        (p for p in folder.glob("test_*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:])
+    )
     if not tests:
-        raise CompareError(f"{str(folder)!r} holds neither results.json nor test_<n>/ folders "
-                           "(accepted: the OUTPUT_DIR of a run or of a benchmark)")
+        raise CompareError(
+            f"{str(folder)!r} holds neither results.json nor test_<n>/ folders "
+            "(accepted: the OUTPUT_DIR of a run or of a benchmark)"
+        )
     out = []
     for t in tests:
         try:
@@ -125,13 +133,16 @@ def compare_pair(a: Result, b: Result, args, tally: Tally) -> list[str]:
         if a.status == b.status:
             lines.append(f"status: both {a.status}; no figures to compare")
         return lines
-    lines.append(f"{'metric':<18}{'A':>12}{'B':>12}{'change':>11}  {'A 95% interval':>18}"
-                 f"{'B 95% interval':>18}  verdict")
+    lines.append(
+        f"{'metric':<18}{'A':>12}{'B':>12}{'change':>11}  {'A 95% interval':>18}{'B 95% interval':>18}  verdict"
+    )
     for key, name, sign in METRICS:
         fa, fb = a.figures[key], b.figures[key]
         change, verdict, flagged = judge(fa, fb, sign, args.min_diff / 100)
-        lines.append(f"{name:<18}{_f(fa.value):>12}{_f(fb.value):>12}{change:>11}  {interval(fa):>18}"
-                     f"{interval(fb):>18}  {verdict}")
+        lines.append(
+            f"{name:<18}{_f(fa.value):>12}{_f(fb.value):>12}{change:>11}  {interval(fa):>18}"
+            f"{interval(fb):>18}  {verdict}"
+        )
         tally.flagged |= bool(flagged)
         tally.unknown += flagged is None
     for rows, flagged in (quality_rows(a.doc, b.doc, args.psnr_drop), fingerprint_rows(a.folder, b.folder)):
@@ -166,15 +177,27 @@ def _number(flag: str, text: str, unit: str) -> float:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rifebench compare", allow_abbrev=False, description=__doc__.split("\n\n")[0],
-                                epilog="Exit status: 0 no difference beyond the noise, 1 some, 2 bad input.")
+    p = argparse.ArgumentParser(
+        prog="python -m rifebench compare",
+        allow_abbrev=False,
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 no difference beyond the noise, 1 some, 2 bad input.",
+    )
     p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     p.add_argument("a", metavar="A", help="reference folder (a run's or a benchmark's OUTPUT_DIR)")
     p.add_argument("b", metavar="B", help="folder compared with A")
-    p.add_argument("--min-diff", default="2", metavar="PCT",
-                   help="smallest relative change of a speed figure ever flagged, in percent (default 2)")
-    p.add_argument("--psnr-drop", default="0.05", metavar="DB",
-                   help="largest change of mean PSNR, either way, that is no difference, in dB (default 0.05)")
+    p.add_argument(
+        "--min-diff",
+        default="2",
+        metavar="PCT",
+        help="smallest relative change of a speed figure ever flagged, in percent (default 2)",
+    )
+    p.add_argument(
+        "--psnr-drop",
+        default="0.05",
+        metavar="DB",
+        help="largest change of mean PSNR, either way, that is no difference, in dB (default 0.05)",
+    )
     p.add_argument("--force", action="store_true", help="compare runs of different workloads anyway")
     return p.parse_args(argv)
 
@@ -191,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         if refused and not args.force:
             a, b, d = refused[0]
             where = "" if kind_a == kind_b == "run" else f" (A {a.label} vs B {b.label})"
-            raise CompareError(f"different workloads{where}: {', '.join(d)} "
-                               "(accepted: runs of the same workload; --force compares them anyway)")
+            raise CompareError(
+                f"different workloads{where}: {', '.join(d)} "
+                "(accepted: runs of the same workload; --force compares them anyway)"
+            )
     except CompareError as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2
@@ -202,12 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(compare_pair(a, b, args, tally)))
     for r in alone:
         cells = " ".join(f"{k}={v}" for k, v in r.key)
-        print(f"unmatched: {r.label} ({cells or 'all defaults'}) of {r.folder.parent} has no counterpart"
-              "  <-- DIFFERENT")
+        print(
+            f"unmatched: {r.label} ({cells or 'all defaults'}) of {r.folder.parent} has no counterpart  <-- DIFFERENT"
+        )
         tally.flagged = True
     unknown = f"; noise unknown for {tally.unknown} figure(s), not judged" if tally.unknown else ""
-    print("verdict: " + ("differences beyond the noise (flagged above)" if tally.flagged else
-                         "no difference beyond the noise") + unknown)
+    print(
+        "verdict: "
+        + ("differences beyond the noise (flagged above)" if tally.flagged else "no difference beyond the noise")
+        + unknown
+    )
     return 1 if tally.flagged else 0
 
 

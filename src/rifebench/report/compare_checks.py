@@ -2,6 +2,7 @@
 which options differ (those that apply to the mode), and whether the outputs
 differ: the quality figures of dataset runs, the output fingerprint of dummy
 runs saved with --saveimages."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,12 @@ def identity(doc: dict) -> dict:
     it; None means unknown and matches anything."""
     cfg = doc.get("config") or {}
     mode = mode_of(doc)
-    out = {"mode": mode, "model": cfg.get("model"), "interpolation": cfg.get("interpolation"),
-           "batch_size": cfg.get("batch_size")}
+    out = {
+        "mode": mode,
+        "model": cfg.get("model"),
+        "interpolation": cfg.get("interpolation"),
+        "batch_size": cfg.get("batch_size"),
+    }
     if mode == "dummy":
         h, w = cfg.get("data_height"), cfg.get("data_width")
         out["data size"] = f"{h}x{w}" if h and w else None
@@ -42,15 +47,21 @@ def identity(doc: dict) -> dict:
         out["triplets"] = q.get("planned") or None
         entries = [f.get("entry") for f in q.get("frames") or []]
         # The folder's path differs between machines; the list it held does not.
-        out["triplet list"] = (hashlib.sha256("\n".join(map(str, entries)).encode()).hexdigest()[:12]
-                               if q.get("complete") and entries else None)
+        out["triplet list"] = (
+            hashlib.sha256("\n".join(map(str, entries)).encode()).hexdigest()[:12]
+            if q.get("complete") and entries
+            else None
+        )
     return out
 
 
 def workload_diff(a: dict, b: dict) -> list[str]:
     ia, ib = identity(a), identity(b)
-    return [f"{k} {ia.get(k)!r} -> {ib.get(k)!r}" for k in dict.fromkeys([*ia, *ib])
-            if ia.get(k) is not None and ib.get(k) is not None and ia.get(k) != ib.get(k)]
+    return [
+        f"{k} {ia.get(k)!r} -> {ib.get(k)!r}"
+        for k in dict.fromkeys([*ia, *ib])
+        if ia.get(k) is not None and ib.get(k) is not None and ia.get(k) != ib.get(k)
+    ]
 
 
 def config_diff(a: dict, b: dict) -> list[str]:
@@ -58,8 +69,11 @@ def config_diff(a: dict, b: dict) -> list[str]:
     ignored = ALWAYS_IGNORED | (NOT_IN_MODE.get(mode_of(a), set()) & NOT_IN_MODE.get(mode_of(b), set()))
     if ca.get("model") != "null" and cb.get("model") != "null":
         ignored = ignored | {"null_ms"}
-    return [f"{k} {ca.get(k)!r} -> {cb.get(k)!r}" for k in sorted(set(ca) | set(cb))
-            if k not in ignored and ca.get(k) != cb.get(k)]
+    return [
+        f"{k} {ca.get(k)!r} -> {cb.get(k)!r}"
+        for k in sorted(set(ca) | set(cb))
+        if k not in ignored and ca.get(k) != cb.get(k)
+    ]
 
 
 def quality_rows(a: dict, b: dict, psnr_drop: float) -> tuple[list[str], bool]:
@@ -81,11 +95,25 @@ def quality_rows(a: dict, b: dict, psnr_drop: float) -> tuple[list[str], bool]:
             verdict = f"same within --psnr-drop {psnr_drop:g} dB"
     lines = [_row("mean PSNR dB", _psnr(pa), _psnr(pb), change, verdict)]
     sa, sb = qa.get("ssim_mean"), qb.get("ssim_mean")
-    lines.append(_row("mean SSIM", _num(sa, ".4f"), _num(sb, ".4f"),
-                      "" if sa is None or sb is None else f"{sb - sa:+.4f}", "for information"))
+    lines.append(
+        _row(
+            "mean SSIM",
+            _num(sa, ".4f"),
+            _num(sb, ".4f"),
+            "" if sa is None or sb is None else f"{sb - sa:+.4f}",
+            "for information",
+        )
+    )
     ra, rb = qa.get("pass_pct"), qb.get("pass_pct")
-    lines.append(_row("pass rate %", _num(ra, ".1f"), _num(rb, ".1f"),
-                      "" if ra is None or rb is None else f"{rb - ra:+.1f} pts", "for information"))
+    lines.append(
+        _row(
+            "pass rate %",
+            _num(ra, ".1f"),
+            _num(rb, ".1f"),
+            "" if ra is None or rb is None else f"{rb - ra:+.1f} pts",
+            "for information",
+        )
+    )
     va, vb = qa.get("verdict"), qb.get("verdict")
     if va != vb:
         lines.append(f"quality verdict: A {va or 'none'}, B {vb or 'none'}  <-- DIFFERENT")
@@ -102,17 +130,20 @@ def fingerprint_rows(fa: Path, fb: Path) -> tuple[list[str], bool]:
         return [], False
     if not (pa.exists() and pb.exists()):
         have, lack = ("A", "B") if pa.exists() else ("B", "A")
-        return [f"output fingerprint: only {have} has {FINGERPRINT} (run {lack} with --saveimages to compare "
-                "outputs)"], False
+        return [
+            f"output fingerprint: only {have} has {FINGERPRINT} (run {lack} with --saveimages to compare outputs)"
+        ], False
     d = fingerprint_diff(pa, pb)
     if "note" in d:
         return [f"output fingerprint: {d['note']}  <-- DIFFERENT"], True
     if d["max_abs_err"] == 0:
         return ["output fingerprint: identical"], False
     visible = d["max_abs_err"] > EIGHT_BIT_LEVEL
-    return [f"output fingerprint (B against A): PSNR {d['psnr_db']:.2f} dB, SSIM {d['ssim']:.5f}, max error "
-            f"{d['max_abs_err']:.2e}" + ("  <-- DIFFERENT (more than one 8-bit level)" if visible
-                                         else " (within one 8-bit level)")], visible
+    return [
+        f"output fingerprint (B against A): PSNR {d['psnr_db']:.2f} dB, SSIM {d['ssim']:.5f}, max error "
+        f"{d['max_abs_err']:.2e}"
+        + ("  <-- DIFFERENT (more than one 8-bit level)" if visible else " (within one 8-bit level)")
+    ], visible
 
 
 def _row(name: str, a: str, b: str, change: str, verdict: str) -> str:

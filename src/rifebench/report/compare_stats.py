@@ -14,6 +14,7 @@ A difference is beyond noise only when the two intervals do not overlap and
 the relative change exceeds --min-diff. Without an interval on either side the
 noise is unknown, and no difference is claimed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ from rifebench.measure.metrics import MIN_SAMPLES_FOR, percentile
 from rifebench.measure.stats import block_bootstrap_ci, bootstrap_ci
 
 # (key, label, +1 when larger is better)
-METRICS = (("throughput_img_s", "throughput img/s", +1), ("latency_p50_ms", "latency p50 ms", -1),
-           ("latency_p99_ms", "latency p99 ms", -1))
+METRICS = (
+    ("throughput_img_s", "throughput img/s", +1),
+    ("latency_p50_ms", "latency p50 ms", -1),
+    ("latency_p99_ms", "latency p99 ms", -1),
+)
 PERCENTILE = {"latency_p50_ms": ("p50", 50), "latency_p99_ms": ("p99", 99)}
 # A bootstrap of a handful of samples gives an interval far narrower than the truth.
 MIN_SAMPLES = MIN_SAMPLES_FOR["p90"]
@@ -49,8 +53,12 @@ def figures(doc: dict) -> dict[str, Figure]:
 
 def _figure(doc: dict, key: str, value, reps: list[dict]) -> Figure:
     if len(reps) >= 2:
-        per = [r.get("throughput_img_s") if key == "throughput_img_s"
-               else (r.get("latency_ms") or {}).get(PERCENTILE[key][0]) for r in reps]
+        per = [
+            r.get("throughput_img_s")
+            if key == "throughput_img_s"
+            else (r.get("latency_ms") or {}).get(PERCENTILE[key][0])
+            for r in reps
+        ]
         per = [v for v in per if v is not None]
         ci = bootstrap_ci(per)
         if ci is not None or key == "throughput_img_s":
@@ -60,7 +68,7 @@ def _figure(doc: dict, key: str, value, reps: list[dict]) -> Figure:
     samples = [s for st in doc.get("streams") or [] for s in st.get("latency_samples_ms") or []]
     if len(samples) < MIN_SAMPLES or value is None:
         return Figure(value, None, len(samples))
-    stored = ((doc.get("metrics") or {}).get("ci95") or {})
+    stored = (doc.get("metrics") or {}).get("ci95") or {}
     if key in stored and len(reps) <= 1:
         return Figure(value, tuple(stored[key]) if stored[key] else None, len(samples))
     q = PERCENTILE[key][1]

@@ -16,6 +16,7 @@ Achieved TFLOP/s: the model's FLOPs per pair (counted once per run,
 convolutions only) times pairs per second, against the device's peak where it
 is known (a table of common GPUs, or a short measurement).
 """
+
 from __future__ import annotations
 
 from rifebench.warning_codes import warning
@@ -29,8 +30,14 @@ def span_shares(streams: list[dict]) -> list[dict]:
         dev = r.get("device_ms")
         window_s = (r["end"] - r["start"]) if r.get("end") is not None and r.get("start") is not None else None
         span = 100.0 * sum(dev) / 1000.0 / window_s if dev and window_s and window_s > 0 else None
-        out.append({"stream": r["id"], "device_span_pct": span, "device_s": sum(dev) / 1000.0 if dev else None,
-                    "window_s": window_s})
+        out.append(
+            {
+                "stream": r["id"],
+                "device_span_pct": span,
+                "device_s": sum(dev) / 1000.0 if dev else None,
+                "window_s": window_s,
+            }
+        )
     return out
 
 
@@ -50,18 +57,29 @@ def _host_bound(cfg, spans: list[dict], gpus: list[dict]) -> list[dict]:
     if gpus:
         low = [g for g in gpus if g["kernel_busy_pct"] < HOST_BOUND_PCT]
         if low:
-            return [warning("HOST_BOUND", busy_pct=max(g["kernel_busy_pct"] for g in low),
-                            what=f"GPU(s) {[g['index'] for g in low]} ran kernels")]
+            return [
+                warning(
+                    "HOST_BOUND",
+                    busy_pct=max(g["kernel_busy_pct"] for g in low),
+                    what=f"GPU(s) {[g['index'] for g in low]} ran kernels",
+                )
+            ]
         return []
     low = [s for s in spans if s["device_span_pct"] is not None and s["device_span_pct"] < HOST_BOUND_PCT]
     if low:
-        return [warning("HOST_BOUND", busy_pct=max(s["device_span_pct"] for s in low),
-                        what=f"stream(s) {[s['stream'] for s in low]} kept the device busy (event spans)")]
+        return [
+            warning(
+                "HOST_BOUND",
+                busy_pct=max(s["device_span_pct"] for s in low),
+                what=f"stream(s) {[s['stream'] for s in low]} kept the device busy (event spans)",
+            )
+        ]
     return []
 
 
-def device_section(cfg, streams: list[dict], combined: dict, model_info: dict, peak: dict | None,
-                   telemetry: dict | None = None) -> dict:
+def device_section(
+    cfg, streams: list[dict], combined: dict, model_info: dict, peak: dict | None, telemetry: dict | None = None
+) -> dict:
     """results.json `device_time`; its `warnings` are taken out by the caller."""
     spans = span_shares([r for r in streams if r.get("end") is not None])
     gpus = kernel_busy(telemetry)
@@ -73,8 +91,10 @@ def device_section(cfg, streams: list[dict], combined: dict, model_info: dict, p
     return {
         "streams": spans,
         "gpus": gpus,
-        "busy_basis": ("kernel_busy_pct: the GPU monitor's utilisation over the timed window; device_span_pct: "
-                       "submission spans from device events, an upper bound (it includes waiting for the host)"),
+        "busy_basis": (
+            "kernel_busy_pct: the GPU monitor's utilisation over the timed window; device_span_pct: "
+            "submission spans from device events, an upper bound (it includes waiting for the host)"
+        ),
         "host_bound_threshold_pct": HOST_BOUND_PCT,
         "gflop_per_pair": gflop_pair,
         "flops_basis": flops.get("basis"),

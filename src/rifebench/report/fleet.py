@@ -20,6 +20,7 @@ third keeps a tight fleet from flagging differences nobody would act on (with
 MAD near 0 any difference is many MADs away), the last keeps a noisy node's
 unlucky draw from being called slow.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,11 @@ NODE_PREFIX = "node_"
 CELL_DIR = re.compile(r"test_(\d+)(?:\.(\d+))?$")
 NOT_RUN, PENDING, RUNNING, FAILED = "not run", "pending", "running", "failed"
 K_MAD, MIN_REL, MIN_NODES, MAD_SCALE = 3.0, 0.05, 3, 1.4826
-OUTLIER_RULE = (f"outlier: at least {MIN_NODES} nodes measured the row, |x - median| > {K_MAD:g} x 1.4826 x MAD "
-                f"and > {100 * MIN_REL:g}% of the median, and the node's own 95% CI (REPEAT >= 2) excludes "
-                "the median")
+OUTLIER_RULE = (
+    f"outlier: at least {MIN_NODES} nodes measured the row, |x - median| > {K_MAD:g} x 1.4826 x MAD "
+    f"and > {100 * MIN_REL:g}% of the median, and the node's own 95% CI (REPEAT >= 2) excludes "
+    "the median"
+)
 
 
 class FleetReportError(ValueError):
@@ -51,8 +54,10 @@ def load_plan(out: Path) -> dict:
     try:
         plan = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FleetReportError(f"DIR: {str(out)!r} has no {PLAN} (accepted: a folder written by "
-                               "`rifebench fleet submit` or collected from a fleet's Kubernetes volume)") from None
+        raise FleetReportError(
+            f"DIR: {str(out)!r} has no {PLAN} (accepted: a folder written by "
+            "`rifebench fleet submit` or collected from a fleet's Kubernetes volume)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise FleetReportError(f"DIR: {str(path)!r} cannot be read ({exc}) (accepted: a fleet plan in JSON)") from None
     if not isinstance(plan, dict) or not isinstance(plan.get("rows"), list):
@@ -67,7 +72,7 @@ def cell_dirs(out: Path) -> dict[int, list[tuple[str, Path]]]:
     for node_dir in sorted(Path(out).glob(NODE_PREFIX + "*")):
         if not node_dir.is_dir():
             continue
-        node = node_dir.name[len(NODE_PREFIX):]
+        node = node_dir.name[len(NODE_PREFIX) :]
         for test_dir in sorted(node_dir.iterdir()):
             m = CELL_DIR.match(test_dir.name)
             if m and test_dir.is_dir():
@@ -103,12 +108,19 @@ def cell(out: Path, plan: dict, row: dict, node: str, test_dir: Path | None, liv
             return base | {"status": NOT_RUN, "reason": "the fleet was cancelled before this cell finished"}
         if live in (PENDING, RUNNING):
             return base | {"status": RUNNING if task else live, "reason": None}
-        why = ("the task started but ended without its record (killed: time limit, memory or node failure)"
-               if task else "no task record: the task never ran here or died before starting "
-                            f"(see the scheduler's log{', ' + plan['log_hint'] if plan.get('log_hint') else ''})")
+        why = (
+            "the task started but ended without its record (killed: time limit, memory or node failure)"
+            if task
+            else "no task record: the task never ran here or died before starting "
+            f"(see the scheduler's log{', ' + plan['log_hint'] if plan.get('log_hint') else ''})"
+        )
         return base | {"status": FAILED, "reason": why}
-    rec = summary.row_record(SimpleNamespace(number=row["row"], cells=base["cells"]), test_dir,
-                             task.get("exit_code"), task.get("wall_s") or 0.0)
+    rec = summary.row_record(
+        SimpleNamespace(number=row["row"], cells=base["cells"]),
+        test_dir,
+        task.get("exit_code"),
+        task.get("wall_s") or 0.0,
+    )
     rec.update(node=node, dir=rel, host=task.get("host"))
     if cancelled and rec["status"] == "interrupted":
         rec.update(status=NOT_RUN, reason="the fleet was cancelled while this cell ran")
@@ -140,11 +152,14 @@ def telemetry(doc: dict | None) -> dict:
     for g in gpus:
         for name, n in (g.get("throttle_reasons") or {}).items():
             throttle[name] = throttle.get(name, 0) + n
-    return {"sm_clock_mhz": mean(gpus, "sm_clock_mhz"), "mem_clock_mhz": mean(gpus, "mem_clock_mhz"),
-            "power_w_mean": mean(gpus, "power_w"),
-            "throttle": ", ".join(f"{k} ({v} samples)" for k, v in sorted(throttle.items()) if v) or None,
-            "cpus_busy_pct": mean(streams, "cpus_busy_pct"),
-            "others_pct_of_cpus": max(others) if others else None}
+    return {
+        "sm_clock_mhz": mean(gpus, "sm_clock_mhz"),
+        "mem_clock_mhz": mean(gpus, "mem_clock_mhz"),
+        "power_w_mean": mean(gpus, "power_w"),
+        "throttle": ", ".join(f"{k} ({v} samples)" for k, v in sorted(throttle.items()) if v) or None,
+        "cpus_busy_pct": mean(streams, "cpus_busy_pct"),
+        "others_pct_of_cpus": max(others) if others else None,
+    }
 
 
 def row_stats(plan: dict, cells: list[dict]) -> list[dict]:
@@ -154,9 +169,14 @@ def row_stats(plan: dict, cells: list[dict]) -> list[dict]:
         mine = [c for c in cells if c["row"] == row["row"]]
         measured = [c for c in mine if c.get("throughput_img_s") is not None]
         values = [c["throughput_img_s"] for c in measured]
-        st = {"row": row["row"], "cells": row.get("cells") or {}, "nodes": len(mine), "measured": len(measured),
-              "passed": sum(c["status"] == "passed" for c in mine),
-              "statuses": {s: sum(c["status"] == s for c in mine) for s in dict.fromkeys(c["status"] for c in mine)}}
+        st = {
+            "row": row["row"],
+            "cells": row.get("cells") or {},
+            "nodes": len(mine),
+            "measured": len(measured),
+            "passed": sum(c["status"] == "passed" for c in mine),
+            "statuses": {s: sum(c["status"] == s for c in mine) for s in dict.fromkeys(c["status"] for c in mine)},
+        }
         st.update(spread(values))
         for c in measured:
             c["outlier"] = outlier(c, st)
@@ -170,13 +190,18 @@ def spread(values: list[float]) -> dict:
         return {"median": None, "min": None, "max": None, "spread_pct": None, "mad": None, "ci": None}
     med = statistics.median(values)
     ci = bootstrap_ci(values)
-    return {"median": med, "min": min(values), "max": max(values),
-            "spread_pct": 100 * (max(values) - min(values)) / med if med else None,
-            "mad": statistics.median(abs(v - med) for v in values), "ci": list(ci) if ci else None}
+    return {
+        "median": med,
+        "min": min(values),
+        "max": max(values),
+        "spread_pct": 100 * (max(values) - min(values)) / med if med else None,
+        "mad": statistics.median(abs(v - med) for v in values),
+        "ci": list(ci) if ci else None,
+    }
 
 
 def outlier(c: dict, st: dict) -> str | None:
-    """"slow" / "fast" when the cell passes every part of OUTLIER_RULE, else None."""
+    """ "slow" / "fast" when the cell passes every part of OUTLIER_RULE, else None."""
     x, med, mad = c["throughput_img_s"], st["median"], st["mad"]
     if st["measured"] < MIN_NODES or not med:
         return None

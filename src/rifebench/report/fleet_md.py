@@ -1,6 +1,7 @@
 """The fleet report's files: summary.csv (one line per (row, node) cell),
 summary.md (per row the figures across nodes, the cell matrix, outliers with
 their telemetry, cells that did not pass) and the per-node plot."""
+
 from __future__ import annotations
 
 import csv
@@ -11,13 +12,38 @@ from pathlib import Path
 from rifebench.fsutil import atomic_write_text
 from rifebench.report.fleet import MIN_NODES, OUTLIER_RULE, collect, load_plan, row_stats
 
-CSV_KEYS = ("row", "node", "status", "reason", "outlier", "throughput_img_s", "throughput_ci_low",
-            "throughput_ci_high", "latency_p50_ms", "latency_p99_ms", "valid", "validity_reasons", "warnings",
-            "sm_clock_mhz", "mem_clock_mhz", "power_w_mean", "throttle", "cpus_busy_pct", "others_pct_of_cpus",
-            "device", "host", "dir")
-TELEMETRY = (("sm_clock_mhz", "SM clock {:.0f} MHz"), ("mem_clock_mhz", "mem clock {:.0f} MHz"),
-             ("power_w_mean", "power {:.0f} W"), ("throttle", "throttling: {}"),
-             ("cpus_busy_pct", "CPUs busy {:.0f}%"), ("others_pct_of_cpus", "other processes {:.0f}% of its CPUs"))
+CSV_KEYS = (
+    "row",
+    "node",
+    "status",
+    "reason",
+    "outlier",
+    "throughput_img_s",
+    "throughput_ci_low",
+    "throughput_ci_high",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "valid",
+    "validity_reasons",
+    "warnings",
+    "sm_clock_mhz",
+    "mem_clock_mhz",
+    "power_w_mean",
+    "throttle",
+    "cpus_busy_pct",
+    "others_pct_of_cpus",
+    "device",
+    "host",
+    "dir",
+)
+TELEMETRY = (
+    ("sm_clock_mhz", "SM clock {:.0f} MHz"),
+    ("mem_clock_mhz", "mem clock {:.0f} MHz"),
+    ("power_w_mean", "power {:.0f} W"),
+    ("throttle", "throttling: {}"),
+    ("cpus_busy_pct", "CPUs busy {:.0f}%"),
+    ("others_pct_of_cpus", "other processes {:.0f}% of its CPUs"),
+)
 PLOT = "node_throughput.png"
 
 
@@ -38,8 +64,9 @@ def report(out: Path, live: dict[int, str] | None = None) -> tuple[list[dict], l
         print(f"fleet: warning: plot not written: {type(exc).__name__}: {exc}", flush=True)
     atomic_write_text(out / "summary.csv", csv_text(cells))
     atomic_write_text(out / "summary.md", markdown(plan, cells, stats, plots))
-    atomic_write_text(out / "fleet_report.json",
-                      json.dumps({"rows": stats, "cells": cells}, indent=2, default=str) + "\n")
+    atomic_write_text(
+        out / "fleet_report.json", json.dumps({"rows": stats, "cells": cells}, indent=2, default=str) + "\n"
+    )
     return cells, stats
 
 
@@ -79,37 +106,56 @@ def markdown(plan: dict, cells: list[dict], stats: list[dict], plots: list[str])
     invalid = sum(c["status"] == "passed" and c.get("valid") is False for c in cells)
     others = {s: sum(c["status"] == s for c in cells) for s in dict.fromkeys(c["status"] for c in cells)}
     sched = plan.get("scheduler") or {}
-    out = [f"# Fleet: {Path(plan.get('profile') or '?').name}", "",
-           f"- **Result: {passed} of {len(cells)} cells passed**"
-           + "".join(f", {n} {s}" for s, n in others.items() if s != "passed")
-           + (f" (**{invalid} of them invalid measurements**)" if invalid else ""),
-           f"- {len(plan['rows'])} row(s) x {len(nodes)} node(s); {sched.get('kind', '?')} job "
-           f"{sched.get('job_id') or '(not submitted)'}" + (", **cancelled**" if plan.get("cancelled") else ""),
-           f"- Command: `{' '.join(plan.get('command') or [])}`"]
+    out = [
+        f"# Fleet: {Path(plan.get('profile') or '?').name}",
+        "",
+        f"- **Result: {passed} of {len(cells)} cells passed**"
+        + "".join(f", {n} {s}" for s, n in others.items() if s != "passed")
+        + (f" (**{invalid} of them invalid measurements**)" if invalid else ""),
+        f"- {len(plan['rows'])} row(s) x {len(nodes)} node(s); {sched.get('kind', '?')} job "
+        f"{sched.get('job_id') or '(not submitted)'}" + (", **cancelled**" if plan.get("cancelled") else ""),
+        f"- Command: `{' '.join(plan.get('command') or [])}`",
+    ]
     if sched.get("args"):
         out.append(f"- Scheduler arguments: `{' '.join(sched['args'])}`")
-    out += ["", "## Per row, across nodes (throughput img/s)", "",
-            "| row | cells | nodes passed | median | min | max | spread % | MAD | 95% CI of median | outliers |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "## Per row, across nodes (throughput img/s)",
+        "",
+        "| row | cells | nodes passed | median | min | max | spread % | MAD | 95% CI of median | outliers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for st in stats:
         label = " ".join(f"{k}={v}" for k, v in st["cells"].items()) or "(defaults)"
         ci = "n/a" if not st["ci"] else f"[{st['ci'][0]:.2f}, {st['ci'][1]:.2f}]"
-        out.append(f"| {st['row']} | {label} | {st['passed']}/{st['nodes']} | {_num(st['median'])} | "
-                   f"{_num(st['min'])} | {_num(st['max'])} | {_num(st['spread_pct'], '.1f')} | {_num(st['mad'])} | "
-                   f"{ci} | {', '.join(st['outliers']) or '-'} |")
-    out += ["", "## Cells (throughput img/s, or status)", "", "| node | " + " | ".join(
-        f"row {st['row']}" for st in stats) + " |", "|---|" + "---|" * len(stats)]
+        out.append(
+            f"| {st['row']} | {label} | {st['passed']}/{st['nodes']} | {_num(st['median'])} | "
+            f"{_num(st['min'])} | {_num(st['max'])} | {_num(st['spread_pct'], '.1f')} | {_num(st['mad'])} | "
+            f"{ci} | {', '.join(st['outliers']) or '-'} |"
+        )
+    out += [
+        "",
+        "## Cells (throughput img/s, or status)",
+        "",
+        "| node | " + " | ".join(f"row {st['row']}" for st in stats) + " |",
+        "|---|" + "---|" * len(stats),
+    ]
     for node in nodes:
         mine = {c["row"]: c for c in cells if c["node"] == node}
         out.append(f"| {node} | " + " | ".join(_cell_text(mine.get(st["row"])) for st in stats) + " |")
     out += _outliers(cells) + _problems(cells)
     if plots:
         out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
-    out += ["", "## How to read this", "", f"- Spread % = (max - min) / median; MAD = median absolute deviation "
-            "from the median; the CI is a bootstrap 95% interval of the median over the nodes (none below 2).",
-            f"- An {OUTLIER_RULE}. A row measured on fewer than {MIN_NODES} nodes flags none.",
-            "- A failed cell is a task that ran and failed, or that never wrote its record; `not run`: the fleet "
-            "was cancelled first. Per-cell files: `node_<node>/test_<row>/`."]
+    out += [
+        "",
+        "## How to read this",
+        "",
+        "- Spread % = (max - min) / median; MAD = median absolute deviation "
+        "from the median; the CI is a bootstrap 95% interval of the median over the nodes (none below 2).",
+        f"- An {OUTLIER_RULE}. A row measured on fewer than {MIN_NODES} nodes flags none.",
+        "- A failed cell is a task that ran and failed, or that never wrote its record; `not run`: the fleet "
+        "was cancelled first. Per-cell files: `node_<node>/test_<row>/`.",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -128,15 +174,23 @@ def _outliers(cells: list[dict]) -> list[str]:
         return []
     out = ["", "## Outlier nodes", ""]
     for c in flagged:
-        out.append(f"- **{c['node']}**, row {c['row']}: {c['throughput_img_s']:.2f} img/s ({c['outlier']}); "
-                   f"{telemetry_line(c)}")
+        out.append(
+            f"- **{c['node']}**, row {c['row']}: {c['throughput_img_s']:.2f} img/s ({c['outlier']}); "
+            f"{telemetry_line(c)}"
+        )
     return out
 
 
 def _problems(cells: list[dict]) -> list[str]:
     """Cells that did not pass, and measured cells whose own checks call them invalid."""
-    out = [f"- row {c['row']} on {c['node']} ({c['status']}): {c.get('reason') or '-'}"
-           for c in cells if c["status"] != "passed"]
-    out += [f"- row {c['row']} on {c['node']}: measured but **invalid** ({telemetry_line(c)})"
-            for c in cells if c["status"] == "passed" and c.get("valid") is False]
+    out = [
+        f"- row {c['row']} on {c['node']} ({c['status']}): {c.get('reason') or '-'}"
+        for c in cells
+        if c["status"] != "passed"
+    ]
+    out += [
+        f"- row {c['row']} on {c['node']}: measured but **invalid** ({telemetry_line(c)})"
+        for c in cells
+        if c["status"] == "passed" and c.get("valid") is False
+    ]
     return ["", "## Cells that did not pass or are invalid", "", *out] if out else []

@@ -1,6 +1,7 @@
 """node_throughput.png: each node's throughput per row (one dot per node, a bar
 at the row's median across nodes), outliers ringed and named, cells that did
 not pass drawn as crosses on the axis so a failure is seen, not missing."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,12 +26,24 @@ def node_plot(plan: dict, cells: list[dict], stats: list[dict], path: Path) -> s
         for x, c in zip(xs, mine):
             if c.get("outlier"):
                 ax.plot(x, c["throughput_img_s"], "o", markersize=14, markerfacecolor="none", color="red")
-                ax.annotate(f"{node} ({c['outlier']})", (x, c["throughput_img_s"]), textcoords="offset points",
-                            xytext=(8, -3), fontsize=7, color="red")
+                ax.annotate(
+                    f"{node} ({c['outlier']})",
+                    (x, c["throughput_img_s"]),
+                    textcoords="offset points",
+                    xytext=(8, -3),
+                    fontsize=7,
+                    color="red",
+                )
         bad = [c for c in cells if c["node"] == node and c.get("throughput_img_s") is None]
         if bad:
-            ax.plot([rows.index(c["row"]) + offset for c in bad], [0] * len(bad), "x", color=color or "grey",
-                    markersize=9, clip_on=False)
+            ax.plot(
+                [rows.index(c["row"]) + offset for c in bad],
+                [0] * len(bad),
+                "x",
+                color=color or "grey",
+                markersize=9,
+                clip_on=False,
+            )
     for x, st in enumerate(stats):
         if st["median"] is not None:
             ax.hlines(st["median"], x - width / 2, x + width / 2, colors="black", linewidth=1)
@@ -42,8 +55,7 @@ def node_plot(plan: dict, cells: list[dict], stats: list[dict], path: Path) -> s
     if len(nodes) <= 12:
         ax.legend(fontsize=7, title="node", title_fontsize=7)
     note = "line: median across nodes; x on the axis: cell failed or not run; red ring: outlier node"
-    return finish(fig, ax, path, title(f"Throughput per node, {Path(plan.get('profile') or '?').name}",
-                                       measured), note)
+    return finish(fig, ax, path, title(f"Throughput per node, {Path(plan.get('profile') or '?').name}", measured), note)
 
 
 def _label(st: dict) -> str:

@@ -4,6 +4,7 @@ was measured where, and how an invalid row looks (hollow).
 matplotlib is forced onto its Agg backend before pyplot is imported, so no
 display is ever needed (servers, containers, CI).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +37,14 @@ def _distinct(records: list[dict], key: str, fallback: str) -> str:
 
 def context(records: list[dict]) -> str:
     """Model, size, platform and device of the rows drawn (each value once)."""
-    return ", ".join([f"model {_distinct(records, 'model', '?')}", _distinct(records, "size", "size ?"),
-                      _distinct(records, "platform", "platform ?"), _distinct(records, "device", "device ?")])
+    return ", ".join(
+        [
+            f"model {_distinct(records, 'model', '?')}",
+            _distinct(records, "size", "size ?"),
+            _distinct(records, "platform", "platform ?"),
+            _distinct(records, "device", "device ?"),
+        ]
+    )
 
 
 def title(what: str, records: list[dict]) -> str:
@@ -56,13 +63,18 @@ def varying_cells(records: list[dict], skip: set[str] = frozenset()) -> list[str
 
 def draw_ci(ax, xs: list[float], rows: list[dict], color="black") -> None:
     """Error bars for the rows that have a throughput CI (REPEAT > 1), none elsewhere."""
-    have = [(x, r) for x, r in zip(xs, rows) if r.get("throughput_ci_low") is not None
-            and r.get("throughput_ci_high") is not None]
+    have = [
+        (x, r)
+        for x, r in zip(xs, rows)
+        if r.get("throughput_ci_low") is not None and r.get("throughput_ci_high") is not None
+    ]
     if not have:
         return
     ys = [r["throughput_img_s"] for _, r in have]
-    err = [[max(0.0, y - r["throughput_ci_low"]) for y, (_, r) in zip(ys, have)],
-           [max(0.0, r["throughput_ci_high"] - y) for y, (_, r) in zip(ys, have)]]
+    err = [
+        [max(0.0, y - r["throughput_ci_low"]) for y, (_, r) in zip(ys, have)],
+        [max(0.0, r["throughput_ci_high"] - y) for y, (_, r) in zip(ys, have)],
+    ]
     ax.errorbar([x for x, _ in have], ys, yerr=err, fmt="none", ecolor=color, capsize=4, zorder=4)
 
 

@@ -7,6 +7,7 @@ have no finite PSNR: they sit at a capped position labelled "identical". The
 Pareto front joins the valid rows that no other valid row beats on both axes;
 invalid rows are drawn hollow and kept off the front.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,15 +67,30 @@ def speed_quality_plot(records: list[dict], path: Path) -> str | None:
     fig, ax = plt.subplots(figsize=(7, 5))
     for x, y, r in points:
         marker = "o" if r.get("mode") == "dataset" else "s"
-        ax.plot(x, y, marker=marker, markersize=8, color="tab:blue",
-                markerfacecolor="none" if invalid(r) else "tab:blue", linestyle="none")
+        ax.plot(
+            x,
+            y,
+            marker=marker,
+            markersize=8,
+            color="tab:blue",
+            markerfacecolor="none" if invalid(r) else "tab:blue",
+            linestyle="none",
+        )
         label = f"row {r['row']}" + (f" ({IDENTICAL})" if not math.isfinite(r["psnr_db"]) else "")
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7, color="dimgrey")
     if front:
         on_front = {id(r) for r in front}
         xy = sorted((p[0], p[1]) for p in points if id(p[2]) in on_front)
-        ax.plot([p[0] for p in xy], [p[1] for p in xy], linestyle="--", color="tab:orange", marker="o",
-                markersize=13, markerfacecolor="none", label="Pareto front (no valid row is both faster and closer)")
+        ax.plot(
+            [p[0] for p in xy],
+            [p[1] for p in xy],
+            linestyle="--",
+            color="tab:orange",
+            marker="o",
+            markersize=13,
+            markerfacecolor="none",
+            label="Pareto front (no valid row is both faster and closer)",
+        )
         ax.legend(fontsize=7, loc="lower left")
     ax.set_xlabel(_xlabel(rows))
     ax.set_ylabel("throughput (img/s)")

@@ -10,13 +10,23 @@ reading pixels.
 - latency_distribution.png: the per-pair latency distribution of every row.
 Invalid rows are drawn hollow; every title names model, size, platform and device.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from rifebench.report.plot_common import (INVALID_NOTE, draw_ci, finish, invalid, measured, pyplot, row_label,
-                                          title, varying_cells)
+from rifebench.report.plot_common import (
+    INVALID_NOTE,
+    draw_ci,
+    finish,
+    invalid,
+    measured,
+    pyplot,
+    row_label,
+    title,
+    varying_cells,
+)
 from rifebench.report.plot_quality import SPEED_QUALITY, speed_quality_plot
 
 THROUGHPUT = "throughput_vs_streams.png"
@@ -55,10 +65,22 @@ def throughput_plot(records: list[dict], path: Path) -> str | None:
         color = ax.plot(xs, ys, label=label)[0].get_color()
         draw_ci(ax, xs, members, color)
         for r in members:  # filled when valid, hollow when not
-            ax.plot(r["streams"], r["throughput_img_s"], marker="o", markersize=7, color=color,
-                    markerfacecolor="none" if invalid(r) else color)
-            ax.annotate(f"row {r['row']}", (r["streams"], r["throughput_img_s"]), textcoords="offset points",
-                        xytext=(5, 4 + 9 * g), fontsize=7, color="grey")
+            ax.plot(
+                r["streams"],
+                r["throughput_img_s"],
+                marker="o",
+                markersize=7,
+                color=color,
+                markerfacecolor="none" if invalid(r) else color,
+            )
+            ax.annotate(
+                f"row {r['row']}",
+                (r["streams"], r["throughput_img_s"]),
+                textcoords="offset points",
+                xytext=(5, 4 + 9 * g),
+                fontsize=7,
+                color="grey",
+            )
     ax.set_xlabel("streams")
     ax.set_ylabel("throughput (img/s)")
     ax.set_xticks(sorted({r["streams"] for r in rows}))
@@ -86,8 +108,14 @@ def bars_plot(records: list[dict], path: Path) -> str | None:
         if invalid(r):
             bar.set_facecolor("none")
             bar.set_hatch("//")
-        ax.annotate(f"{r['throughput_img_s']:.2f}", (x, r.get("throughput_ci_high") or r["throughput_img_s"]),
-                    textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
+        ax.annotate(
+            f"{r['throughput_img_s']:.2f}",
+            (x, r.get("throughput_ci_high") or r["throughput_img_s"]),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=7,
+        )
     ax.set_xticks(xs)
     ax.set_xticklabels([row_label(r, varying) for r in rows], fontsize=7)
     ax.set_ylabel("throughput (img/s)")
@@ -115,10 +143,21 @@ def latency_plot(records: list[dict], bench_dir: Path, path: Path) -> str | None
             for part in ("boxes", "medians"):
                 box[part][i].set(linestyle="--", color="grey")
     ax.set_xticks(range(1, len(rows) + 1))
-    ax.set_xticklabels([f"row {r['row']}{' (invalid)' if invalid(r) else ''}\n{r.get('precision')} "
-                        f"x{r.get('streams')}" for r, _ in rows], fontsize=8)
-    ax.scatter(range(1, len(rows) + 1), [r.get("latency_p99_ms") for r, _ in rows], marker=".", color="red",
-               zorder=3, label="p99")
+    ax.set_xticklabels(
+        [
+            f"row {r['row']}{' (invalid)' if invalid(r) else ''}\n{r.get('precision')} x{r.get('streams')}"
+            for r, _ in rows
+        ],
+        fontsize=8,
+    )
+    ax.scatter(
+        range(1, len(rows) + 1),
+        [r.get("latency_p99_ms") for r, _ in rows],
+        marker=".",
+        color="red",
+        zorder=3,
+        label="p99",
+    )
     lo, hi = min(min(s) for s in data), max(max(s) for s in data)
     if lo > 0 and hi / lo > 20:
         ax.set_yscale("log")
@@ -130,9 +169,12 @@ def latency_plot(records: list[dict], bench_dir: Path, path: Path) -> str | None
 
 
 def drawings(records: list[dict], bench_dir: Path) -> dict:
-    return {THROUGHPUT: lambda p: throughput_plot(records, p), BARS: lambda p: bars_plot(records, p),
-            SPEED_QUALITY: lambda p: speed_quality_plot(records, p),
-            LATENCY: lambda p: latency_plot(records, bench_dir, p)}
+    return {
+        THROUGHPUT: lambda p: throughput_plot(records, p),
+        BARS: lambda p: bars_plot(records, p),
+        SPEED_QUALITY: lambda p: speed_quality_plot(records, p),
+        LATENCY: lambda p: latency_plot(records, bench_dir, p),
+    }
 
 
 def write(bench_dir: Path, records: list[dict]) -> list[str]:

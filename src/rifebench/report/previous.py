@@ -1,6 +1,7 @@
 """Earlier runs' results in OUTPUT_DIR: moved aside whole, one folder per run,
 before anything of this run is written (output.log included); and what a run
 whose results could not be written must not leave behind."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -45,8 +46,8 @@ def _run_stamp(out: Path) -> str:
         when = dt.datetime.fromisoformat(doc.get("started") or doc["created"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         times = [os.lstat(out / n).st_mtime for n in RESULT_SET if os.path.lexists(out / n)]
-        when = dt.datetime.fromtimestamp(min(times), dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        when = dt.datetime.fromtimestamp(min(times), dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _age_key(p: Path) -> tuple:

@@ -4,12 +4,12 @@ Combined throughput is total frames over (last end - first start) on the one
 monotonic clock all streams share; combined latency percentiles come from all
 streams' raw samples. results.yaml keeps the reference's exact shape.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -19,7 +19,8 @@ import yaml
 from rifebench.fsutil import atomic_write_bytes, atomic_write_text
 from rifebench.measure.metrics import latency_stats, rate
 from rifebench.paths import git_revision
-from rifebench.report import repetitions, video as video_report
+from rifebench.report import repetitions
+from rifebench.report import video as video_report
 from rifebench.report.validity import line as validity_line
 from rifebench.status import Status
 from rifebench.warning_codes import line
@@ -33,7 +34,7 @@ def _iso(mono: float | None, wall_minus_mono: float) -> str | None:
     """A time.monotonic() reading as UTC wall-clock time (one offset for the whole run)."""
     if mono is None:
         return None
-    return dt.datetime.fromtimestamp(mono + wall_minus_mono, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(mono + wall_minus_mono, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def stream_summary(r: dict, t0: float, wall_minus_mono: float | None = None) -> dict:
@@ -49,7 +50,8 @@ def stream_summary(r: dict, t0: float, wall_minus_mono: float | None = None) -> 
         "pinned_by": r.get("pinned_by"),
         "mems_allowed": r.get("mems_allowed"),
         "mempolicy": r.get("mempolicy"),
-        "device": r.get("device"), "runtime": r.get("runtime"),  # RUNTIME's name, version, settings, parity
+        "device": r.get("device"),
+        "runtime": r.get("runtime"),  # RUNTIME's name, version, settings, parity
         "frames": r.get("frames", 0),
         "images": r.get("images", 0),
         "throughput": rate(r.get("images", 0), window),
@@ -76,8 +78,14 @@ def aggregate(streams: list[dict], interpolation: int) -> dict:
     """Combined metrics over the streams that produced a result."""
     timed = [r for r in streams if r.get("end") is not None]
     if not timed:
-        return {"frames": 0, "images": 0, "throughput": None, "latency_ms": latency_stats([]),
-                "latency_per_pair_ms": latency_stats([]), "host_submit_ms": None}
+        return {
+            "frames": 0,
+            "images": 0,
+            "throughput": None,
+            "latency_ms": latency_stats([]),
+            "latency_per_pair_ms": latency_stats([]),
+            "host_submit_ms": None,
+        }
     first_start = min(r["start"] for r in timed)
     last_end = max(r["end"] for r in timed)
     overlap = min(r["end"] for r in timed) - max(r["start"] for r in timed)
@@ -114,16 +122,18 @@ def yaml_results(throughput, latency_ms, accuracy_pct) -> str:
     def r2(x):
         return None if x is None else round(float(x), 2)
 
-    doc = {"results": [
-        {"key": "throughput", "value": r2(throughput), "unit": "img/s"},
-        {"key": "latency", "value": r2(latency_ms), "unit": "ms"},
-        {"key": "accuracy", "value": r2(accuracy_pct), "unit": "percents"},
-    ]}
+    doc = {
+        "results": [
+            {"key": "throughput", "value": r2(throughput), "unit": "img/s"},
+            {"key": "latency", "value": r2(latency_ms), "unit": "ms"},
+            {"key": "accuracy", "value": r2(accuracy_pct), "unit": "percents"},
+        ]
+    }
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def write_json(output_dir: str, doc: dict) -> None:
@@ -138,8 +148,9 @@ def begin(cfg, model_info: dict) -> None:
     """Mark this run as running, so a crash of the launcher itself leaves a
     results.json that says so rather than nothing. The earlier run's results
     were set aside (set_aside_previous) before output.log was opened."""
-    write_json(cfg.output_dir, {"status": "running", "created": now_iso(), "config": cfg.to_dict(),
-                                "model": model_info})
+    write_json(
+        cfg.output_dir, {"status": "running", "created": now_iso(), "config": cfg.to_dict(), "model": model_info}
+    )
 
 
 def quality_section(cfg, streams: list[dict]) -> dict | None:
@@ -164,7 +175,9 @@ def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dic
     validity = repetitions.overall_validity(reps)
     if cfg.validity == "strict" and not validity["valid"] and status == Status.PASSED:
         status = Status.FAILED
-        failures.append({"stream": None, "reason": f"VALIDITY=strict: invalid measurement ({', '.join(validity['reasons'])})"})
+        failures.append(
+            {"stream": None, "reason": f"VALIDITY=strict: invalid measurement ({', '.join(validity['reasons'])})"}
+        )
     quality = rep["quality"]
     accuracy = quality["pass_pct"] if quality and quality["pass_pct"] is not None else 0.0
     t0 = rep["combined"].get("window", {}).get("first_start") or 0.0
@@ -180,7 +193,7 @@ def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dic
         "schema_version": SCHEMA_VERSION,
         "harness": {"name": "rifebench", "version": _version(), "git_revision": git_revision()},
         "created": now_iso(),
-        "started": dt.datetime.fromtimestamp(started_wall, dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": dt.datetime.fromtimestamp(started_wall, dt.UTC).isoformat(timespec="seconds"),
         "mode": cfg.mode,
         "mode_name": cfg.mode_name,  # "quality" for mode "dataset", as the console and README say
         "config": cfg.to_dict() | {"origin": cfg.origin},
@@ -199,12 +212,16 @@ def finish(cfg, model_info: dict, outcomes: list, started_wall: float, peak: dic
         "notes": [w for w in all_warnings if w.get("level") == "note"],
         "pinning": rep["outcome"].pinning,
         "telemetry": rep["telemetry"],
-        "knobs": rep["knobs"], "runtime": next((r["runtime"] for r in rep["streams"] if r.get("runtime")), None),
+        "knobs": rep["knobs"],
+        "runtime": next((r["runtime"] for r in rep["streams"] if r.get("runtime")), None),
     }
     video_report.add(doc, cfg, rep["streams"])
     write_json(cfg.output_dir, doc)
-    if status == Status.PASSED or (status == Status.FAILED and not rep["failures"] and (
-            (quality and quality.get("verdict") in ("fail", "unchecked")) or not validity["valid"])):
+    if status == Status.PASSED or (
+        status == Status.FAILED
+        and not rep["failures"]
+        and ((quality and quality.get("verdict") in ("fail", "unchecked")) or not validity["valid"])
+    ):
         write_yaml(cfg.output_dir, yaml_results(metrics["throughput_img_s"], metrics["latency_ms"]["mean"], accuracy))
     return doc, int(status.exit)
 
@@ -213,11 +230,12 @@ def metrics_section(cfg, streams: list[dict], combined: dict, quality, accuracy:
     return {
         "throughput_img_s": combined.get("throughput"),
         "throughput_basis": "images / the timed window (first stream start to last stream end); in quality "
-                            "mode the predictions are scored and saved after the window",
+        "mode the predictions are scored and saved after the window",
         "model_throughput_img_s": model_throughput(streams),
         "end_to_end_throughput_img_s": combined.get("end_to_end_throughput"),
-        "end_to_end_basis": None if cfg.dummy else "images / (window + scoring and saving after it); loading "
-                                                   "runs ahead in a thread during the window",
+        "end_to_end_basis": None
+        if cfg.dummy
+        else "images / (window + scoring and saving after it); loading runs ahead in a thread during the window",
         "throughput_pairs_s": combined.get("throughput_pairs_s"),
         "latency_ms": combined["latency_ms"],
         "latency_per_pair_ms": combined["latency_per_pair_ms"],
@@ -275,8 +293,10 @@ def _knobs(streams: list[dict]) -> dict | None:
 def latency_basis(cfg, streams: list[dict]) -> str:
     per = "per submission of BATCH_SIZE pairs" if cfg.batch_size > 1 else "per pair"
     if any(r.get("latency_clock") == "device events" for r in streams):
-        return (f"{per}, device time from events recorded around each submission (read after the timed window); "
-                f"host submission times are in host_submit_ms (ASYNC={cfg.async_}: how often the host waited)")
+        return (
+            f"{per}, device time from events recorded around each submission (read after the timed window); "
+            f"host submission times are in host_submit_ms (ASYNC={cfg.async_}: how often the host waited)"
+        )
     if cfg.platform == "cpu":
         return f"{per}, host clock; CPU execution is synchronous, so this is the true compute time"
     return f"{per}, host clock (this device has no timing events), device synchronised every {cfg.async_ or 'end'}"
@@ -297,42 +317,61 @@ def print_summary(doc: dict, log) -> None:
 
     ci = (m.get("ci95") or {}).get("throughput_img_s")
     reps = f", median of {doc['repeat']} repetitions, 95% CI {f(ci[0])}-{f(ci[1])}" if ci else ""
-    log(f"throughput: {f(m['throughput_img_s'])} img/s ({m['images']} images, {m['frames']} pairs in "
-        f"{f(m['duration_s'])} s, {len(doc['streams'])} stream(s){reps})")
+    log(
+        f"throughput: {f(m['throughput_img_s'])} img/s ({m['images']} images, {m['frames']} pairs in "
+        f"{f(m['duration_s'])} s, {len(doc['streams'])} stream(s){reps})"
+    )
     if doc["mode"] == "dataset":
         log(f"end to end, with scoring and saving after the window: {f(m.get('end_to_end_throughput_img_s'))} img/s")
     what = "per pair" if m.get("batch_size", 1) == 1 else f"per batch of {m['batch_size']}"
     clock = "device" if (doc.get("streams") or [{}])[0].get("latency_clock") == "device events" else "host"
-    log(f"latency {what} ({clock} time): mean {f(lat['mean'])} ms, p50 {f(lat['p50'])}, p90 {f(lat['p90'])}, "
+    log(
+        f"latency {what} ({clock} time): mean {f(lat['mean'])} ms, p50 {f(lat['p50'])}, p90 {f(lat['p90'])}, "
         f"p99 {f(lat['p99'])}, max {f(lat['max'])}, stdev {f(lat['stdev'])}"
-        + (f" ({lat['percentile_note']})" if lat.get("percentile_note") else ""))
+        + (f" ({lat['percentile_note']})" if lat.get("percentile_note") else "")
+    )
     if m.get("host_submit_ms"):
         log(f"host submission time: mean {f(m['host_submit_ms']['mean'])} ms, p50 {f(m['host_submit_ms']['p50'])}")
     dev = doc.get("device_time") or {}
     busy = [f"GPU {g['index']} {g['kernel_busy_pct']:.0f}%" for g in dev.get("gpus", [])]
     spans = [f"{s['device_span_pct']:.0f}%" for s in dev.get("streams", []) if s["device_span_pct"] is not None]
     if busy or spans:
-        log(f"device busy (kernels, from the GPU monitor): {', '.join(busy) or 'not monitored'}; "
-            f"submission spans (device events): {', '.join(spans) or 'n/a'} of the timed window")
+        log(
+            f"device busy (kernels, from the GPU monitor): {', '.join(busy) or 'not monitored'}; "
+            f"submission spans (device events): {', '.join(spans) or 'n/a'} of the timed window"
+        )
     if dev.get("achieved_tflops"):
-        share = f", {f(dev['share_of_peak_pct'], '.1f')}% of {f(dev['peak_tflops'], '.0f')} peak" \
-            if dev.get("share_of_peak_pct") else ""
-        log(f"compute: {f(dev['gflop_per_pair'], '.3g')} GFLOP per pair, {f(dev['achieved_tflops'], '.3g')} TFLOP/s{share}")
+        share = (
+            f", {f(dev['share_of_peak_pct'], '.1f')}% of {f(dev['peak_tflops'], '.0f')} peak"
+            if dev.get("share_of_peak_pct")
+            else ""
+        )
+        log(
+            f"compute: {f(dev['gflop_per_pair'], '.3g')} GFLOP per pair, {f(dev['achieved_tflops'], '.3g')} TFLOP/s{share}"
+        )
     video_report.log_lines(doc, log)
     if doc["quality"]:
         q = doc["quality"]
-        log(f"quality: {q['passed']}/{q['tested']} frames >= {q['threshold_db']} dB ({f(q['pass_pct'])}%), "
-            f"mean PSNR {f(q['psnr_mean'])} dB, SSIM {f(q['ssim_mean'], '.4f')}: verdict {q['verdict']}")
+        log(
+            f"quality: {q['passed']}/{q['tested']} frames >= {q['threshold_db']} dB ({f(q['pass_pct'])}%), "
+            f"mean PSNR {f(q['psnr_mean'])} dB, SSIM {f(q['ssim_mean'], '.4f')}: verdict {q['verdict']}"
+        )
         log(f"quality note: {q['note']}")
     else:
-        log(video_report.NO_SCORES if doc["mode"] == "video" else "accuracy: 0 (performance mode (dummy): no quality verdict)")
+        log(
+            video_report.NO_SCORES
+            if doc["mode"] == "video"
+            else "accuracy: 0 (performance mode (dummy): no quality verdict)"
+        )
     for fail in doc["failures"]:
         if fail.get("partial_result"):  # the launcher has already printed the others
             log(f"error: stream {fail['stream']} failed: {fail['reason']}")
     if doc.get("knobs"):
         k = doc["knobs"]
-        log(f"knobs ({k['preset']}): " + ", ".join(f"{n}={v}" for n, v in k["effective"].items()
-                                                  if k["source"].get(n) != "n/a"))
+        log(
+            f"knobs ({k['preset']}): "
+            + ", ".join(f"{n}={v}" for n, v in k["effective"].items() if k["source"].get(n) != "n/a")
+        )
     for w in doc.get("warnings", []):
         log(line(w))
     log(validity_line(doc["validity"]))

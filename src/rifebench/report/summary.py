@@ -8,6 +8,7 @@ warning codes beside its figures: a speed-up computed from an invalid row (row
 PSNR / SSIM are the quality figures of dataset rows (against the ground truth)
 and, for dummy rows, the output fingerprint (images/dummy_0.npy) against row 1's.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ VS_TRUTH, VS_ROW1 = "ground truth", "row 1 output"
 
 
 # --- the output fingerprint -----------------------------------------------------------
+
 
 def fingerprint_diff(ref_path: Path, other_path: Path) -> dict:
     """PSNR (dB, on the float output; inf when identical), SSIM (8-bit) and max
@@ -42,6 +44,7 @@ def fingerprint_diff(ref_path: Path, other_path: Path) -> dict:
 
 
 # --- one row ------------------------------------------------------------------------------
+
 
 def load_results(test_dir: Path) -> dict | None:
     try:
@@ -63,13 +66,22 @@ def _last_error(test_dir: Path) -> str | None:
 def row_record(row, test_dir: Path, exit_code: int | None, wall_s: float) -> dict:
     doc = load_results(test_dir)
     status, reason = _status(doc, exit_code, test_dir)
-    rec = {"row": row.number, "cells": dict(row.cells), "status": status, "exit_code": exit_code,
-           "reason": reason, "dir": Path(test_dir).name, "wall_s": wall_s}
+    rec = {
+        "row": row.number,
+        "cells": dict(row.cells),
+        "status": status,
+        "exit_code": exit_code,
+        "reason": reason,
+        "dir": Path(test_dir).name,
+        "wall_s": wall_s,
+    }
     if doc and doc.get("config"):
         rec.update(context(doc))
     if doc:
-        rec.update(warnings=[w.get("code") for w in doc.get("warnings") or []],
-                   warning_details=[w for w in doc.get("warnings") or [] if w.get("code")])
+        rec.update(
+            warnings=[w.get("code") for w in doc.get("warnings") or []],
+            warning_details=[w for w in doc.get("warnings") or [] if w.get("code")],
+        )
     measured = doc and doc.get("metrics") and not doc.get("failures") and doc.get("status") in ("passed", "failed")
     if measured:
         rec.update(measured_figures(doc))
@@ -80,11 +92,20 @@ def row_record(row, test_dir: Path, exit_code: int | None, wall_s: float) -> dic
 def context(doc: dict) -> dict:
     """What a row ran: model, frame size, platform and the device's name."""
     cfg = doc["config"]
-    size = (f"{cfg.get('data_width')}x{cfg.get('data_height')}" if doc.get("mode") not in ("dataset", "video")
-            else f"{doc['mode']} {Path(str(cfg.get('dataset_dir') or '?')).name}")
-    return {"platform": cfg.get("platform"), "precision": cfg.get("precision"), "streams": cfg.get("streams"),
-            "mode": doc.get("mode"), "model": (doc.get("model") or {}).get("name") or cfg.get("model"),
-            "size": size, "device": device_name(doc)}
+    size = (
+        f"{cfg.get('data_width')}x{cfg.get('data_height')}"
+        if doc.get("mode") not in ("dataset", "video")
+        else f"{doc['mode']} {Path(str(cfg.get('dataset_dir') or '?')).name}"
+    )
+    return {
+        "platform": cfg.get("platform"),
+        "precision": cfg.get("precision"),
+        "streams": cfg.get("streams"),
+        "mode": doc.get("mode"),
+        "model": (doc.get("model") or {}).get("name") or cfg.get("model"),
+        "size": size,
+        "device": device_name(doc),
+    }
 
 
 def device_name(doc: dict) -> str | None:
@@ -106,13 +127,22 @@ def measured_figures(doc: dict) -> dict:
     lat = m.get("latency_ms") or {}
     ci = (m.get("ci95") or {}).get("throughput_img_s") or [None, None]
     validity = doc.get("validity") or {}
-    out = {"throughput_img_s": m.get("throughput_img_s"), "throughput_ci_low": ci[0], "throughput_ci_high": ci[1],
-           "latency_mean_ms": lat.get("mean"), "latency_p50_ms": lat.get("p50"), "latency_p99_ms": lat.get("p99"),
-           "accuracy_pct": m.get("accuracy_pct"), "duration_s": m.get("duration_s"),
-           "latency_basis": m.get("latency_basis"), "peak_mem_mib": _peak_mem_mib(doc),
-           "repeat": doc.get("repeat"), "valid": validity.get("valid"),
-           "validity_reasons": list(validity.get("reasons") or []),
-           "validity_checks": [c for c in validity.get("checks") or [] if c.get("triggered")]}
+    out = {
+        "throughput_img_s": m.get("throughput_img_s"),
+        "throughput_ci_low": ci[0],
+        "throughput_ci_high": ci[1],
+        "latency_mean_ms": lat.get("mean"),
+        "latency_p50_ms": lat.get("p50"),
+        "latency_p99_ms": lat.get("p99"),
+        "accuracy_pct": m.get("accuracy_pct"),
+        "duration_s": m.get("duration_s"),
+        "latency_basis": m.get("latency_basis"),
+        "peak_mem_mib": _peak_mem_mib(doc),
+        "repeat": doc.get("repeat"),
+        "valid": validity.get("valid"),
+        "validity_reasons": list(validity.get("reasons") or []),
+        "validity_checks": [c for c in validity.get("checks") or [] if c.get("triggered")],
+    }
     q = doc.get("quality") or {}
     if q.get("psnr_mean") is not None:
         out.update(psnr_db=q["psnr_mean"], ssim=q.get("ssim_mean"), quality_basis=VS_TRUTH)
@@ -144,7 +174,7 @@ def _peak_mem_mib(doc) -> float | None:
         v = mem.get("peak_allocated_bytes") or mem.get("peak_rss_bytes")
         if v:
             peaks.append(v)
-    return max(peaks) / 2 ** 20 if peaks else None
+    return max(peaks) / 2**20 if peaks else None
 
 
 def add_reference(records: list[dict], bench_dir: Path) -> None:
@@ -178,13 +208,16 @@ def gpu_figures(tel: dict | None) -> dict:
     util = [g["util_pct"]["mean"] for g in gpus if g.get("util_pct")]
     power = [g["power_w"]["mean"] for g in gpus if g.get("power_w")]
     mem = [g["mem_used_bytes"]["max"] for g in gpus if g.get("mem_used_bytes")]
-    return {"gpu_util_pct": math.fsum(util) / len(util) if util else None,
-            "gpu_power_w": math.fsum(power) if power and len(power) == len(gpus) else None,
-            "gpu_mem_used_mib": max(mem) / 2 ** 20 if mem else None, "telemetry_tool": tel.get("gpu_source")}
+    return {
+        "gpu_util_pct": math.fsum(util) / len(util) if util else None,
+        "gpu_power_w": math.fsum(power) if power and len(power) == len(gpus) else None,
+        "gpu_mem_used_mib": max(mem) / 2**20 if mem else None,
+        "telemetry_tool": tel.get("gpu_source"),
+    }
 
 
-
-def write(bench_dir: Path, meta: dict, system: dict, header: list[str], records: list[dict],
-          plots: list[str] | None = None) -> None:
+def write(
+    bench_dir: Path, meta: dict, system: dict, header: list[str], records: list[dict], plots: list[str] | None = None
+) -> None:
     atomic_write_text(Path(bench_dir) / "summary.csv", csv_text(header, records))
     atomic_write_text(Path(bench_dir) / "summary.md", markdown(meta, system, header, records, plots or []))

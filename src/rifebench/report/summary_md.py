@@ -1,6 +1,7 @@
 """summary.md: the benchmark's result line, the machine, the table of rows
 (report/table.py), what went wrong (failed rows, invalid measurements, every
 row's warnings with their remedies), the plots and how to read the figures."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,17 +11,31 @@ from rifebench.report.table import md_table, to_dict
 
 def markdown(meta: dict, system: dict, header: list[str], records: list[dict], plots: list[str]) -> str:
     counts = {s: sum(r["status"] == s for r in records) for s in ("passed", "failed", "interrupted", "not run")}
-    constant = [h for h in header if len({r["cells"].get(h, "") for r in records}) <= 1
-                and records and records[0]["cells"].get(h)]
+    constant = [
+        h
+        for h in header
+        if len({r["cells"].get(h, "") for r in records}) <= 1 and records and records[0]["cells"].get(h)
+    ]
     invalid = [r for r in records if r.get("valid") is False]
     out = [f"# Benchmark: {Path(meta['profile']).name}", ""]
-    out.append(f"- **Result: {counts['passed']} of {len(records)} rows passed**"
-               + "".join(f", {n} {s}" for s, n in counts.items() if n and s != "passed")
-               + (f"; **{len(invalid)} measured row(s) invalid** (see below): their figures and speed-ups "
-                  "cannot be trusted" if invalid else ""))
-    out.append(f"- Profile `{meta['profile']}`, run {meta['mode']}"
-               + (f" in image `{meta['image']['name']}` ({meta['image'].get('digest') or meta['image'].get('id')})"
-                  if meta.get("image") else "") + f", {meta['started']} to {meta.get('finished', '…')}")
+    out.append(
+        f"- **Result: {counts['passed']} of {len(records)} rows passed**"
+        + "".join(f", {n} {s}" for s, n in counts.items() if n and s != "passed")
+        + (
+            f"; **{len(invalid)} measured row(s) invalid** (see below): their figures and speed-ups cannot be trusted"
+            if invalid
+            else ""
+        )
+    )
+    out.append(
+        f"- Profile `{meta['profile']}`, run {meta['mode']}"
+        + (
+            f" in image `{meta['image']['name']}` ({meta['image'].get('digest') or meta['image'].get('id')})"
+            if meta.get("image")
+            else ""
+        )
+        + f", {meta['started']} to {meta.get('finished', '…')}"
+    )
     out.append(f"- Machine: {machine_line(system)}")
     if constant:
         out.append("- Same in every row: " + ", ".join(f"`{h}={records[0]['cells'][h]}`" for h in constant))
@@ -45,8 +60,10 @@ def warnings_section(records: list[dict]) -> list[str]:
         checks = {c.get("code"): c for c in r.get("validity_checks") or []}
         if not details and r.get("valid") is not False:
             continue
-        verdict = {False: f"**invalid** ({', '.join(r.get('validity_reasons') or [])})",
-                   True: "valid, with warnings"}.get(r.get("valid"), "warnings")
+        verdict = {
+            False: f"**invalid** ({', '.join(r.get('validity_reasons') or [])})",
+            True: "valid, with warnings",
+        }.get(r.get("valid"), "warnings")
         out.append(f"- row {r['row']}: {verdict}")
         for code in dict.fromkeys([*(r.get("validity_reasons") or []), *details]):
             w = details.get(code) or {}
@@ -56,49 +73,64 @@ def warnings_section(records: list[dict]) -> list[str]:
 
 
 def machine_line(system: dict) -> str:
-    gib = (system.get("memory_bytes") or 0) / 2 ** 30
+    gib = (system.get("memory_bytes") or 0) / 2**30
     numa = len(system.get("numa_nodes") or []) or "?"
     pk = system.get("packages") or {}
     gpus = [g.get("name") or g.get("device_name") for g in system.get("gpus") or [] if "error" not in g]
-    return (f"{system.get('cpu_model')} ({system.get('sockets') or '?'} socket(s), {system.get('cpu_physical')} "
-            f"cores, {system.get('cpu_logical')} CPUs, {numa} NUMA node(s)), {gib:.1f} GiB, "
-            f"{system.get('os')}, kernel {system.get('kernel')}, Python {system.get('python')}, "
-            f"torch {pk.get('torch')}" + (f", IPEX {pk['ipex']}" if pk.get("ipex") else "")
-            + (f"; GPU: {', '.join(str(g) for g in gpus)}" if gpus else "; no GPU")
-            + (" (in a container)" if system.get("in_container") else ""))
+    return (
+        f"{system.get('cpu_model')} ({system.get('sockets') or '?'} socket(s), {system.get('cpu_physical')} "
+        f"cores, {system.get('cpu_logical')} CPUs, {numa} NUMA node(s)), {gib:.1f} GiB, "
+        f"{system.get('os')}, kernel {system.get('kernel')}, Python {system.get('python')}, "
+        f"torch {pk.get('torch')}"
+        + (f", IPEX {pk['ipex']}" if pk.get("ipex") else "")
+        + (f"; GPU: {', '.join(str(g) for g in gpus)}" if gpus else "; no GPU")
+        + (" (in a container)" if system.get("in_container") else "")
+    )
 
 
 def _notes(header: list[str], records: list[dict]) -> list[str]:
     dicts = [to_dict(r, header) for r in records]
     keys = {k for d in dicts for k, v in d.items() if v not in (None, [])}
     basis = next((r.get("latency_basis") for r in records if r.get("latency_basis")), None)
-    notes = ["- Throughput: interpolated images over the wall time from the first stream's start to the last "
-             "stream's end, all streams on one clock (per row in `test_<n>/results.json`); with REPEAT > 1, the "
-             "median over the repetitions, and CI95 low / high its 95% bootstrap interval.",
-             "- Latency p50 / p99: percentiles of every pair's own timing over all streams "
-             f"({basis or 'see results.json'}).",
-             "- Valid: the run's own checks (enough samples, a quiet CPU, no throttling, aligned stream windows, a "
-             "steady state); an invalid row's figures are shown but must not be compared. Warnings: the codes "
-             "each run recorded, explained above and in the README's warning table."]
+    notes = [
+        "- Throughput: interpolated images over the wall time from the first stream's start to the last "
+        "stream's end, all streams on one clock (per row in `test_<n>/results.json`); with REPEAT > 1, the "
+        "median over the repetitions, and CI95 low / high its 95% bootstrap interval.",
+        "- Latency p50 / p99: percentiles of every pair's own timing over all streams "
+        f"({basis or 'see results.json'}).",
+        "- Valid: the run's own checks (enough samples, a quiet CPU, no throttling, aligned stream windows, a "
+        "steady state); an invalid row's figures are shown but must not be compared. Warnings: the codes "
+        "each run recorded, explained above and in the README's warning table.",
+    ]
     if any(r.get("mode") == "dummy" for r in records):
         notes.append("- Accuracy is 0 in dummy (performance) mode: no quality verdict is made there.")
     if any(r.get("mode") in ("dataset", "video") for r in records):
-        notes.append("- Accuracy (dataset and video rows): % of interpolated frames at or above the PSNR threshold "
-                     "(video rows: against the frames dropped from the input, VIDEO_GT=drop; 0 with VIDEO_GT=none).")
+        notes.append(
+            "- Accuracy (dataset and video rows): % of interpolated frames at or above the PSNR threshold "
+            "(video rows: against the frames dropped from the input, VIDEO_GT=drop; 0 with VIDEO_GT=none)."
+        )
     if "peak_mem_mib" in keys:
-        notes.append("- Peak memory: the device's peak allocation where it reports one, else the stream process's "
-                     "peak resident memory; the largest over streams.")
+        notes.append(
+            "- Peak memory: the device's peak allocation where it reports one, else the stream process's "
+            "peak resident memory; the largest over streams."
+        )
     if "speedup" in keys:
-        notes.append("- Speed-up: the row's throughput over row 1's, measured in this one benchmark; marked "
-                     "(invalid) when either row's measurement is invalid.")
+        notes.append(
+            "- Speed-up: the row's throughput over row 1's, measured in this one benchmark; marked "
+            "(invalid) when either row's measurement is invalid."
+        )
     if "psnr_db" in keys:
-        notes.append("- PSNR / SSIM: for dataset rows, the mean over the interpolated frames against the ground "
-                     "truth; for dummy rows, the row's output fingerprint (`images/dummy_0.npy`, the frame "
-                     "interpolated from the seeded dummy pair) against row 1's (PSNR and max error on the float "
-                     "output in [0, 1], SSIM on 8-bit frames as the RIFE evaluation computes it). `identical`: "
-                     "the outputs are bit for bit the same.")
+        notes.append(
+            "- PSNR / SSIM: for dataset rows, the mean over the interpolated frames against the ground "
+            "truth; for dummy rows, the row's output fingerprint (`images/dummy_0.npy`, the frame "
+            "interpolated from the seeded dummy pair) against row 1's (PSNR and max error on the float "
+            "output in [0, 1], SSIM on 8-bit frames as the RIFE evaluation computes it). `identical`: "
+            "the outputs are bit for bit the same."
+        )
     if "gpu_util_pct" in keys:
-        notes.append("- GPU telemetry: sampled about once a second in the timed window only (the `telemetry` "
-                     "section of `test_<n>/results.json`), each GPU found by its PCI bus id; mean utilisation, "
-                     "mean power summed over the GPUs, peak memory used.")
+        notes.append(
+            "- GPU telemetry: sampled about once a second in the timed window only (the `telemetry` "
+            "section of `test_<n>/results.json`), each GPU found by its PCI bus id; mean utilisation, "
+            "mean power summed over the GPUs, peak memory used."
+        )
     return notes

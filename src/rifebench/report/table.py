@@ -4,6 +4,7 @@ and two renderings of that dict (summary.csv, the markdown table).
 hyperfine's CSV drifted from its JSON because its columns were kept by hand in
 two places; here a column exists once, in COLUMNS, and both files follow it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,6 +26,7 @@ class Column:
 class Flagged(NamedTuple):
     """A figure that must never travel without its mark (a speed-up computed
     from an invalid measurement)."""
+
     value: float
     note: str
 
@@ -67,8 +69,12 @@ def fieldnames(header: list[str]) -> list[str]:
 
 def to_dict(rec: dict, header: list[str]) -> dict:
     """One row of the summary, typed: numbers stay numbers, absent figures None."""
-    out = {"row": rec["row"], **{h: rec["cells"].get(h, "") for h in header}, "status": rec["status"],
-           "exit_code": rec.get("exit_code")}
+    out = {
+        "row": rec["row"],
+        **{h: rec["cells"].get(h, "") for h in header},
+        "status": rec["status"],
+        "exit_code": rec.get("exit_code"),
+    }
     for c in COLUMNS:
         out[c.key] = speedup(rec) if c.key == "speedup" else rec.get(c.key)
     out["reason"] = rec.get("reason")
@@ -76,6 +82,7 @@ def to_dict(rec: dict, header: list[str]) -> dict:
 
 
 # --- summary.csv ---------------------------------------------------------------------------
+
 
 def csv_value(x) -> str:
     if x is None:
@@ -102,6 +109,7 @@ def csv_text(header: list[str], records: list[dict]) -> str:
 
 # --- the markdown table --------------------------------------------------------------------
 
+
 def md_value(x, spec: str = "") -> str:
     if x is None or x == []:
         return "–"
@@ -123,12 +131,24 @@ def md_table(header: list[str], records: list[dict]) -> list[str]:
     dicts = [to_dict(r, header) for r in records]
     varying = [h for h in header if len({d[h] for d in dicts}) > 1]
     shown = [c for c in COLUMNS if c.key not in MD_HIDDEN and any(d[c.key] not in (None, []) for d in dicts)]
-    out = ["| row | " + " | ".join(varying) + (" | " if varying else "") + "status | "
-           + " | ".join(c.label for c in shown) + " |",
-           "|---|" + "---|" * len(varying) + "---|" + "".join("---:|" if c.spec else "---|" for c in shown)]
+    out = [
+        "| row | "
+        + " | ".join(varying)
+        + (" | " if varying else "")
+        + "status | "
+        + " | ".join(c.label for c in shown)
+        + " |",
+        "|---|" + "---|" * len(varying) + "---|" + "".join("---:|" if c.spec else "---|" for c in shown),
+    ]
     for rec, d in zip(records, dicts):
         cells = [d[h] for h in varying]
         status = d["status"] if d["status"] == "passed" else f"**{d['status']}**"
-        out.append(f"| [{d['row']}]({rec['dir']}/) | " + " | ".join(cells) + (" | " if cells else "")
-                   + f"{status} | " + " | ".join(md_value(d[c.key], c.spec) for c in shown) + " |")
+        out.append(
+            f"| [{d['row']}]({rec['dir']}/) | "
+            + " | ".join(cells)
+            + (" | " if cells else "")
+            + f"{status} | "
+            + " | ".join(md_value(d[c.key], c.spec) for c in shown)
+            + " |"
+        )
     return out

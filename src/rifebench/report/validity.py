@@ -10,6 +10,7 @@ of the warning registry; a run is valid when none fires.
   submissions differs from the last tenth's by more than 10% (checked from
   20 submissions on).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -21,8 +22,7 @@ DRIFT_MAX_PCT = 10.0
 DRIFT_MIN_SAMPLES = 20
 # Clock limits that mean the device ran slower than it can; idle, application
 # clocks and sync boost are not.
-THROTTLING = ("sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
-              "hw_power_brake_slowdown")
+THROTTLING = ("sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
 
 
 def _check(code: str, triggered: bool, value=None, threshold=None, detail: str = "") -> dict:
@@ -32,8 +32,9 @@ def _check(code: str, triggered: bool, value=None, threshold=None, detail: str =
 def too_few(cfg, streams: list[dict]) -> dict:
     counts = [len(r.get("latency_ms") or []) for r in streams]
     fewest = min(counts) if counts else 0
-    return _check("TOO_FEW_SAMPLES", fewest < cfg.min_samples, fewest, cfg.min_samples,
-                  f"timed submissions per stream: {counts}")
+    return _check(
+        "TOO_FEW_SAMPLES", fewest < cfg.min_samples, fewest, cfg.min_samples, f"timed submissions per stream: {counts}"
+    )
 
 
 def drift(streams: list[dict]) -> dict:
@@ -48,16 +49,31 @@ def drift(streams: list[dict]) -> dict:
         if change >= worst:
             worst, where = change, (r["id"], first, last)
     if where is None:
-        return _check("NO_STEADY_STATE", False, None, DRIFT_MAX_PCT,
-                      f"not checked: fewer than {DRIFT_MIN_SAMPLES} submissions per stream")
-    return _check("NO_STEADY_STATE", worst > DRIFT_MAX_PCT, worst, DRIFT_MAX_PCT,
-                  f"stream {where[0]}: median latency {where[1]:.3g} ms in the first tenth, {where[2]:.3g} ms "
-                  "in the last")
+        return _check(
+            "NO_STEADY_STATE",
+            False,
+            None,
+            DRIFT_MAX_PCT,
+            f"not checked: fewer than {DRIFT_MIN_SAMPLES} submissions per stream",
+        )
+    return _check(
+        "NO_STEADY_STATE",
+        worst > DRIFT_MAX_PCT,
+        worst,
+        DRIFT_MAX_PCT,
+        f"stream {where[0]}: median latency {where[1]:.3g} ms in the first tenth, {where[2]:.3g} ms in the last",
+    )
 
 
 def throttled(telemetry: dict | None) -> dict:
-    seen = sorted({n for g in (telemetry or {}).get("gpus", []) for n, c in (g.get("throttle_reasons") or {}).items()
-                   if c and n in THROTTLING})
+    seen = sorted(
+        {
+            n
+            for g in (telemetry or {}).get("gpus", [])
+            for n, c in (g.get("throttle_reasons") or {}).items()
+            if c and n in THROTTLING
+        }
+    )
     return _check("THROTTLED", bool(seen), None, None, ", ".join(seen) or "no thermal or power limit seen")
 
 
@@ -65,21 +81,42 @@ def misaligned(streams: list[dict], window: dict | None) -> dict:
     pct = (window or {}).get("overlap_pct")
     if len(streams) < 2 or pct is None:
         return _check("WINDOWS_MISALIGNED", False, pct, OVERLAP_MIN_PCT, "one stream: nothing to align")
-    return _check("WINDOWS_MISALIGNED", pct < OVERLAP_MIN_PCT, pct, OVERLAP_MIN_PCT,
-                  "overlap of the streams' timed windows, % of the whole window")
+    return _check(
+        "WINDOWS_MISALIGNED",
+        pct < OVERLAP_MIN_PCT,
+        pct,
+        OVERLAP_MIN_PCT,
+        "overlap of the streams' timed windows, % of the whole window",
+    )
 
 
-def verdict(cfg, streams: list[dict], combined: dict, telemetry: dict | None, warnings: list[dict]) -> tuple[dict, list]:
+def verdict(
+    cfg, streams: list[dict], combined: dict, telemetry: dict | None, warnings: list[dict]
+) -> tuple[dict, list]:
     """results.json `validity` and the warnings to add for rules that fired and
     are not already among `warnings` (contention and HOST_BOUND are raised where
     they are measured)."""
     have = {w["code"] for w in warnings}
-    checks = [too_few(cfg, streams),
-              _check("CPU_CONTENTION", "CPU_CONTENTION" in have, detail="see the CPU_CONTENTION warning"
-                     if "CPU_CONTENTION" in have else "other processes stayed off the streams' CPUs"),
-              _check("HOST_BOUND", "HOST_BOUND" in have, detail="see the HOST_BOUND warning"
-                     if "HOST_BOUND" in have else "the device, not the host, set the pace (or a CPU run)"),
-              throttled(telemetry), misaligned(streams, combined.get("window")), drift(streams)]
+    checks = [
+        too_few(cfg, streams),
+        _check(
+            "CPU_CONTENTION",
+            "CPU_CONTENTION" in have,
+            detail="see the CPU_CONTENTION warning"
+            if "CPU_CONTENTION" in have
+            else "other processes stayed off the streams' CPUs",
+        ),
+        _check(
+            "HOST_BOUND",
+            "HOST_BOUND" in have,
+            detail="see the HOST_BOUND warning"
+            if "HOST_BOUND" in have
+            else "the device, not the host, set the pace (or a CPU run)",
+        ),
+        throttled(telemetry),
+        misaligned(streams, combined.get("window")),
+        drift(streams),
+    ]
     reasons = [c["code"] for c in checks if c["triggered"]]
     added = [warning(c["code"], detail=c["detail"]) for c in checks if c["triggered"] and c["code"] not in have]
     return {"valid": not reasons, "reasons": reasons, "checks": checks}, added
@@ -88,5 +125,7 @@ def verdict(cfg, streams: list[dict], combined: dict, telemetry: dict | None, wa
 def line(validity: dict) -> str:
     if validity["valid"]:
         return "validity: valid (no rule fired: enough samples, quiet CPUs, steady, aligned, not throttled)"
-    return (f"validity: INVALID ({', '.join(validity['reasons'])}): these figures do not measure what the machine "
-            "can do; see the warnings above")
+    return (
+        f"validity: INVALID ({', '.join(validity['reasons'])}): these figures do not measure what the machine "
+        "can do; see the warnings above"
+    )

@@ -7,6 +7,7 @@ encoding (after the window), and end to end: frames of output video (inputs and
 interpolated, as written or as they would be) over the stream's window plus its
 scoring and encoding after it.
 """
+
 from __future__ import annotations
 
 from rifebench.measure.metrics import rate
@@ -56,7 +57,7 @@ def section(cfg, streams: list[dict]) -> dict | None:
         "pairs_in_video": q.get("pairs_in_video"),
         "pairs_per_stream": q.get("planned"),
         "streams_note": "each stream processes the same video from its first frame (min(NUM_INPUTS, pairs) "
-                        "pairs), as each stream runs the whole list in quality mode",
+        "pairs), as each stream runs the whole list in quality mode",
         "output": q.get("output"),
         "rates": _stream_rates(cfg, first) if first else None,
         "rates_per_stream": [_stream_rates(cfg, r) for r in got],
@@ -75,10 +76,12 @@ def lines(doc: dict) -> list[str]:
 
     r = v.get("rates") or {}
     inp = v.get("input") or {}
-    out = [f"video: {inp.get('width')}x{inp.get('height')} {inp.get('codec')} at {f(inp.get('fps'))} fps, "
-           f"VIDEO_GT={v['video_gt']}, {v.get('pairs_per_stream')} pairs per stream; end to end "
-           f"{f(r.get('end_to_end_output_fps'))} output fps, model {f(r.get('model_fps'))}, decode "
-           f"{f(r.get('decode_fps'))}, score {f(r.get('score_fps'))}, encode {f(r.get('encode_fps'))} fps"]
+    out = [
+        f"video: {inp.get('width')}x{inp.get('height')} {inp.get('codec')} at {f(inp.get('fps'))} fps, "
+        f"VIDEO_GT={v['video_gt']}, {v.get('pairs_per_stream')} pairs per stream; end to end "
+        f"{f(r.get('end_to_end_output_fps'))} output fps, model {f(r.get('model_fps'))}, decode "
+        f"{f(r.get('decode_fps'))}, score {f(r.get('score_fps'))}, encode {f(r.get('encode_fps'))} fps"
+    ]
     reuse = r.get("reuse_frames") or {}
     if reuse.get("enabled"):
         out.append(f"REUSE_FRAMES: {reuse.get('hits')} hits, {reuse.get('misses')} misses")
@@ -86,8 +89,9 @@ def lines(doc: dict) -> list[str]:
     if o:
         check = "checked" if (o.get("read_back") or {}).get("ok") else f"CHECK FAILED {o.get('read_back')}"
         cut = "" if o.get("complete") else ", cut short by the failure"
-        out.append(f"output video: {o['path']} ({o['codec']}, lossless, {o['frames']} frames at {o['rate']} fps, "
-                   f"{check}{cut})")
+        out.append(
+            f"output video: {o['path']} ({o['codec']}, lossless, {o['frames']} frames at {o['rate']} fps, {check}{cut})"
+        )
     return out
 
 

@@ -7,6 +7,7 @@ launcher stops the streams (its own handler, for the same three signals), and
 the results are written whole before they say "interrupted", so that no file is
 left claiming "running" and no temp file is left half-written.
 """
+
 from __future__ import annotations
 
 import signal

@@ -10,6 +10,7 @@ run within bounded time when a stream raises, exits, is killed, is not ready
 within BARRIER_TIMEOUT, or makes no progress for as long; the other streams are
 stopped. Ctrl-C and SIGTERM stop every stream and keep what was measured.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,10 +24,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
+from rifebench.errors import UsageError
 from rifebench.run import pinning
 from rifebench.run.interrupts import Deferred
 from rifebench.run.memory import exit_reason, oom_kills
-from rifebench.errors import UsageError
 from rifebench.status import Exit, Status
 from rifebench.warning_codes import line, warning
 
@@ -73,16 +74,27 @@ def preflight(cfg, gpus: list) -> pinning.Plan:
     if cfg.socket is not None:
         why = check_socket(cfg.socket)
         if why is not None:
-            raise UsageError(f"--socket/SOCKET: {cfg.socket!r}: {why} (accepted: the Unix socket of a running "
-                             "telemetry collector)")
+            raise UsageError(
+                f"--socket/SOCKET: {cfg.socket!r}: {why} (accepted: the Unix socket of a running telemetry collector)"
+            )
     return plan
 
 
 def _spawn(cfg, plan, sid: int, fields: dict) -> _Stream:
     parent_end, child_end = socket.socketpair()
     slot = plan.slots[sid]
-    cmd = [*plan.prefix(sid), sys.executable, "-m", "rifebench.run.worker", "--fd", str(child_end.fileno()),
-           "--stream", str(sid), "--parent", str(os.getpid())]
+    cmd = [
+        *plan.prefix(sid),
+        sys.executable,
+        "-m",
+        "rifebench.run.worker",
+        "--fd",
+        str(child_end.fileno()),
+        "--stream",
+        str(sid),
+        "--parent",
+        str(os.getpid()),
+    ]
     if plan.method == "affinity" and slot.cpus:
         from rifebench.measure.topology import format_cpulist
 
@@ -97,8 +109,12 @@ def _spawn(cfg, plan, sid: int, fields: dict) -> _Stream:
     proc = subprocess.Popen(cmd, pass_fds=(child_end.fileno(),), env=env, start_new_session=True)
     child_end.close()
     conn = Connection(parent_end.detach())
-    info = {"device": slot.device, "threads": slot.threads, "barrier_timeout": cfg.barrier_timeout,
-            "method": plan.method}
+    info = {
+        "device": slot.device,
+        "threads": slot.threads,
+        "barrier_timeout": cfg.barrier_timeout,
+        "method": plan.method,
+    }
     conn.send(("config", fields, info))
     return _Stream(sid, proc, conn, seen=time.monotonic())
 
@@ -125,8 +141,12 @@ def launch(cfg, plan: pinning.Plan, log=print, on_start=None, on_stop=None) -> O
                     outcome.failures.append({"stream": sid, "reason": f"could not start: {exc}"})
                     log(f"error: stream {sid} could not start: {exc}")
                     break
-                tel.add_stream(sid, streams[-1].proc.pid, plan.slots[sid].cpus or list(os.sched_getaffinity(0)),
-                               plan.slots[sid].threads)
+                tel.add_stream(
+                    sid,
+                    streams[-1].proc.pid,
+                    plan.slots[sid].cpus or list(os.sched_getaffinity(0)),
+                    plan.slots[sid].threads,
+                )
             _Watch(cfg, streams, outcome, sigs, log, tel, on_start, on_stop).run()
         finally:
             _reap(streams)
@@ -231,8 +251,10 @@ class _Watch:
             elif kind == "ready":
                 s.ready = True
                 w = payload["warmup"]
-                self.log(f"stream {s.sid} ready: set-up {payload['setup_s']:.1f} s, warm-up {w['pairs']} pairs "
-                         f"in {w['seconds']:.2f} s")
+                self.log(
+                    f"stream {s.sid} ready: set-up {payload['setup_s']:.1f} s, warm-up {w['pairs']} pairs "
+                    f"in {w['seconds']:.2f} s"
+                )
             elif kind == "progress":
                 s.pairs = payload
             elif kind == "result":

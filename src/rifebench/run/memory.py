@@ -16,6 +16,7 @@ device's memory, which is the device's business (out of scope here).
 Afterwards, `exit_reason` tells the launcher whether a stream SIGKILLed by
 nobody in particular was the OOM killer's doing.
 """
+
 from __future__ import annotations
 
 import os
@@ -135,7 +136,8 @@ def check(cfg, free: tuple[int | None, str] | None = None) -> Estimate:
             f"--batch-size/BATCH_SIZE {cfg.batch_size}: the run needs about {gb(est.total_bytes)} of memory "
             f"({gb(est.per_stream_bytes)} per stream, model {cfg.model}) but {gb(free_bytes)} is available "
             f"({where}) (accepted: fewer --streams/STREAMS, smaller --data-height/DATA_HEIGHT and "
-            f"--data-width/DATA_WIDTH, or a smaller --batch-size/BATCH_SIZE)")
+            f"--data-width/DATA_WIDTH, or a smaller --batch-size/BATCH_SIZE)"
+        )
     return est
 
 

@@ -15,6 +15,7 @@ machine. The rules, in order:
   warning.
 Memory is bound (numactl --membind) only to nodes that have memory.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -22,8 +23,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 from rifebench.errors import UsageError
-from rifebench.warning_codes import warning
 from rifebench.measure.topology import Topology, format_cpulist, quota_share
+from rifebench.warning_codes import warning
 
 
 class PinError(UsageError):
@@ -104,7 +105,7 @@ def _place_units(topo: Topology, units: list, n: int, prefer: list, what: str, o
     if placed is not None:
         return placed
     s = len(units) // n
-    placed = [units[i * s:(i + 1) * s] for i in range(n)]
+    placed = [units[i * s : (i + 1) * s] for i in range(n)]
     spanning = [i for i, p in enumerate(placed) if len({topo.node(u[0]) for u in p}) > 1]
     if spanning:
         out.say("NUMA_SPAN", spanning=spanning, share=s, what=what, nodes=sorted(by_node), n_nodes=len(by_node))
@@ -169,9 +170,17 @@ class Plan:
         return {
             "method": self.method,
             "numactl": self.numactl,
-            "streams": [{"id": i, "planned_cpus": s.cpus, "mem_nodes": s.mem_nodes if self.method == "numactl" else [],
-                         "threads": s.threads, "device": s.device, "command_prefix": self.prefix(i)}
-                        for i, s in enumerate(self.slots)],
+            "streams": [
+                {
+                    "id": i,
+                    "planned_cpus": s.cpus,
+                    "mem_nodes": s.mem_nodes if self.method == "numactl" else [],
+                    "threads": s.threads,
+                    "device": s.device,
+                    "command_prefix": self.prefix(i),
+                }
+                for i, s in enumerate(self.slots)
+            ],
             "unused_cpus": self.unused,
             "notes": self.notes,
             "topology": self.topology,
@@ -206,7 +215,7 @@ GPU_STREAM_CPUS = 4  # a GPU stream's CPU work: one launching thread, the loader
 GPU_STREAM_THREADS = 2  # torch intra-op threads of a GPU stream: its CPU ops are tiny (cast, pad)
 
 
-def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: str | None | bool = True) -> Plan:
+def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: str | bool | None = True) -> Plan:
     """The whole plan for cfg. topo/gpus/numactl are for tests: a synthetic
     machine, GPU identities ({"index", "numa_node", ...}) and the numactl path
     (True: look it up; None: absent)."""
@@ -220,13 +229,26 @@ def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: s
     result = split(topo, n, [node_of_dev.get(d) for d in devices] if cfg.platform != "cpu" else None)
     if cfg.platform != "cpu":
         _trim_for_gpu(result)
-    slots = [Slot(sl, sorted({topo.node(c) for c in sl} & topo.mem_nodes), _threads(cfg, sl), d)
-             for sl, d in zip(result.slices, devices)]
+    slots = [
+        Slot(sl, sorted({topo.node(c) for c in sl} & topo.mem_nodes), _threads(cfg, sl), d)
+        for sl, d in zip(result.slices, devices)
+    ]
     exe = shutil.which("numactl") if numactl is True else numactl
-    p = Plan(slots, "none", list(result.warnings), list(result.notes), result.unused, exe,
-             {"usable_cpus": list(topo.cpus), "quota_cpus": topo.quota_cpus,
-              "nodes": sorted(set(topo.node(c) for c in topo.cpus)), "mem_nodes": sorted(topo.mem_nodes)},
-             list(gpus or []))
+    p = Plan(
+        slots,
+        "none",
+        list(result.warnings),
+        list(result.notes),
+        result.unused,
+        exe,
+        {
+            "usable_cpus": list(topo.cpus),
+            "quota_cpus": topo.quota_cpus,
+            "nodes": sorted(set(topo.node(c) for c in topo.cpus)),
+            "mem_nodes": sorted(topo.mem_nodes),
+        },
+        list(gpus or []),
+    )
     if cfg.pin == "none":
         for s in slots:
             s.cpus, s.mem_nodes = [], []
@@ -240,8 +262,10 @@ def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: s
         p.method = "numactl"
         return p
     if cfg.pin == "numactl":
-        raise PinError(f"--pin/PIN: 'numactl' is not usable here: {why} (accepted here: auto, affinity, none; "
-                       "in a container add --cap-add SYS_NICE)")
+        raise PinError(
+            f"--pin/PIN: 'numactl' is not usable here: {why} (accepted here: auto, affinity, none; "
+            "in a container add --cap-add SYS_NICE)"
+        )
     p.method = "affinity"
     if len(topo.mem_nodes) > 1 or exe is not None:
         p.warnings.append(warning("PIN_FALLBACK", why=why))

@@ -1,6 +1,7 @@
 """The run's start-up checks that load nothing and fetch nothing, shared by
 run_model.sh (before the weights are loaded) and benchmark.sh (for every row of
 a profile, before row 1 runs), so a row that cannot start fails in a second."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,8 @@ def startup_checks(cfg, output_dir: bool = True):
         if before != after:
             origin[name] = f"{origin[name]} ({before} -> {after})"
     cfg = cfg.replace(platform=platform, precision=precision, origin=origin)
-    from rifebench.backends.knobs import KnobError, preflight as check_knobs
+    from rifebench.backends.knobs import KnobError
+    from rifebench.backends.knobs import preflight as check_knobs
 
     try:
         check_knobs(cfg)  # e.g. IPEX=yes without the extension, COMPILE without a C++ compiler
@@ -39,7 +41,9 @@ def startup_checks(cfg, output_dir: bool = True):
 
     plan = preflight(cfg, gpu_identities(cfg.platform, cfg.device_list))  # PIN, DEVICES, SOCKET, in a second
     if cfg.mode == "video":  # not a video, an unsupported codec, too few frames: before any model loads
-        from rifebench.data.video import ACCEPTED as VIDEO_ACCEPTED, VideoError, check as check_video
+        from rifebench.data.video import ACCEPTED as VIDEO_ACCEPTED
+        from rifebench.data.video import VideoError
+        from rifebench.data.video import check as check_video
 
         try:
             check_video(cfg)
@@ -61,8 +65,9 @@ def check_output_dir(path: str) -> None:
     from rifebench.fsutil import OutputDirError, prepare_dir
 
     try:
-        prepare_dir(path, files=("output.log", "results.json", "results.yaml", "images", "previous",
-                                 "interpolated.mkv"))
+        prepare_dir(
+            path, files=("output.log", "results.json", "results.yaml", "images", "previous", "interpolated.mkv")
+        )
     except OutputDirError as exc:
         raise UsageError(f"--output-dir/OUTPUT_DIR: {exc}") from None
 
@@ -74,6 +79,8 @@ def check_load_path(cfg) -> None:
         return
     path = Path(cfg.load_path)
     if not path.exists() and path != spec.weights_path(cfg.models_dir):
-        raise UsageError(f"--pretrained-weights/LOAD_PATH: {str(path)!r} does not exist "
-                         f"(accepted: a weights file for model {spec.name}; ./get_model.sh --model "
-                         f"{spec.name} fetches the official one)")
+        raise UsageError(
+            f"--pretrained-weights/LOAD_PATH: {str(path)!r} does not exist "
+            f"(accepted: a weights file for model {spec.name}; ./get_model.sh --model "
+            f"{spec.name} fetches the official one)"
+        )

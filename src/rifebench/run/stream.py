@@ -8,6 +8,7 @@ time.monotonic(), one clock for every process on the machine, so windows of
 different streams can be compared; what one submission costs is timed by
 timer.PairTimer (host clock, and device events where the device has them).
 """
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,16 @@ def build(cfg, device_index: int = 0):
         net = adopt(net, cfg, knobs, device_index)
     backend.configure(knobs.values)
     dtype = getattr(net, "io_dtype", None) or torch_dtype(cfg.precision)  # a runtime's graph has its own I/O dtype
-    interp = Interpolator(net, cfg.spec, backend.device, dtype, amp=cfg.amp, scale=cfg.scale,
-                          optimize=backend.optimizer(), **knobs.interpolator_options())
+    interp = Interpolator(
+        net,
+        cfg.spec,
+        backend.device,
+        dtype,
+        amp=cfg.amp,
+        scale=cfg.scale,
+        optimize=backend.optimizer(),
+        **knobs.interpolator_options(),
+    )
     interp.knobs = knobs
     return backend, interp
 
@@ -117,8 +126,7 @@ class Timed:
     scored_end: float | None = None  # quality mode: when the scoring after the window ended
 
 
-def timed_loop(cfg, link: Link, source, interp, backend, timer: PairTimer, start: float,
-               total: int | None) -> Timed:
+def timed_loop(cfg, link: Link, source, interp, backend, timer: PairTimer, start: float, total: int | None) -> Timed:
     """Submissions of BATCH_SIZE pairs until the stop rule says so. Dataset
     mode synchronises after every submission (the frames are scored) and
     scores outside the timed region."""
@@ -130,8 +138,9 @@ def timed_loop(cfg, link: Link, source, interp, backend, timer: PairTimer, start
                 raise StreamAborted("stopped by the launcher")
             want = min(cfg.batch_size, total - out.pairs) if total is not None else cfg.batch_size
             batch = source.get(out.pairs, want)
-            outs = timer(lambda: interp.interpolate(batch.img0, batch.img1, cfg.interpolation),
-                         sync=source.checks_quality)
+            outs = timer(
+                lambda: interp.interpolate(batch.img0, batch.img1, cfg.interpolation), sync=source.checks_quality
+            )
             if source.checks_quality:
                 source.consume(batch, outs)  # scoring and saving, after the timed region
             if keep_output and out.fingerprint is None:
@@ -179,8 +188,11 @@ def run_stream(cfg, link: Link, report) -> dict:
             gate = parity(cfg, interp, source, total)
             result["runtime"] = interp.net.describe() | {"parity": gate}  # the warm-up's get(0) rereads pair 0
         # Warm-up can take tens of seconds (compilation, large frames): say so before, not only after.
-        report("warming", f"set-up {result['setup_s']:.1f} s; warming up"
-                          + (" (compiling first; this can take a minute)" if interp.warmup_needed else ""))
+        report(
+            "warming",
+            f"set-up {result['setup_s']:.1f} s; warming up"
+            + (" (compiling first; this can take a minute)" if interp.warmup_needed else ""),
+        )
         result["warmup"] = warm_up(cfg, source, interp, backend, total)
         if hasattr(source, "rewind"):  # a video decodes forward only: start its pass again from frame 0
             source.rewind()
@@ -200,7 +212,7 @@ def run_stream(cfg, link: Link, report) -> dict:
     return result
 
 
-def _score_after_window(source, timed: "Timed") -> None:
+def _score_after_window(source, timed: Timed) -> None:
     """Quality mode: the kept predictions are scored and saved after the window
     (its end is already read); a scoring failure fails the stream, keeping the
     frames scored until then."""
@@ -209,8 +221,7 @@ def _score_after_window(source, timed: "Timed") -> None:
             source.finish()
         except Exception as exc:  # noqa: BLE001 - reported as the stream's failure, with its frames
             timed.status = "failed"
-            timed.error = timed.error or {"error": f"{type(exc).__name__}: {exc}",
-                                          "traceback": traceback.format_exc()}
+            timed.error = timed.error or {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     timed.scored_end = time.monotonic()
 
 
@@ -260,5 +271,11 @@ def stream_entry(cfg_fields: dict, link: Link, queue) -> None:
             link.barrier.abort()  # wake the others: no stream waits for a dead one
         except Exception:
             pass
-        report("error", {"error": f"{type(exc).__name__}: {exc}".strip(), "traceback": traceback.format_exc(),
-                         "details": getattr(exc, "details", None)})
+        report(
+            "error",
+            {
+                "error": f"{type(exc).__name__}: {exc}".strip(),
+                "traceback": traceback.format_exc(),
+                "details": getattr(exc, "details", None),
+            },
+        )

@@ -6,6 +6,7 @@ the log, so spawned streams, which inherit the descriptors, are captured
 without any cooperation. The log is opened without following a symlink, and a
 log that cannot be written (a full disk) stops the log, never the terminal copy.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,10 @@ class Tee:
                 self._warn_log_stopped()
 
     def _warn_log_stopped(self) -> None:
-        msg = (f"{self.prog}: warning: {self.path}: not written from here on "
-               f"({self.log_error.strerror or self.log_error}); the console still has everything\n")
+        msg = (
+            f"{self.prog}: warning: {self.path}: not written from here on "
+            f"({self.log_error.strerror or self.log_error}); the console still has everything\n"
+        )
         try:
             os.write(self.saved[1], msg.encode())
         except (OSError, IndexError):

@@ -13,6 +13,7 @@ clocks time it:
 The latency a run reports is the device time where there is one, else the host
 time; results.json says which in `latency_basis`.
 """
+
 from __future__ import annotations
 
 import time

@@ -20,6 +20,7 @@ Fault injection, to test failure handling: the FAULT option
 config the stream receives) makes that stream raise RuntimeError (or, with
 ":exit", exit with status 3 without a word) once it has timed <pairs> pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -178,23 +179,41 @@ def main(argv=None) -> int:
         try:  # before torch starts its thread pools, which inherit the mask
             os.sched_setaffinity(0, parse_cpulist(args.cpus))
         except OSError as exc:
-            conn.send(("error", {"error": f"cannot pin stream {args.stream} to CPUs {args.cpus} by affinity: "
-                                          f"{exc.strerror or exc}", "traceback": ""}))
+            conn.send(
+                (
+                    "error",
+                    {
+                        "error": f"cannot pin stream {args.stream} to CPUs {args.cpus} by affinity: "
+                        f"{exc.strerror or exc}",
+                        "traceback": "",
+                    },
+                )
+            )
             return 1
     kind, fields, info = conn.recv()
     gate = Gate()
     threading.Thread(target=_listen, args=(conn, gate), name="launcher-link", daemon=True).start()
 
-    from rifebench.run.stream import Link, stream_entry
-
     from rifebench.config import parse_fault
+    from rifebench.run.stream import Link, stream_entry
 
     fault = parse_fault(fields["fault"], fields["streams"]) if fields.get("fault") else None
     fault = fault if fault and fault[0] == args.stream else None
-    link = Link(args.stream, gate, gate, gate.stop, Progress(conn, fault), info["barrier_timeout"], info["device"],
-                threads=info["threads"])
-    extra = {"pinned_by": info["method"], "mems_allowed": readback()["mems_allowed"],
-             "mempolicy": mempolicy() if info["method"] == "numactl" else None}
+    link = Link(
+        args.stream,
+        gate,
+        gate,
+        gate.stop,
+        Progress(conn, fault),
+        info["barrier_timeout"],
+        info["device"],
+        threads=info["threads"],
+    )
+    extra = {
+        "pinned_by": info["method"],
+        "mems_allowed": readback()["mems_allowed"],
+        "mempolicy": mempolicy() if info["method"] == "numactl" else None,
+    }
     outbox = Outbox(conn, extra)
     stream_entry(fields, link, outbox)
     return 0 if outbox.kinds[-1:] == ["result"] else 1

@@ -5,6 +5,7 @@ same for every runtime. On CPUs the tensors are shared with numpy (no copy); on
 CUDA, ONNX Runtime binds the device tensors themselves (I/O binding), so frames
 stay on the device.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,22 +21,35 @@ OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 # ----------------------------------------------------------------- ONNX Runtime
 
-def ort_providers(runtime: str, platform: str, available: list[str], device_index: int, fp16: bool,
-                  cache_dir: str) -> list:
+
+def ort_providers(
+    runtime: str, platform: str, available: list[str], device_index: int, fp16: bool, cache_dir: str
+) -> list:
     """The execution providers, best first, as InferenceSession takes them.
     Pure: `available` is onnxruntime.get_available_providers()."""
     cuda = ("CUDAExecutionProvider", {"device_id": device_index})
     if runtime == "tensorrt":
         if "TensorrtExecutionProvider" not in available:
-            raise UsageError("--runtime/RUNTIME tensorrt: ONNX Runtime here has no TensorrtExecutionProvider "
-                             "(install: pip install onnxruntime-gpu tensorrt)")
-        trt = ("TensorrtExecutionProvider", {"device_id": device_index, "trt_fp16_enable": fp16,
-                                             "trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir})
+            raise UsageError(
+                "--runtime/RUNTIME tensorrt: ONNX Runtime here has no TensorrtExecutionProvider "
+                "(install: pip install onnxruntime-gpu tensorrt)"
+            )
+        trt = (
+            "TensorrtExecutionProvider",
+            {
+                "device_id": device_index,
+                "trt_fp16_enable": fp16,
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": cache_dir,
+            },
+        )
         return [trt, cuda, "CPUExecutionProvider"]
     if platform == "cuda":
         if "CUDAExecutionProvider" not in available:
-            raise UsageError("--runtime/RUNTIME onnxruntime: PLATFORM=cuda but ONNX Runtime here has no "
-                             "CUDAExecutionProvider (install: pip install onnxruntime-gpu in place of onnxruntime)")
+            raise UsageError(
+                "--runtime/RUNTIME onnxruntime: PLATFORM=cuda but ONNX Runtime here has no "
+                "CUDAExecutionProvider (install: pip install onnxruntime-gpu in place of onnxruntime)"
+            )
         return [cuda, "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
@@ -54,15 +68,23 @@ class OrtEngine:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.device = device
         self.bind = device.type == "cuda"
-        self.settings = {"providers": self.session.get_providers(), "intra_op_num_threads": so.intra_op_num_threads,
-                         "inter_op_num_threads": 1, "execution_mode": "sequential",
-                         "graph_optimization_level": "all", "io_binding": self.bind}
+        self.settings = {
+            "providers": self.session.get_providers(),
+            "intra_op_num_threads": so.intra_op_num_threads,
+            "inter_op_num_threads": 1,
+            "execution_mode": "sequential",
+            "graph_optimization_level": "all",
+            "io_binding": self.bind,
+        }
 
     def run(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
         if self.bind:
             return self._run_bound(img0, img1, t)
-        feeds = {"img0": img0.contiguous().numpy(), "img1": img1.contiguous().numpy(),
-                 "timestep": np.array([t], dtype=np.float32)}
+        feeds = {
+            "img0": img0.contiguous().numpy(),
+            "img1": img1.contiguous().numpy(),
+            "timestep": np.array([t], dtype=np.float32),
+        }
         out = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
         return torch.from_numpy(out)
 
@@ -83,6 +105,7 @@ class OrtEngine:
 
 # ----------------------------------------------------------------- OpenVINO
 
+
 def ov_device(platform: str, device_index: int) -> str:
     return "CPU" if platform == "cpu" else f"GPU.{device_index}"
 
@@ -91,16 +114,21 @@ def ov_config(platform: str, precision: str, threads: int) -> dict:
     """One inference request per stream, latency-first: our processes are the
     streams, so OpenVINO must not add its own (NUM_STREAMS 1) or split the CPU
     share differently from torch's."""
-    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
-              "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]}
+    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]}
     if platform == "cpu":
         config["INFERENCE_NUM_THREADS"] = max(1, threads)
     return config
 
 
 class OvEngine:
-    SETTINGS = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS",
-                "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING")
+    SETTINGS = (
+        "PERFORMANCE_HINT",
+        "NUM_STREAMS",
+        "INFERENCE_PRECISION_HINT",
+        "INFERENCE_NUM_THREADS",
+        "ENABLE_CPU_PINNING",
+        "ENABLE_HYPER_THREADING",
+    )
 
     def __init__(self, path: Path, platform: str, device_index: int, precision: str, threads: int):
         import openvino as ov
@@ -120,14 +148,18 @@ class OvEngine:
                 continue
 
     def run(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
-        feeds = {"img0": img0.contiguous().numpy(), "img1": img1.contiguous().numpy(),
-                 "timestep": np.array([t], dtype=np.float32)}
+        feeds = {
+            "img0": img0.contiguous().numpy(),
+            "img1": img1.contiguous().numpy(),
+            "timestep": np.array([t], dtype=np.float32),
+        }
         self.request.infer({k: v for k, v in feeds.items() if k in self.inputs})
         # The request's output buffer is reused by the next call: copy it out.
         return torch.from_numpy(np.array(self.request.get_output_tensor(0).data, copy=True))
 
 
 # ----------------------------------------------------------------- torch-tensorrt
+
 
 class TorchTrtEngine:
     """TensorRT through torch-tensorrt, for machines without ONNX Runtime's
@@ -137,10 +169,12 @@ class TorchTrtEngine:
         import torch_tensorrt
 
         precisions = {torch.float16, torch.float32} if fp16 else {torch.float32}
-        self.module = torch_tensorrt.compile(module, ir="dynamo", inputs=list(example),
-                                             enabled_precisions=precisions)
-        self.settings = {"route": "torch_tensorrt", "version": torch_tensorrt.__version__,
-                         "enabled_precisions": sorted(str(p) for p in precisions)}
+        self.module = torch_tensorrt.compile(module, ir="dynamo", inputs=list(example), enabled_precisions=precisions)
+        self.settings = {
+            "route": "torch_tensorrt",
+            "version": torch_tensorrt.__version__,
+            "enabled_precisions": sorted(str(p) for p in precisions),
+        }
 
     def run(self, img0, img1, t):
         tt = torch.full((1,), float(t), dtype=torch.float32, device=img0.device)

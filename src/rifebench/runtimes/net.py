@@ -6,6 +6,7 @@ clocks and the scoring stay the harness's own. It builds one engine per padded
 input shape (an export, or the cached graph, then the runtime's compilation);
 a batch smaller than the exported one (a dataset's last) is padded with zeros.
 """
+
 from __future__ import annotations
 
 import copy
@@ -87,8 +88,9 @@ class RuntimeNet(nn.Module):
             if o["runtime"] == "openvino":
                 engine = engines.OvEngine(path, o["platform"], o["device_index"], o["precision"], o["threads"])
             else:
-                providers = engines.ort_providers(o["runtime"], o["platform"], ort_providers(),
-                                                  o["device_index"], fp16, str(path.parent / "trt"))
+                providers = engines.ort_providers(
+                    o["runtime"], o["platform"], ort_providers(), o["device_index"], fp16, str(path.parent / "trt")
+                )
                 engine = engines.OrtEngine(path, providers, o["threads"], torch.device(device))
         engine.build_s = time.monotonic() - t0
         return engine
@@ -97,11 +99,15 @@ class RuntimeNet(nn.Module):
         """For results.json: the runtime, its version, where it ran and its own settings."""
         name = self.opts["runtime"]
         first = next(iter(self.engines.values()), None)
-        return {"name": name, "version": runtime_version(name),
-                "graph_precision": self.graph_precision, "precision": self.opts["precision"],
-                "settings": getattr(first, "settings", None),
-                "engines": [{"padded_hw": list(hw), "build_s": e.build_s} for hw, e in self.engines.items()],
-                "exports": self.exports}
+        return {
+            "name": name,
+            "version": runtime_version(name),
+            "graph_precision": self.graph_precision,
+            "precision": self.opts["precision"],
+            "settings": getattr(first, "settings", None),
+            "engines": [{"padded_hw": list(hw), "build_s": e.build_s} for hw, e in self.engines.items()],
+            "exports": self.exports,
+        }
 
 
 def runtime_version(name: str) -> str | None:
@@ -125,9 +131,16 @@ def adopt(net: nn.Module, cfg, knobs, device_index: int) -> RuntimeNet:
     for knob, off in EAGER_ONLY.items():
         if knobs.values.get(knob) not in (off, None):
             knobs.fall_back(knob, knobs.values[knob], off, f"RUNTIME={cfg.runtime} runs its own graph")
-    opts = {"runtime": cfg.runtime, "precision": cfg.precision, "platform": cfg.platform, "batch": cfg.batch_size,
-            "scale": cfg.scale, "weights": cfg.load_path, "device_index": device_index,
-            "threads": torch.get_num_threads()}
+    opts = {
+        "runtime": cfg.runtime,
+        "precision": cfg.precision,
+        "platform": cfg.platform,
+        "batch": cfg.batch_size,
+        "scale": cfg.scale,
+        "weights": cfg.load_path,
+        "device_index": device_index,
+        "threads": torch.get_num_threads(),
+    }
     return RuntimeNet(net, cfg.spec, opts)
 
 
@@ -148,10 +161,19 @@ def parity(cfg, interp, source, total: int | None) -> dict:
         ref = ref[:, :, :h, :w].clamp(0, 1)
     psnr = float_psnr(ref.numpy(), outs.float().cpu().numpy())
     need = PARITY_DB[cfg.precision]
-    record = {"psnr_db": None if math.isinf(psnr) else psnr, "identical": math.isinf(psnr), "threshold_db": need,
-              "passed": psnr >= need, "against": "PyTorch fp32, the same padded first input",
-              "pairs": batch.size, "seconds": time.monotonic() - t0}
+    record = {
+        "psnr_db": None if math.isinf(psnr) else psnr,
+        "identical": math.isinf(psnr),
+        "threshold_db": need,
+        "passed": psnr >= need,
+        "against": "PyTorch fp32, the same padded first input",
+        "pairs": batch.size,
+        "seconds": time.monotonic() - t0,
+    }
     if not record["passed"]:
-        raise ParityFailed(f"parity gate: RUNTIME={cfg.runtime} PRECISION={cfg.precision} output is {psnr:.2f} dB "
-                           f"PSNR against PyTorch fp32 on the first input (needs >= {need:g} dB); not timed", record)
+        raise ParityFailed(
+            f"parity gate: RUNTIME={cfg.runtime} PRECISION={cfg.precision} output is {psnr:.2f} dB "
+            f"PSNR against PyTorch fp32 on the first input (needs >= {need:g} dB); not timed",
+            record,
+        )
     return record

@@ -5,6 +5,7 @@ heavy runs, so it never imports torch, and it imports a runtime only where the
 question cannot be answered otherwise (is ONNX Runtime's TensorRT provider
 compiled in?).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,18 +23,33 @@ class RuntimeSpec:
     platforms: tuple[str, ...]  # PLATFORM values it runs on
 
 
-RUNTIMES: dict[str, RuntimeSpec] = {r.name: r for r in (
-    RuntimeSpec("torch", ("torch",), "./setup.sh", ("fp32", "fp16", "bf16"), ("cpu", "cuda", "xpu")),
-    RuntimeSpec("onnxruntime", ("onnxruntime",),
-                "./setup.sh --runtimes onnxruntime (or pip install 'rifebench[onnxruntime]'; onnxruntime-gpu "
-                "on NVIDIA)", ("fp32", "fp16"), ("cpu", "cuda")),
-    RuntimeSpec("openvino", ("openvino",),
-                "./setup.sh --runtimes openvino (or pip install 'rifebench[openvino]')",
-                ("fp32", "bf16", "fp16"), ("cpu", "xpu")),
-    RuntimeSpec("tensorrt", ("onnxruntime", "torch_tensorrt"),
-                "pip install onnxruntime-gpu tensorrt (ONNX Runtime's TensorRT provider) or pip install "
-                "torch-tensorrt", ("fp32", "fp16"), ("cuda",)),
-)}
+RUNTIMES: dict[str, RuntimeSpec] = {
+    r.name: r
+    for r in (
+        RuntimeSpec("torch", ("torch",), "./setup.sh", ("fp32", "fp16", "bf16"), ("cpu", "cuda", "xpu")),
+        RuntimeSpec(
+            "onnxruntime",
+            ("onnxruntime",),
+            "./setup.sh --runtimes onnxruntime (or pip install 'rifebench[onnxruntime]'; onnxruntime-gpu on NVIDIA)",
+            ("fp32", "fp16"),
+            ("cpu", "cuda"),
+        ),
+        RuntimeSpec(
+            "openvino",
+            ("openvino",),
+            "./setup.sh --runtimes openvino (or pip install 'rifebench[openvino]')",
+            ("fp32", "bf16", "fp16"),
+            ("cpu", "xpu"),
+        ),
+        RuntimeSpec(
+            "tensorrt",
+            ("onnxruntime", "torch_tensorrt"),
+            "pip install onnxruntime-gpu tensorrt (ONNX Runtime's TensorRT provider) or pip install torch-tensorrt",
+            ("fp32", "fp16"),
+            ("cuda",),
+        ),
+    )
+}
 NAMES = tuple(RUNTIMES)
 EXPORTER = ("onnx", "onnxscript")  # torch.onnx.export(dynamo=True) needs both
 # Models a runtime cannot run: the null model is a host busy-wait, not a network.
@@ -72,8 +88,10 @@ def missing(name: str) -> str | None:
     spec = RUNTIMES[name]
     if name == "tensorrt":
         if tensorrt_route() is None:
-            return ("tensorrt needs ONNX Runtime's TensorRT execution provider or torch-tensorrt, and neither is "
-                    f"installed (install: {spec.install})")
+            return (
+                "tensorrt needs ONNX Runtime's TensorRT execution provider or torch-tensorrt, and neither is "
+                f"installed (install: {spec.install})"
+            )
         return None
     if not any(installed(m) for m in spec.modules):
         return f"{name} is not installed (install: {spec.install})"
@@ -91,22 +109,33 @@ def check(cfg, flag) -> None:
     spec = RUNTIMES[name]
     rt = f"{flag('runtime')} {name}"
     if cfg.model in NOT_EXPORTABLE:
-        raise UsageError(f"{rt}: cannot run {flag('model')} {cfg.model}: {NOT_EXPORTABLE[cfg.model]} "
-                         "(accepted: RUNTIME=torch, or a RIFE model)")
+        raise UsageError(
+            f"{rt}: cannot run {flag('model')} {cfg.model}: {NOT_EXPORTABLE[cfg.model]} "
+            "(accepted: RUNTIME=torch, or a RIFE model)"
+        )
     if cfg.platform != "auto" and cfg.platform not in spec.platforms:
-        raise UsageError(f"{rt}: does not run on {flag('platform')} {cfg.platform} "
-                         f"(accepted: {', '.join(spec.platforms)})")
+        raise UsageError(
+            f"{rt}: does not run on {flag('platform')} {cfg.platform} (accepted: {', '.join(spec.platforms)})"
+        )
     if cfg.precision != "auto" and cfg.precision not in spec.precisions:
-        raise UsageError(f"{rt}: does not run {flag('precision')} {cfg.precision} "
-                         f"(accepted: {', '.join(spec.precisions)})")
+        raise UsageError(
+            f"{rt}: does not run {flag('precision')} {cfg.precision} (accepted: {', '.join(spec.precisions)})"
+        )
     if cfg.amp:
-        raise UsageError(f"{rt}: {flag('amp')} is torch.autocast, which an exported graph does not have "
-                         "(accepted: AMP off; PRECISION sets the runtime's precision)")
-    for knob, off in (("compile", ("auto", "none")), ("channels_last", ("auto", "no")),
-                      ("cuda_graphs", ("auto", "no"))):
+        raise UsageError(
+            f"{rt}: {flag('amp')} is torch.autocast, which an exported graph does not have "
+            "(accepted: AMP off; PRECISION sets the runtime's precision)"
+        )
+    for knob, off in (
+        ("compile", ("auto", "none")),
+        ("channels_last", ("auto", "no")),
+        ("cuda_graphs", ("auto", "no")),
+    ):
         if getattr(cfg, knob) not in off:
-            raise UsageError(f"{rt}: {flag(knob)} {getattr(cfg, knob)} applies to RUNTIME=torch only "
-                             f"(accepted with {name}: {' or '.join(off)})")
+            raise UsageError(
+                f"{rt}: {flag(knob)} {getattr(cfg, knob)} applies to RUNTIME=torch only "
+                f"(accepted with {name}: {' or '.join(off)})"
+            )
     why = missing(name)
     if why is not None:
         raise UsageError(f"{flag('runtime')}: {why}")

@@ -4,6 +4,7 @@ Its IFBlocks are the 4.0 kind (conv + PReLU, outer residual, 5-channel deconv he
 so they come from ifnet_v4. It predicts t = 0.5 only. Module names follow the
 official checkpoint; the training-only teacher block (block_tea) is not built.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@
 differ in the activation, the conv stack, the head, and 4.0's large-motion branch.
 Module names follow the official checkpoints so their state dicts load unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

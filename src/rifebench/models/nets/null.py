@@ -6,6 +6,7 @@ The cost is a busy-wait on the host clock, not a sleep, because a sleep may
 overshoot by a scheduler tick and would hide harness overhead behind it; on a
 GPU platform the wait still runs on the host, so it never measures a device.
 """
+
 from __future__ import annotations
 
 import time
@@ -47,8 +48,9 @@ class NullNet(nn.Module):
         # The wait is host work: a CUDA graph would replay the average without it.
         self.data_dependent = True
 
-    def forward(self, img0: torch.Tensor, img1: torch.Tensor, timestep: float = 0.5,
-                scale: float = 1.0) -> torch.Tensor:
+    def forward(
+        self, img0: torch.Tensor, img1: torch.Tensor, timestep: float = 0.5, scale: float = 1.0
+    ) -> torch.Tensor:
         until = deadline(self.cost_ms * img0.shape[0])
         out = (img0 + img1) * 0.5
         spin_until(until)

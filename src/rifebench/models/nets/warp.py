@@ -6,6 +6,7 @@ pixels (0.3 px at 1280 wide in fp16, several px in bf16), and on x86 CPUs fp16/b
 grid_sample returns NaN for inputs larger than about 128x128. Only the result is cast
 back to the caller's dtype.
 """
+
 from __future__ import annotations
 
 import torch
