@@ -35,8 +35,11 @@ LAYERS = [
     ("fetch", {"rifebench.fetch"}),
     ("config", {"rifebench.options", "rifebench.config"}),
     ("report", {"rifebench.report"}),
+    ("compare", {"rifebench.compare"}),
     ("run", {"rifebench.run"}),
     ("bench", {"rifebench.bench"}),
+    ("study", {"rifebench.study"}),
+    ("fleet", {"rifebench.fleet"}),
     ("cli", {"rifebench.__main__"}),
 ]
 MAX_FILE_LINES = 340

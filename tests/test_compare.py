@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rifebench.compare import cli as compare
+from rifebench.compare.stats import Figure, figures, judge
 from rifebench.measure.metrics import latency_stats
-from rifebench.report import compare
-from rifebench.report.compare_stats import Figure, figures, judge
 
 REPO = Path(__file__).resolve().parents[1]
 DUMMY = {

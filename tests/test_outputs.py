@@ -177,7 +177,7 @@ def test_an_empty_output_dir_is_refused(tmp_path):
     assert "'' is empty" in one_error_line(proc)
     assert list(tmp_path.iterdir()) == []  # not the current folder either
     with pytest.raises(SystemExit, match="study: --output-dir: '' is empty"):
-        from rifebench.bench.study import prepare_output
+        from rifebench.study.cli import prepare_output
 
         prepare_output("", force=False)
 

@@ -167,7 +167,8 @@ def test_cuda_frames_are_bound_not_copied(monkeypatch):
 
 
 def test_profile_column_and_study_configuration(tmp_path, monkeypatch):
-    from rifebench.bench import profiles, study
+    from rifebench.bench import profiles
+    from rifebench.study import cli as study
 
     weights = tmp_path / "w.pkl"
     weights.write_bytes(b"x")

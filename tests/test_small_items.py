@@ -135,8 +135,8 @@ class Parsed(Exception):
     [
         "rifebench.config",
         "rifebench.bench.runner",
-        "rifebench.report.compare",
-        "rifebench.bench.study",
+        "rifebench.compare.cli",
+        "rifebench.study.cli",
         "rifebench.fetch.weights",
         "rifebench.fetch.vimeo",
     ],

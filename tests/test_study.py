@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from helpers import REPO, clean_env
-from rifebench.bench.study import main, notes, parse, quality, score, speed, spread_pct, table
-from rifebench.bench.study_worker import SEQUENCE, pair_of, video_frames
 from rifebench.data.dummy import dummy_frames
 from rifebench.measure.quality import output_diff as compare
+from rifebench.study.cli import main, notes, parse, quality, score, speed, spread_pct, table
+from rifebench.study.worker import SEQUENCE, pair_of, video_frames
 
 
 def test_inputs_are_seeded_and_move():
@@ -168,7 +168,7 @@ def test_tiny_study_end_to_end(tmp_path, weights_40):
     cmd = [
         sys.executable,
         "-m",
-        "rifebench.bench.study",
+        "rifebench.study.cli",
         "--sizes",
         "64x64",
         "--configs",

@@ -25,11 +25,11 @@ from rifebench.warning_codes import line, warning
 PROG = "run_model.sh"
 SUBCOMMANDS = {
     "bench": "rifebench.bench.runner",
-    "compare": "rifebench.report.compare",
-    "study": "rifebench.bench.study",
+    "compare": "rifebench.compare.cli",
+    "study": "rifebench.study.cli",
     "fetch-model": "rifebench.fetch.weights",
     "fetch-dataset": "rifebench.fetch.vimeo",
-    "fleet": "rifebench.bench.fleet",
+    "fleet": "rifebench.fleet.cli",
 }
 
 TORCH_MISSING = (

@@ -79,7 +79,7 @@ def test_intel_and_cpu_requests(tmp_path):
 
 
 def test_refusals_name_the_option(tmp_path, capsys):
-    from rifebench.bench.fleet import main
+    from rifebench.fleet.cli import main
 
     cases = [
         (("PLATFORM\ncuda\nxpu\n", "--image", "x"), "PLATFORM: the rows use cuda, xpu"),
@@ -120,7 +120,7 @@ def test_pods_write_a_folder_fleet_report_reads(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "rifebench.bench.fleet_task",
+                "rifebench.fleet.task",
                 "--output-dir",
                 str(out),
                 "--plan",

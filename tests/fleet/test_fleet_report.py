@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rifebench.report.fleet import collect, load_plan, row_stats
-from rifebench.report.fleet_md import report
+from rifebench.fleet.collect import collect, load_plan, row_stats
+from rifebench.fleet.report import report
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -36,7 +36,7 @@ def fleet(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
 
 def fleet_here(capsys, *args: str) -> tuple[int, str]:
     """The same command in this process (no interpreter start-up): exit status, stderr."""
-    from rifebench.bench.fleet import main
+    from rifebench.fleet.cli import main
 
     capsys.readouterr()
     code = main(list(args))

@@ -35,9 +35,9 @@ import time
 from pathlib import Path
 
 from rifebench import __version__
-from rifebench.bench.study_worker import run_size, study_precision
 from rifebench.measure.quality import output_diff
 from rifebench.measure.stats import bootstrap_ci
+from rifebench.study.worker import run_size, study_precision
 from rifebench.warning_codes import line, warning
 
 CONFIGS = {

@@ -29,12 +29,13 @@ import time
 from pathlib import Path
 
 from rifebench import __version__
-from rifebench.bench import fleet_slurm, profiles
+from rifebench.bench import profiles
 from rifebench.bench.runner import UsageError as BenchUsageError
 from rifebench.bench.runner import prepare_output
 from rifebench.errors import UsageError
+from rifebench.fleet import slurm as fleet_slurm
+from rifebench.fleet.collect import NODE_PREFIX, PLAN, FleetReportError, load_plan
 from rifebench.fsutil import MANIFEST_NAME, atomic_write_text, write_manifest
-from rifebench.report.fleet import NODE_PREFIX, PLAN, FleetReportError, load_plan
 from rifebench.status import Exit
 
 PROG = "rifebench fleet"
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r = sub.add_parser("report", allow_abbrev=False, help="write summary.md/.csv and the plot of a fleet folder")
     r.add_argument("dir", metavar="DIR")
-    from rifebench.bench.fleet_k8s import add_arguments
+    from rifebench.fleet.k8s import add_arguments
 
     add_arguments(sub.add_parser("k8s", allow_abbrev=False, help="print a Kubernetes Indexed Job manifest"))
     return p
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return report(Path(args.dir))
         if args.command == "k8s":
-            from rifebench.bench.fleet_k8s import manifest
+            from rifebench.fleet.k8s import manifest
 
             sys.stdout.write(manifest(args, read_plan(args, startup=False)))
             return Exit.PASS
@@ -193,7 +194,7 @@ def submit(args) -> int:
 def follow(out: Path, plan: dict) -> int:
     """Progress until the array leaves the queue, then the report. Ctrl-C (or
     SIGTERM) cancels the array; its unfinished cells become "not run"."""
-    from rifebench.report.fleet import collect
+    from rifebench.fleet.collect import collect
 
     job, shown = plan["scheduler"]["job_id"], None
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -228,7 +229,7 @@ def progress(cells: list[dict]) -> dict[str, int]:
 
 
 def report(out: Path) -> int:
-    from rifebench.report.fleet_md import report as write_report
+    from rifebench.fleet.report import report as write_report
 
     plan = load_plan(out)
     live = None

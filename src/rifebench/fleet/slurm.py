@@ -139,7 +139,7 @@ def srun_command(opts: SlurmOptions, out: Path) -> list[str]:
         python = ".venv/bin/python"
     else:
         python = sys.executable
-    return cmd + [python, "-m", "rifebench.bench.fleet_task", "--output-dir", str(out), "--row"]
+    return cmd + [python, "-m", "rifebench.fleet.task", "--output-dir", str(out), "--row"]
 
 
 def render(opts: SlurmOptions, args: list[str], out: Path, package_parent: str) -> str:

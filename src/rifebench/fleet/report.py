@@ -9,8 +9,8 @@ import io
 import json
 from pathlib import Path
 
+from rifebench.fleet.collect import MIN_NODES, OUTLIER_RULE, collect, load_plan, row_stats
 from rifebench.fsutil import atomic_write_text
-from rifebench.report.fleet import MIN_NODES, OUTLIER_RULE, collect, load_plan, row_stats
 
 CSV_KEYS = (
     "row",
@@ -56,7 +56,7 @@ def report(out: Path, live: dict[int, str] | None = None) -> tuple[list[dict], l
     stats = row_stats(plan, cells)
     plots = []
     try:
-        from rifebench.report.fleet_plot import node_plot
+        from rifebench.fleet.plot import node_plot
 
         if node_plot(plan, cells, stats, out / PLOT):
             plots.append(PLOT)

@@ -135,7 +135,7 @@ def pod_template(args, platform: str, meta: dict) -> dict:
         "command": [
             ".venv/bin/python",
             "-m",
-            "rifebench.bench.fleet_task",
+            "rifebench.fleet.task",
             "--output-dir",
             OUTPUT,
             "--plan",

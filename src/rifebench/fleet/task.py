@@ -1,6 +1,6 @@
 """One fleet cell: run one profile row on this node, as the scheduler asked.
 
-`python -m rifebench.bench.fleet_task --output-dir OUT --row N` (Slurm: one
+`python -m rifebench.fleet.task --output-dir OUT --row N` (Slurm: one
 srun task per node of array element N) or `... --completion-index` (a
 Kubernetes Indexed Job: the row is JOB_COMPLETION_INDEX // replicas + 1). The
 row's variables come from the plan (fleet.json) written at submission, never
@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from rifebench.fleet.collect import NODE_PREFIX, PLAN, TASK
 from rifebench.fsutil import atomic_write_text
-from rifebench.report.fleet import NODE_PREFIX, PLAN, TASK
 from rifebench.status import Exit
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
@@ -114,7 +114,7 @@ def _run(log_path: Path, env: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m rifebench.bench.fleet_task",
+        prog="python -m rifebench.fleet.task",
         allow_abbrev=False,
         description="Run one fleet cell (started by the scheduler, not by hand).",
     )

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rifebench import __version__
-from rifebench.report.compare_checks import config_diff, fingerprint_rows, quality_rows, workload_diff
-from rifebench.report.compare_stats import METRICS, Figure, figures, interval, judge, pool_repeats
+from rifebench.compare.checks import config_diff, fingerprint_rows, quality_rows, workload_diff
+from rifebench.compare.stats import METRICS, Figure, figures, interval, judge, pool_repeats
 
 
 class CompareError(ValueError):
