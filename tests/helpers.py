@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+from rifebench.measure.topology import Topology
 
 REPO = Path(__file__).resolve().parents[1]
 OPTION_VARS = None
@@ -30,4 +33,29 @@ def run_harness(args, env=None, timeout=300, cwd=None) -> subprocess.CompletedPr
         text=True,
         timeout=timeout,
         cwd=cwd or REPO,
+    )
+
+
+# Synthetic machines and configurations for the pinning plan (run/pinning.py).
+def machine(sockets: int, cores: int, threads: int, cpus=None, mem_nodes=None, quota=None) -> Topology:
+    """Linux numbering of an SMT server: first threads of every core of every
+    socket, then their siblings (cpu 0 and cpu sockets*cores share a core)."""
+    total = sockets * cores
+    core_of, node_of = {}, {}
+    for c in range(total * threads):
+        rem = c % total
+        core_of[c] = (rem // cores, rem % cores)
+        node_of[c] = rem // cores
+    usable = tuple(sorted(cpus if cpus is not None else range(total * threads)))
+    mem = frozenset(range(sockets) if mem_nodes is None else mem_nodes)
+    return Topology(usable, core_of, node_of, mem, quota)
+
+
+def pin_cfg(streams=1, pin="auto", platform="cpu", devices=None):
+    return SimpleNamespace(
+        streams=streams,
+        pin=pin,
+        platform=platform,
+        devices=devices,
+        device_list=[int(d) for d in devices.split(",")] if devices else None,
     )

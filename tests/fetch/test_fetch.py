@@ -24,7 +24,7 @@ from rifebench.fetch import http as http_mod
 from rifebench.fetch.weights import FetchError, default_weights_path, fetch, verify
 from rifebench.models.zoo import MODELS, ModelSpec, Source
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAYLOAD = b"\x80\x02" + random.Random(0).randbytes(300_000)  # pickle-like bytes
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 GITHUB_ASSET = "https://github.com/HolyWu/vs-rife/releases/download/model/test.pkl"

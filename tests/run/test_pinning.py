@@ -4,38 +4,15 @@ the GPU's node, cgroup quotas, sharing, and the choice of numactl or affinity.""
 from __future__ import annotations
 
 import stat
-from types import SimpleNamespace
 
 import pytest
 
+from helpers import machine
+from helpers import pin_cfg as cfg
 from rifebench.measure import topology
 from rifebench.measure.topology import Topology, format_cpulist, parse_cpulist
 from rifebench.run import pinning
 from rifebench.run.pinning import PinError, split
-
-
-def machine(sockets: int, cores: int, threads: int, cpus=None, mem_nodes=None, quota=None) -> Topology:
-    """Linux numbering of an SMT server: first threads of every core of every
-    socket, then their siblings (cpu 0 and cpu sockets*cores share a core)."""
-    total = sockets * cores
-    core_of, node_of = {}, {}
-    for c in range(total * threads):
-        rem = c % total
-        core_of[c] = (rem // cores, rem % cores)
-        node_of[c] = rem // cores
-    usable = tuple(sorted(cpus if cpus is not None else range(total * threads)))
-    mem = frozenset(range(sockets) if mem_nodes is None else mem_nodes)
-    return Topology(usable, core_of, node_of, mem, quota)
-
-
-def cfg(streams=1, pin="auto", platform="cpu", devices=None):
-    return SimpleNamespace(
-        streams=streams,
-        pin=pin,
-        platform=platform,
-        devices=devices,
-        device_list=[int(d) for d in devices.split(",")] if devices else None,
-    )
 
 
 def whole_cores(topo, cpus) -> bool:

@@ -11,14 +11,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from helpers import run_harness
+from helpers import machine, pin_cfg, run_harness
 from rifebench.models import zoo
 from rifebench.models.interp import Interpolator
 from rifebench.report.device import HOST_BOUND_PCT, device_section
 from rifebench.run import pinning
 from rifebench.run.timer import PairTimer
-from test_pinning import cfg as pin_cfg
-from test_pinning import machine
 
 
 class FakeEvent:

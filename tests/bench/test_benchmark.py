@@ -20,7 +20,7 @@ from rifebench.bench import profiles
 from rifebench.bench import runner as bench
 from rifebench.options import BY_ENV
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmark.sh"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = "PLATFORM,PRECISION,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP"

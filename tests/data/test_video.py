@@ -21,7 +21,7 @@ av = pytest.importorskip("av")
 from rifebench.data import video_io  # noqa: E402
 from rifebench.data.video import VideoSource, merge_quality, output_rate  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- generated videos -----------------------------------------------------------------

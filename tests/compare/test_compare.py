@@ -20,7 +20,7 @@ from rifebench.compare import cli as compare
 from rifebench.compare.stats import Figure, figures, judge
 from rifebench.measure.metrics import latency_stats
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DUMMY = {
     "dummy": True,
     "dataset_dir": None,

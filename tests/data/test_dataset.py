@@ -21,7 +21,7 @@ import yaml
 
 from rifebench.data import vimeo as ds
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- generated datasets ----------------------------------------------------------------

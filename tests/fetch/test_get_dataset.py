@@ -18,7 +18,7 @@ import pytest
 from rifebench.fetch import http as http_mod
 from rifebench.fetch import vimeo as vimeo_fetch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENTRIES = ["00001/0389", "00001/0402"]
 
 
