@@ -19,10 +19,11 @@ for arg in "$@"; do
   esac
 done
 
-python=("$root/.venv/bin/python")
+venv="${VENV_DIR:-$root/.venv}"
+python=("$venv/bin/python")
 if [[ ! -x "${python[0]}" ]]; then
   echo "get_dataset.sh: ${python[0]} is missing; running setup.sh" >&2
-  "$root/setup.sh" >&2
+  VENV_DIR="$venv" "$root/setup.sh" >&2
 fi
 
 # No cd: a relative --dir / DATASET_DIR stays relative to the caller's directory.

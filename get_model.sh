@@ -20,10 +20,11 @@ for arg in "$@"; do
   esac
 done
 
-python=("$root/.venv/bin/python")
+venv="${VENV_DIR:-$root/.venv}"
+python=("$venv/bin/python")
 if [[ ! -x "${python[0]}" ]]; then
   echo "get_model.sh: ${python[0]} is missing; running setup.sh" >&2
-  "$root/setup.sh" >&2
+  VENV_DIR="$venv" "$root/setup.sh" >&2
 fi
 
 # No cd: relative --models-dir / MODELS_DIR stay relative to the caller's directory.

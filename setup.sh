@@ -8,10 +8,10 @@
 #   --print-torch-source  say which torch build and index would be used, install nothing
 #   VENV_DIR     where the environment goes (default .venv)
 #   PYTHON       interpreter used to create it (default python3)
-#   SETUP_DEV=1  also install the test tools (pytest, linters)
+#   SETUP_DEV=1  also install the test tools, the linters and both CPU runtimes (the "dev" extra)
 #   --dev        same as SETUP_DEV=1;  --with-dataset  also run get_dataset.sh
 #   --runtimes LIST  also install these RUNTIMEs (comma-separated: onnxruntime, openvino), with the
-#                ONNX exporter they need; SETUP_RUNTIMES=LIST does the same
+#                ONNX exporter they need (pyproject.toml's extras); SETUP_RUNTIMES=LIST does the same
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -19,11 +19,10 @@ dev=${SETUP_DEV:-0}
 with_dataset=0
 print_source=0
 runtimes=${SETUP_RUNTIMES:-}
-# The optional runtimes' pins (as in requirements-dev.txt), each with the ONNX exporter it needs.
-runtime_requirements() {
+# The optional runtimes, each an extra of pyproject.toml (which pins it with the ONNX exporter it needs).
+known_runtime() {
   case "$1" in
-    onnxruntime) echo "onnxruntime==1.30.0 onnx==1.23.1 onnxscript==0.7.2" ;;
-    openvino) echo "openvino==2026.4.1 onnx==1.23.1 onnxscript==0.7.2" ;;
+    onnxruntime|openvino) return 0 ;;
     *) return 1 ;;
   esac
 }
@@ -41,7 +40,7 @@ while (($#)); do
   esac
 done
 for name in ${runtimes//,/ }; do
-  if ! runtime_requirements "$name" >/dev/null; then
+  if ! known_runtime "$name"; then
     echo "setup.sh: --runtimes: unknown runtime '$name' (accepted: onnxruntime, openvino; TensorRT needs a GPU" \
       "machine: see README \"Runtimes\")" >&2
     exit 2
@@ -118,17 +117,18 @@ else
   "${pip[@]}" install $torch_spec
   echo "setup.sh: installing requirements.txt"
   "${pip[@]}" install -r requirements.txt
-  if [[ "$dev" == 1 ]]; then
-    echo "setup.sh: installing requirements-dev.txt"
-    "${pip[@]}" install -r requirements-dev.txt
+  # Editable install of our package with the extras asked for (their pins are in pyproject.toml);
+  # no build isolation, so that building it needs no download.
+  extras=()
+  if [[ "$dev" == 1 ]]; then extras+=(dev); fi
+  for name in ${runtimes//,/ }; do extras+=("$name"); done
+  if ((${#extras[@]})); then
+    target=".[$(IFS=,; echo "${extras[*]}")]"
+    echo "setup.sh: installing rifebench with the extras ${extras[*]}"
+    "${pip[@]}" install --no-build-isolation -e "$target"
+  else
+    "${pip[@]}" install --no-deps --no-build-isolation -e .
   fi
-  for name in ${runtimes//,/ }; do
-    echo "setup.sh: installing runtime $name"
-    # shellcheck disable=SC2046  # one requirement per word
-    "${pip[@]}" install $(runtime_requirements "$name")
-  done
-  # Editable install of our package; no build isolation so it needs no download.
-  "${pip[@]}" install --no-deps --no-build-isolation -e .
   rm -f "$stamp"
   echo "$want" >"$stamp"
   echo "setup.sh: done"

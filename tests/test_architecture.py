@@ -1,11 +1,14 @@
-"""The shape of the package: layers import only downwards, modules and functions
-stay small, the configuration is typed from the option table, and every warning
-code is documented."""
+"""The shape of the package: layers import only downwards, the tools (compare, study,
+fleet) do not import one another, modules and functions stay small, the configuration
+is typed from the option table; and the README: every warning code documented, every
+package in its layout, the test tiers as pyproject declares them, no typed test count."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import re
+import tomllib
 import typing
 from pathlib import Path
 
@@ -20,6 +23,7 @@ LAYERS = [
         "base",
         {
             "rifebench.errors",
+            "rifebench.console",
             "rifebench.status",
             "rifebench.warning_codes",
             "rifebench.fsutil",
@@ -86,6 +90,23 @@ def test_layers_import_only_downwards():
     assert not wrong, "\n".join(wrong)
 
 
+# The tools built on the run: each stands on the layers below it, never on another tool.
+TOOLS = ("rifebench.compare", "rifebench.study", "rifebench.fleet")
+
+
+def test_the_tools_do_not_import_each_other():
+    wrong = []
+    for name, path, tree in modules():
+        mine = next((t for t in TOOLS if name == t or name.startswith(t + ".")), None)
+        if mine is None:
+            continue
+        for line, target in imports(tree):
+            other = next((t for t in TOOLS if t != mine and (target == t or target.startswith(t + "."))), None)
+            if other:
+                wrong.append(f"{path.relative_to(REPO)}:{line}: {mine} imports {other}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_launcher_never_imports_torch():
     """Device identity belongs to the backends: the process that watches the
     streams stays light."""
@@ -124,9 +145,9 @@ def test_config_is_typed_from_the_option_table():
     assert dataclasses.is_dataclass(cfg) and cfg.batch_size == 1 and isinstance(cfg.scale, float)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.streams = 2
-    with pytest.raises(TypeError, match="Config.streams"):
+    with pytest.raises(TypeError, match=r"Config\.streams"):
         cfg.replace(streams="2")
-    with pytest.raises(TypeError, match="Config.dummy"):
+    with pytest.raises(TypeError, match=r"Config\.dummy"):
         cfg.replace(dummy=1)
 
 
@@ -163,3 +184,84 @@ def test_one_status_enum_drives_the_exit_codes():
             ):
                 literal.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not literal, f"exit status 130 compared as a literal: {literal}"
+
+
+# --- the tests, laid out like src/ ---------------------------------------------------------
+
+
+def test_test_files_have_unique_names_and_import_no_other_folder():
+    """pytest imports every test file by its basename, so two equal names collide, and a test
+    module of another folder imports only while that folder happens to be on sys.path
+    (helpers.sibling_module imports one in any order)."""
+    files = sorted((REPO / "tests").rglob("test_*.py"))
+    names = [p.name for p in files]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+    folder_of = {p.stem: p.parent for p in files}
+    wrong = []
+    for path in files:
+        for line, module in _plain_imports(ast.parse(path.read_text())):
+            if module in folder_of and folder_of[module] != path.parent:
+                wrong.append(f"{path.relative_to(REPO)}:{line}: imports {module} of {folder_of[module].name}/")
+    assert not wrong, "\n".join(wrong)
+
+
+def _plain_imports(tree) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+    return out
+
+
+# --- the README ---------------------------------------------------------------------------
+
+
+def readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def marker_table() -> str:
+    """The README's table of test tiers, from pyproject's pytest markers."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    rows = ["| marker | a test so marked | leave them out with |", "|---|---|---|"]
+    for entry in pyproject["tool"]["pytest"]["ini_options"]["markers"]:
+        name, _, what = entry.partition(": ")
+        rows.append(f'| `{name}` | {what} | `-m "not {name}"` |')
+    return "\n".join(rows) + "\n"
+
+
+def test_readme_marker_table_is_generated_from_pyproject():
+    table = marker_table()
+    assert table in readme_section("Tests"), f"README test tiers are stale; paste:\n{table}"
+
+
+def test_readme_quotes_no_test_count():
+    """How many tests a tier holds changes with every commit; pytest says it (--collect-only)."""
+    counts = re.findall(r"\b\d[\d,]* (?:tests|passed|failed|skipped|deselected|selected)\b", readme_section("Tests"))
+    assert not counts, counts
+
+
+def test_readme_layout_names_every_package_and_test_folder():
+    layout = readme_section("Layout")
+    packages = sorted(p.name for p in SRC.iterdir() if (p / "__init__.py").is_file())
+    missing = [f"{p}/" for p in packages if f"  {p}/" not in layout]
+    missing += [f"tests/{p}/" for p in packages if (REPO / "tests" / p).is_dir() and f"{p}/" not in layout]
+    modules_ = sorted(p.name for p in SRC.glob("*.py"))
+    missing += [m for m in modules_ if m not in layout]
+    assert not missing, f"README Layout lacks {missing}"
+
+
+def test_changelog_has_this_version_and_its_schema():
+    """A release names its version in CHANGELOG.md, and a results.json schema change names its version."""
+    from rifebench.report.schema import SCHEMA_VERSION
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    entry = re.search(rf"^## {re.escape(version)} - \d{{4}}-\d{{2}}-\d{{2}}\n(.*?)(?=^## |\Z)", changelog, re.M | re.S)
+    assert entry, f"CHANGELOG.md has no entry for version {version}"
+    assert f'`schema_version` is `"{SCHEMA_VERSION}"`' in changelog

@@ -90,21 +90,22 @@ def test_unwritable_output_dir(tmp_path):
 
 
 class Evil:
+    """A pickle that runs a command when loaded: it would create `marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
     def __reduce__(self):
         import os
 
-        return (os.system, ("touch " + str(MARKER),))
-
-
-MARKER = None
+        return (os.system, ("touch " + str(self.marker),))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["missing", "truncated", "foreign", "malicious", "empty"])
 def test_bad_weights(tmp_path, kind, weights_40):
-    global MARKER
     path = tmp_path / "w.pkl"
-    MARKER = tmp_path / "pwned"
+    marker = tmp_path / "pwned"
     if kind == "truncated":
         path.write_bytes(weights_40.read_bytes()[:100_000])
     elif kind == "foreign":
@@ -112,12 +113,12 @@ def test_bad_weights(tmp_path, kind, weights_40):
 
         torch.save({"conv.weight": torch.zeros(3, 3)}, path)
     elif kind == "malicious":
-        path.write_bytes(pickle.dumps(Evil()))
+        path.write_bytes(pickle.dumps(Evil(marker)))
     elif kind == "empty":
         path.write_bytes(b"")
     proc = run_harness([*REAL, "--pretrained-weights", path, "--output-dir", tmp_path / "out"])
     assert_usage_error(proc, "LOAD_PATH", str(path) if kind != "missing" else "does not exist")
-    assert not MARKER.exists(), "a malicious pickle ran code"
+    assert not marker.exists(), "a malicious pickle ran code"
     if kind == "foreign":
         assert "4.0" in proc.stderr
     assert not (tmp_path / "out" / "results.yaml").exists()
@@ -240,3 +241,123 @@ def test_run_model_sh_entrypoint(tmp_path):
         ["./run_model.sh", "--dummy", "--precision", "nope"], cwd=REPO, env=clean_env(), capture_output=True, text=True
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+# --- strict numbers and flags, stdout closed or cut short (their imports are local) -------
+
+NULL_RUN = [
+    "--model",
+    "null",
+    "--dummy",
+    "--num-inputs",
+    "5",
+    "--warmup",
+    "1",
+    "--null-ms",
+    "1",
+    "--data-height",
+    "64",
+    "--data-width",
+    "64",
+]
+
+
+def test_lenient_number_on_the_command_line_is_one_line(tmp_path):
+    proc = run_harness([*NULL_RUN[:3], "--num-inputs", "1_0", "--output-dir", tmp_path / "o"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "run_model.sh: error: --num-inputs: invalid value '1_0' (accepted: an integer >= 1 and <= 1000000000)"
+    )
+
+
+class Parsed(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rifebench.config",
+        "rifebench.bench.runner",
+        "rifebench.compare.cli",
+        "rifebench.study.cli",
+        "rifebench.fetch.weights",
+        "rifebench.fetch.vimeo",
+    ],
+)
+def test_no_parser_takes_abbreviations(module, monkeypatch):
+    import argparse
+    import importlib
+
+    seen = []
+
+    def spy(self, args=None, namespace=None):
+        seen.append((self.prog, self.allow_abbrev))
+        raise Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", spy)
+    mod = importlib.import_module(module)
+    with pytest.raises(Parsed):
+        mod.build_parser().parse_args([]) if module == "rifebench.config" else mod.main(["x"])
+    assert len(seen) == 1 and seen[0][1] is False, seen
+
+
+def test_abbreviated_option_of_the_run_is_refused(tmp_path):
+    proc = run_harness(["--dumm", "--model", "null", "--output-dir", tmp_path / "o"])
+    assert proc.returncode == 2 and "unrecognized arguments: --dumm" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_closed_stdout_runs_and_keeps_its_status(tmp_path):
+    import sys
+
+    out = tmp_path / "o"
+    args = " ".join([sys.executable, "-m", "rifebench", *NULL_RUN, "--output-dir", str(out)])
+    proc = subprocess.run(
+        ["bash", "-c", f"exec {args} >&-"], env=clean_env(), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads((out / "results.json").read_text())["status"] == "passed"
+    assert "model null" in (out / "output.log").read_text()
+
+
+@pytest.mark.slow
+def test_reader_gone_after_the_first_line(tmp_path):
+    """`run_model.sh ... | head -1`: the rest goes nowhere, the run finishes with its status."""
+    import sys
+
+    out = tmp_path / "o"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rifebench", *NULL_RUN, "--output-dir", str(out)],
+        env=clean_env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith(b"rifebench ") and "Traceback" not in err and "BrokenPipe" not in err
+    assert json.loads((out / "results.json").read_text())["status"] == "passed"
+
+
+@pytest.mark.parametrize("command", [["--options-markdown"], ["--warnings-markdown"]])
+def test_reader_gone_before_the_output(command):
+    import sys
+
+    from helpers import env_with_src
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rifebench", *command],
+        env=env_with_src(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # a reader that is gone at once: every write fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert err == ""

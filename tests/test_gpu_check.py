@@ -4,25 +4,33 @@ whole script in its CPU dry run, so that the GPU check cannot rot unseen."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import math
 import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from helpers import clean_env
+from helpers import REPO, clean_env
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-import bare_loop  # noqa: E402
-import gpu_table  # noqa: E402
-import random_weights  # noqa: E402
+def benchmark_script(name: str):
+    """A script of benchmarks/ as a module; the folder goes on the path as when the scripts run."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    return importlib.import_module(name)
+
+
+bare_loop = benchmark_script("bare_loop")
+gpu_table = benchmark_script("gpu_table")
+random_weights = benchmark_script("random_weights")
 
 DRY_STEPS = {"1", "8", "11", "18", "19", "20"}
 
@@ -140,9 +148,27 @@ def test_random_weights_refuses_a_model_without_weights(tmp_path):
     assert proc.returncode == 1 and "--model 'null' takes no weights (accepted: 4.0, 4.6, paper)" in proc.stderr
 
 
-def test_bare_loop_runs_any_model_and_checks_its_arguments(tmp_path):
+def test_bare_loop_runs_any_model_and_checks_its_arguments(tmp_path, monkeypatch):
+    from rifebench.models.interp import Interpolator
+
+    calls: list[tuple[float, float]] = []  # (start, end) of every interpolation
+    interpolate = Interpolator.interpolate
+
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        out = interpolate(self, *args, **kwargs)
+        calls.append((start, time.perf_counter()))
+        return out
+
+    monkeypatch.setattr(Interpolator, "interpolate", timed)
     path = random_weights.write_random_weights("4.6", tmp_path / "w.pkl")
-    assert bare_loop.bare_loop("4.6", path, "cpu", "auto", 32, 48, pairs=2, warmup=1) > 0
+    before = time.perf_counter()
+    rate = bare_loop.bare_loop("4.6", path, "cpu", "auto", 32, 48, pairs=2, warmup=1)
+    whole_call_s = time.perf_counter() - before
+    assert len(calls) == 1 + 2  # the warm-up, then the pairs timed
+    timed_calls_s = sum(end - start for start, end in calls[1:])
+    # pairs/s over a window that holds the 2 timed calls and lies inside the whole call
+    assert math.isfinite(rate) and 2 / whole_call_s <= rate <= 2 / timed_calls_s
     with pytest.raises(ValueError, match="precision must be one of auto, fp16, bf16, fp32, got 'fp8'"):
         bare_loop.bare_loop("4.6", path, "cpu", "fp8", 32, 48, 1, 0)
 
@@ -189,7 +215,7 @@ def test_dry_run_makes_one_row_per_step_and_the_archive(tmp_path, weights_40):
     assert "DRY RUN" in text and "- torch: " in text and "4.6 weights: random" in text
     rows = table_rows(text)
     assert set(rows) == DRY_STEPS
-    for sid, r in rows.items():
+    for r in rows.values():
         assert not r[-1].startswith(("FAILED", "TIMEOUT", "SKIPPED")), r
         float(r[2]), float(r[3])  # img/s and latency are numbers
     assert "PSNR" in rows["18"][-1] and "ratio harness/bare" in rows["19"][-1]

@@ -217,6 +217,34 @@ def test_python_version_is_the_same_in_pyproject_and_readme():
     assert f"Python >= {want}" in (REPO / "README.md").read_text()
 
 
+def test_the_version_is_pyproject_s_also_from_a_checkout_without_an_install():
+    import tomllib
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == declared
+    # -S: no site-packages, so no installed metadata; PYTHONPATH=src as on a machine with only a checkout
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", "import rifebench; print(rifebench.__version__)"],
+        env=clean_env(PYTHONPATH=REPO / "src"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == declared, proc.stderr
+
+
+def test_optional_pins_live_in_the_pyproject_extras_only():
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pinned = {r.split("==")[0] for name in ("onnxruntime", "openvino", "test", "lint") for r in extras[name]}
+    assert {"onnxruntime", "openvino", "pytest", "scikit-image", "ruff", "mypy", "pre-commit"} <= pinned
+    assert extras["dev"] == ["rifebench[test,lint,onnxruntime,openvino]"]
+    for name in ("setup.sh", "requirements.txt", "requirements-dev.txt"):
+        text = (REPO / name).read_text()
+        assert not [p for p in pinned if re.search(rf"^{re.escape(p)}==|\b{re.escape(p)}==", text, re.M)], name
+
+
 def test_intel_docs_say_ipex_stopped_at_28():
     for doc in (REPO / "README.md", REPO / "docker" / "README.md"):
         text = " ".join(doc.read_text().split())
@@ -270,7 +298,7 @@ def test_run_names_its_mode_warms_up_aloud_and_records_revision_and_times(tmp_pa
     assert proc.stdout.index("warming up") < proc.stdout.index("stream 0 ready")
     doc = json.loads((out / "results.json").read_text())
     assert doc["mode"] == mode and doc["mode_name"] == {"dummy": "performance", "dataset": "quality"}[mode]
-    assert doc["schema_version"] == "2"
+    assert doc["schema_version"] == "3"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     assert doc["harness"]["git_revision"] == (head or None)
     s = doc["streams"][0]

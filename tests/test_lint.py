@@ -2,9 +2,11 @@
 every Dockerfile is linted with hadolint and read for what it must do: build the
 environment with the same setup.sh and fetch weights with the same get_model.sh
 as bare metal, pin its base image, run as a non-root user, carry OCI labels.
-Every shell script of the repository goes through shellcheck.
+Every shell script of the repository goes through shellcheck. The Python checks
+(ruff, mypy) are the same in .ci/run and .pre-commit-config.yaml, and every
+suppression of one of them says why.
 
-hadolint and shellcheck come from requirements-dev.txt (`./setup.sh --dev`)."""
+hadolint and shellcheck come from pyproject's "test" extra (`./setup.sh --dev`)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rifebench.models import zoo
 
@@ -94,7 +98,7 @@ def test_image_is_pinned_labelled_and_non_root(flavour):
     # stage "common" holds the steps CI builds for every image (tests/test_containers.py).
     word, arg = steps[0]
     assert word == "ARG" and arg.startswith("BASE_IMAGE="), f"{flavour}: no ARG BASE_IMAGE before FROM"
-    image, _, tag = arg.partition("=")[2].strip('"').partition(":")
+    _, _, tag = arg.partition("=")[2].strip('"').partition(":")
     assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"{flavour}: base {arg} is not pinned"
     assert [args for word, args in steps if word == "FROM"] == ["${BASE_IMAGE} AS common", "common"]
     labels = " ".join(args for word, args in steps if word == "LABEL")
@@ -142,8 +146,58 @@ def test_readme_gives_the_build_and_run_lines():
         assert f"docker build -f docker/{flavour}/Dockerfile" in text
     runs = re.findall(r"^docker run .*?(?=\n\n|\n#|\n```)", text, flags=re.M | re.S)
     assert len(runs) == 3
-    for run, device in zip(runs, ("", "--gpus all", "--device /dev/dri")):
+    for run, device in zip(runs, ("", "--gpus all", "--device /dev/dri"), strict=True):
         flat = " ".join(run.replace("\\\n", " ").split())
         assert "--ipc=host --cap-add SYS_NICE" in flat and device in flat
         assert "-e OUTPUT_DIR=/tmp/output -v /tmp/output:/tmp/output" in flat
         assert flat.endswith("./run_model.sh --dummy")
+
+
+# --- the Python checks -------------------------------------------------------------------
+
+
+def ci_checks() -> tuple[list[str], str]:
+    """.ci/run's check commands in order, and its test command (the last line)."""
+    lines = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()]
+    commands = [ln for ln in lines if ln.startswith(".venv/bin/")]
+    return commands[:-1], commands[-1]
+
+
+def test_ci_and_pre_commit_run_the_same_checks_before_the_tests():
+    checks, tests = ci_checks()
+    assert tests == ".venv/bin/python -m pytest"  # the README's test command, after the checks
+    assert "./setup.sh --dev && .venv/bin/python -m pytest" in (REPO / "README.md").read_text()
+    assert checks == [
+        ".venv/bin/ruff check src tests",
+        ".venv/bin/ruff format --check src tests",
+        ".venv/bin/mypy",
+    ]
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    [repo] = config["repos"]
+    assert repo["repo"] == "local"  # nothing to download: the tools of .venv
+    hooks = repo["hooks"]
+    assert [h["entry"] for h in hooks] == checks
+    assert all(h["language"] == "system" and h["pass_filenames"] is False for h in hooks)
+
+
+NOQA = re.compile(r"#\s*noqa\b(?P<rest>.*)")
+NOQA_WITH_REASON = re.compile(r":\s*[A-Z]+[0-9]+(\s*,\s*[A-Z]+[0-9]+)*\s+-\s+\S")
+TYPE_IGNORE = re.compile(r"#\s*type:\s*ignore(?P<rest>.*)")
+TYPE_IGNORE_WITH_REASON = re.compile(r"\[[a-z-]+(,\s*[a-z-]+)*\]\s+#\s*\S")
+
+
+def comments(path: Path) -> list[tuple[int, str]]:
+    with path.open("rb") as f:
+        return [(t.start[0], t.string) for t in tokenize.tokenize(f.readline) if t.type == tokenize.COMMENT]
+
+
+def test_every_suppression_names_its_codes_and_says_why():
+    """noqa as `CODE - why`, type-ignore as `[code]` then a comment saying why: a bare one hides every finding."""
+    bare = []
+    for path in sorted([*(REPO / "src").rglob("*.py"), *(REPO / "tests").rglob("*.py")]):
+        for number, comment in comments(path):
+            for pattern, reason in ((NOQA, NOQA_WITH_REASON), (TYPE_IGNORE, TYPE_IGNORE_WITH_REASON)):
+                found = pattern.search(comment)
+                if found and not reason.match(found["rest"]):
+                    bare.append(f"{path.relative_to(REPO)}:{number}: {comment}")
+    assert not bare, "\n".join(bare)

@@ -160,3 +160,44 @@ def test_variables_are_unique():
     assert len(BY_ENV) == len(OPTIONS)
     assert len({o.flag for o in OPTIONS}) == len(OPTIONS)
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", o.env) for o in OPTIONS)
+
+
+# --- strict numbers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env,raw",
+    [
+        ("NUM_INPUTS", "1_0"),
+        ("NUM_INPUTS", "\uff11\uff10"),
+        ("NUM_INPUTS", "1.0"),
+        ("NUM_INPUTS", "\u0661\u0660"),
+        ("SCALE", "0_5"),
+        ("SCALE", "\uff11.5"),
+        ("SCALE", "1.5_0"),
+        ("MIN_PSNR_DB", "2_5"),
+    ],
+)
+def test_lenient_numbers_are_refused(env, raw):
+    with pytest.raises(UsageError) as info:
+        BY_ENV[env].parse(raw, "env")
+    message = str(info.value)
+    assert message.startswith(f"{env}: invalid value {raw!r}") and "accepted:" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "env,raw,value",
+    [
+        ("NUM_INPUTS", " 10 ", 10),
+        ("NUM_INPUTS", "+10", 10),
+        ("SEED", "007", 7),
+        ("SCALE", "0.5", 0.5),
+        ("SCALE", ".5", 0.5),
+        ("SCALE", "1.", 1.0),
+        ("SCALE", "5e-1", 0.5),
+        ("SCALE", "+1E0", 1.0),
+        ("MAX_TEST_DURATION", "unlimited", None),
+    ],
+)
+def test_plain_numbers_still_parse(env, raw, value):
+    assert BY_ENV[env].parse(raw, "env") == value

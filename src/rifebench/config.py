@@ -6,14 +6,12 @@ accepted. Checks that touch the file system (output folder, weights) belong to
 the runner's start-up, also before anything heavy.
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rifebench import __version__
 from rifebench.data.video_io import VIDEO_EXTENSIONS, is_video_path
@@ -32,10 +30,75 @@ def field_type(o) -> Any:
     return t | None if o.default is None or o.none_words else t
 
 
-class _ConfigBase:
-    """Behaviour of Config; its fields come from the option table (one per row)."""
+def _default(name: str) -> Any:
+    """The option table's default: Config's fields repeat the table's names and types
+    (for mypy and the reader), never its defaults."""
+    return BY_NAME[name].default
 
-    def __post_init__(self):
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every option's resolved value, typed; `origin` says where each came from (flag/env/default).
+
+    One field per row of the option table, in its order; tests/test_architecture.py
+    keeps the two equal (names and types)."""
+
+    # -- run
+    model: str = _default("model")
+    null_ms: float = _default("null_ms")
+    platform: str = _default("platform")
+    ipex: str = _default("ipex")
+    precision: str = _default("precision")
+    amp: bool = _default("amp")
+    runtime: str = _default("runtime")
+    dummy: bool = _default("dummy")
+    dataset_dir: str | None = _default("dataset_dir")
+    models_dir: str | None = _default("models_dir")
+    load_path: str | None = _default("load_path")
+    output_dir: str = _default("output_dir")
+    # -- workload
+    num_inputs: int = _default("num_inputs")
+    batch_size: int = _default("batch_size")
+    interpolation: int = _default("interpolation")
+    warmup: int = _default("warmup")
+    async_: int = _default("async_")
+    data_channels: int = _default("data_channels")
+    data_height: int = _default("data_height")
+    data_width: int = _default("data_width")
+    scale: float = _default("scale")
+    seed: int = _default("seed")
+    min_test_duration: float = _default("min_test_duration")
+    max_test_duration: float | None = _default("max_test_duration")
+    # -- quality
+    saveimages: bool = _default("saveimages")
+    min_psnr_db: float = _default("min_psnr_db")
+    min_pass_pct: float = _default("min_pass_pct")
+    video_gt: str = _default("video_gt")
+    save_video: bool = _default("save_video")
+    # -- streams
+    streams: int = _default("streams")
+    pin: str = _default("pin")
+    devices: str | None = _default("devices")
+    barrier_timeout: float = _default("barrier_timeout")
+    socket: str | None = _default("socket")
+    fault: str | None = _default("fault")
+    # -- optimisation
+    optimize: str = _default("optimize")
+    channels_last: str = _default("channels_last")
+    compile: str = _default("compile")
+    cudnn_benchmark: str = _default("cudnn_benchmark")
+    tf32: str = _default("tf32")
+    cuda_graphs: str = _default("cuda_graphs")
+    preallocate: str = _default("preallocate")
+    reuse_frames: str = _default("reuse_frames")
+    # -- run
+    repeat: int = _default("repeat")
+    min_samples: int = _default("min_samples")
+    validity: str = _default("validity")
+    measure_peak: str = _default("measure_peak")
+    origin: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
         for o in OPTIONS:  # a real type check: a wrong type here is a bug, not a user error
             value = getattr(self, o.name)
             want = PY_TYPES[o.kind]
@@ -47,10 +110,10 @@ class _ConfigBase:
             if not ok:
                 raise TypeError(f"Config.{o.name}: expected {field_type(o)}, got {value!r}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {o.name.rstrip("_"): getattr(self, o.name) for o in OPTIONS}
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Self:
         return dataclasses.replace(self, **changes)
 
     @property
@@ -72,16 +135,6 @@ class _ConfigBase:
     def device_list(self) -> list[int] | None:
         """DEVICES as indices, or None for every visible device."""
         return None if self.devices is None else [int(p) for p in self.devices.split(",")]
-
-
-Config = dataclasses.make_dataclass(
-    "Config",
-    [(o.name, field_type(o), dataclasses.field(default=o.default)) for o in OPTIONS]
-    + [("origin", dict, dataclasses.field(default_factory=dict))],
-    bases=(_ConfigBase,),
-    frozen=True,
-)
-Config.__doc__ = "Every option's resolved value, typed; `origin` says where each came from (flag/env/default)."
 
 
 class _Parser(argparse.ArgumentParser):
@@ -216,13 +269,16 @@ def validate(cfg) -> None:
             )
 
 
-def parse_fault(text: str, streams: int) -> tuple[int, int, bool]:
-    """FAULT "STREAM:PAIR[:exit]" -> (stream, pair, exit) or UsageError."""
+def parse_fault(text: str, streams: int) -> tuple[int, int, str]:
+    """FAULT "STREAM:PAIR[:exit]" or "STREAM:hold" -> (stream, pair, action) or UsageError;
+    action: raise | exit | hold (held before it says ready; pair 0)."""
     parts = text.strip().split(":")
+    if len(parts) == 2 and parts[0].isdigit() and parts[1] == "hold" and int(parts[0]) < streams:
+        return int(parts[0]), 0, "hold"
     ok = len(parts) in (2, 3) and parts[0].isdigit() and parts[1].isdigit() and parts[2:] in ([], ["exit"])
     if not ok or int(parts[1]) < 1 or int(parts[0]) >= streams:
         raise UsageError(
-            f"{_flag('fault')}: invalid value {text!r} (accepted: STREAM:PAIR or STREAM:PAIR:exit, "
+            f"{_flag('fault')}: invalid value {text!r} (accepted: STREAM:PAIR or STREAM:PAIR:exit, or STREAM:hold, "
             f"STREAM a stream index below STREAMS={streams}, PAIR >= 1)"
         )
-    return int(parts[0]), int(parts[1]), parts[2:] == ["exit"]
+    return int(parts[0]), int(parts[1]), "exit" if parts[2:] == ["exit"] else "raise"

@@ -4,6 +4,7 @@ every tool makes before it runs, and the lock that keeps two runs apart."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -13,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rifebench.errors import RifebenchError
+
 # Below this a run cannot even write its log and results; a real check of the
 # space frames and weights need belongs to the dataset and weights fetchers.
 MIN_FREE_BYTES = 64 << 20
@@ -21,7 +24,7 @@ LOCK_NAME = ".rifebench.lock"
 MANIFEST_NAME = ".rifebench-manifest.json"
 
 
-class OutputDirError(OSError):
+class OutputDirError(RifebenchError, OSError):
     """Why a folder cannot take a run's outputs; the caller adds its option name."""
 
 
@@ -70,10 +73,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -145,10 +146,8 @@ class OutputLock:
 
     def release(self) -> None:
         if self.fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # the lock goes with the descriptor; the pid is a courtesy
                 os.ftruncate(self.fd, 0)
-            except OSError:
-                pass
             os.close(self.fd)
             self.fd = None
 

@@ -3,7 +3,7 @@ the benchmark and the stream processes."""
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 
 class Exit(IntEnum):
@@ -19,7 +19,7 @@ class Exit(IntEnum):
     STREAM_ORPHANED = 76  # the launcher went away
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """results.json `status`; benchmark rows add NOT_RUN."""
 
     RUNNING = "running"  # written at the start: a crash of the launcher itself leaves this
@@ -28,9 +28,6 @@ class Status(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     NOT_RUN = "not run"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def exit(self) -> Exit:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rifebench.errors import RifebenchError
+
 
 @dataclass(frozen=True)
 class Code:
@@ -158,7 +160,7 @@ REGISTRY: dict[str, Code] = {
 }
 
 
-class UnknownWarning(KeyError):
+class UnknownWarning(RifebenchError, KeyError):
     pass
 
 

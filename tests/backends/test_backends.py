@@ -136,7 +136,7 @@ def test_cli_records_every_knob_and_fingerprints_compare(tmp_path, weights_40):
     """Every knob set explicitly on the CPU: recorded with its effective value,
     the CUDA-only ones as not applicable; the saved fingerprints of this run
     and of a baseline run agree to fp32 precision."""
-    from rifebench.report.summary import fingerprint_diff
+    from rifebench.report.fingerprint import fingerprint_diff
 
     common = [
         "--dummy",

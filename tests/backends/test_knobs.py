@@ -11,7 +11,8 @@ import math
 import pytest
 import torch
 
-from conftest import REPO_ROOT, read_triplet, synthetic_pair, triplet_dirs
+from conftest import read_triplet, synthetic_pair, triplet_dirs
+from helpers import SHARED_DATA
 from rifebench.backends.knobs import (
     KNOBS,
     Caps,
@@ -179,7 +180,7 @@ def net40(weights_40):
 def pair():
     """A 128x160 crop of a real triplet (padded to 128x192: the padding path runs),
     or a smooth synthetic pair where ../shared/data is absent."""
-    data = REPO_ROOT.parent / "shared" / "data" / "ucf101_256x256"
+    data = SHARED_DATA / "ucf101_256x256"
     if not data.is_dir():
         return synthetic_pair(128, 160, shift=6)[:2]
     f0, _, f1 = read_triplet(triplet_dirs(data)[7])
@@ -276,7 +277,7 @@ def test_cuda_graphs_refuse_cleanly_on_cpu():
         {"knob": "cuda_graphs", "wanted": True, "effective": False, "reason": "CUDA graphs need a CUDA device, got cpu"}
     ]
     assert interp.runtime()["cuda_graphs"] is None and interp.warmup_needed == 0
-    with pytest.raises(KnobError, match="^'yes' cannot run here: CUDA graphs need a CUDA device"):
+    with pytest.raises(KnobError, match=r"^'yes' cannot run here: CUDA graphs need a CUDA device"):
         Interpolator(build_v46(), zoo.get("4.6"), "cpu", "fp32", cuda_graphs=True, strict={"cuda_graphs"})
 
 

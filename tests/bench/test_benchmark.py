@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from rifebench.bench import profiles
+from rifebench.bench import docker, profiles
 from rifebench.bench import runner as bench
+from rifebench.errors import UsageError
 from rifebench.options import BY_ENV
+from rifebench.report.schema import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmark.sh"
@@ -275,9 +277,8 @@ def _gpu(index, util, power, mem_mib):
 
 def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
     """The GPU figures of a row are its run's timed-window telemetry in results.json."""
-    from types import SimpleNamespace
-
     from rifebench.report import summary
+    from rifebench.report.table import summary_csv
 
     def row(n, gpus):
         d = tmp_path / f"test_{n}"
@@ -286,6 +287,8 @@ def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
             json.dumps(
                 {
                     "status": "passed",
+                    "exit_code": 0,
+                    "schema_version": SCHEMA_VERSION,
                     "mode": "dummy",
                     "config": {"platform": "cuda", "streams": len(gpus)},
                     "metrics": {
@@ -300,17 +303,17 @@ def test_gpu_columns_come_from_the_rows_timed_window(tmp_path):
                 }
             )
         )
-        return summary.row_record(SimpleNamespace(number=n, cells={"STREAMS": str(len(gpus))}), d, 0, 9.0)
+        return summary.row_record(n, {"STREAMS": str(len(gpus))}, d, 0, 9.0)
 
     recs = [
         row(1, [_gpu(0, 80.0, 300.0, 4096)]),
         row(2, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, 290.0, 6000)]),
         row(3, [_gpu(0, 90.0, 310.0, 5000), _gpu(1, 70.0, None, 6000)]),
     ]  # one GPU without power
-    assert (recs[0]["gpu_util_pct"], recs[0]["gpu_power_w"], recs[0]["gpu_mem_used_mib"]) == (80.0, 300.0, 4096.0)
-    assert (recs[1]["gpu_util_pct"], recs[1]["gpu_power_w"], recs[1]["gpu_mem_used_mib"]) == (80.0, 600.0, 6000.0)
-    assert recs[2]["gpu_power_w"] is None and recs[1]["telemetry_tool"] == "nvml"
-    with_csv = list(csv.DictReader(summary.csv_text(["STREAMS"], recs).splitlines()))
+    assert (recs[0].gpu_util_pct, recs[0].gpu_power_w, recs[0].gpu_mem_used_mib) == (80.0, 300.0, 4096.0)
+    assert (recs[1].gpu_util_pct, recs[1].gpu_power_w, recs[1].gpu_mem_used_mib) == (80.0, 600.0, 6000.0)
+    assert recs[2].gpu_power_w is None and recs[1].telemetry_tool == "nvml"
+    with_csv = list(csv.DictReader(summary_csv(["STREAMS"], recs).splitlines()))
     assert [(r["gpu_util_pct"], r["gpu_power_w"], r["gpu_mem_used_mib"]) for r in with_csv] == [
         ("80", "300", "4096"),
         ("80", "600", "6000"),
@@ -335,9 +338,7 @@ def fake_row(
     cells=None,
     repeat=1,
 ) -> dict:
-    """A measured row as benchmark.sh records it, from a results.json of the issue-11 schema."""
-    from types import SimpleNamespace
-
+    """A measured row as benchmark.sh records it, from a results.json of the current schema."""
     from rifebench.report import summary
     from rifebench.warning_codes import warning
 
@@ -352,6 +353,8 @@ def fake_row(
         json.dumps(
             {
                 "status": "failed" if quality and quality["verdict"] == "fail" else "passed",
+                "exit_code": 1 if quality and quality["verdict"] == "fail" else 0,
+                "schema_version": SCHEMA_VERSION,
                 "mode": "dataset" if quality else "dummy",
                 "model": {"name": "4.6"},
                 "repeat": repeat,
@@ -387,16 +390,18 @@ def fake_row(
             }
         )
     )
-    return summary.row_record(SimpleNamespace(number=n, cells=cells or {"STREAMS": str(streams)}), d, 0, 9.0)
+    return summary.row_record(n, cells or {"STREAMS": str(streams)}, d, 0, 9.0)
 
 
 def summarise(tmp_path, records, header=("STREAMS",)):
     from rifebench.report import summary
+    from rifebench.report.summary_md import markdown
+    from rifebench.report.table import summary_csv
 
     summary.add_reference(records, tmp_path)
     meta = {"profile": "p.csv", "mode": "on bare metal", "started": "t0"}
-    md = summary.markdown(meta, {}, list(header), records, [])
-    return list(csv.DictReader(summary.csv_text(list(header), records).splitlines())), md
+    md = markdown(meta, {}, list(header), records, [])
+    return list(csv.DictReader(summary_csv(list(header), records).splitlines())), md
 
 
 def test_invalid_row_is_marked_and_its_speedup_too(tmp_path):
@@ -493,15 +498,17 @@ def test_plots_are_chosen_by_the_profile_and_titled(tmp_path):
 
 def test_pareto_front_and_the_device_name():
     from rifebench.report.plot_quality import pareto_front
+    from rifebench.report.schema import RunResult
     from rifebench.report.summary import device_name
 
     rows = [{"row": n} for n in range(4)]
     points = [(30.0, 10.0, rows[0]), (35.0, 5.0, rows[1]), (28.0, 8.0, rows[2]), (35.0, 4.0, rows[3])]
     assert pareto_front(points) == [rows[1], rows[0]]  # row 2 is slower and worse than row 0; row 3 than row 1
-    gpu_doc = {"config": {"platform": "cuda"}, "streams": [{}], "system": {"gpus": [{"name": "NVIDIA H200"}]}}
-    assert device_name(gpu_doc) == "NVIDIA H200"
+    base = {"status": "passed", "exit_code": 0, "schema_version": SCHEMA_VERSION}
+    gpu_doc = {"config": {"platform": "cuda"}, "streams": [{"id": 0}], "system": {"gpus": [{"name": "NVIDIA H200"}]}}
+    assert device_name(RunResult.from_dict(base | gpu_doc)) == "NVIDIA H200"
     cpu_doc = {"config": {"platform": "cpu"}, "streams": [], "system": {"cpu_model": "AMD EPYC", "gpus": []}}
-    assert device_name(cpu_doc) == "AMD EPYC"
+    assert device_name(RunResult.from_dict(base | cpu_doc)) == "AMD EPYC"
 
 
 @pytest.mark.slow
@@ -574,12 +581,12 @@ def test_force_removes_only_the_previous_benchmark_files(tmp_path, capsys):
     assert (tmp_path / "escape").read_text() == "outside"
     assert "removed 5 file(s)" in capsys.readouterr().out
     assert not (out / MANIFEST_NAME).exists()
-    with pytest.raises(bench.UsageError, match=f"no {MANIFEST_NAME}.*OVERWRITE=1"):  # nothing known to be ours
+    with pytest.raises(UsageError, match=f"no {MANIFEST_NAME}.*OVERWRITE=1"):  # nothing known to be ours
         bench.prepare_output(str(out), force=True)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "summary.md.bak", "test_9"]
-    with pytest.raises(bench.UsageError, match="is a file"):
+    with pytest.raises(UsageError, match="is a file"):
         bench.prepare_output(str(out / "notes.txt"), force=True)
-    with pytest.raises(bench.UsageError, match="OUTPUT_DIR: '' is empty"):
+    with pytest.raises(UsageError, match="OUTPUT_DIR: '' is empty"):
         bench.prepare_output("", force=False)
 
 
@@ -625,7 +632,7 @@ IMAGE = {"name": "rifebench:cuda", "id": "sha256:abc", "digest": "rifebench@sha2
 def test_docker_command_is_the_documented_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_ARGS", "--cpuset-cpus '0-3' --memory 8g")
     test_dir = tmp_path / "test_1"
-    cmd = bench.docker_command(IMAGE, {"PRECISION": "fp16", "STREAMS": "2", "DUMMY": "1"}, test_dir, "cuda")
+    cmd = docker.docker_command(IMAGE, {"PRECISION": "fp16", "STREAMS": "2", "DUMMY": "1"}, test_dir, "cuda")
     assert cmd[:6] == ["docker", "run", "--rm", "--ipc=host", "--cap-add", "SYS_NICE"]
     joined = " ".join(cmd)
     assert "--gpus all" in joined and "/dev/dri" not in joined
@@ -634,10 +641,10 @@ def test_docker_command_is_the_documented_line(tmp_path, monkeypatch):
     assert "-e RIFEBENCH_IMAGE_DIGEST=rifebench@sha256:def" in joined
     assert f"--user {os.getuid()}:{os.getgid()}" in joined
     assert cmd[-6:] == ["--cpuset-cpus", "0-3", "--memory", "8g", "rifebench:cuda", "./run_model.sh"]
-    xpu = bench.docker_command(IMAGE, {"DATASET_DIR": str(tmp_path)}, test_dir, "xpu")
+    xpu = docker.docker_command(IMAGE, {"DATASET_DIR": str(tmp_path)}, test_dir, "xpu")
     assert "--device" in xpu and xpu[xpu.index("--device") + 1] == "/dev/dri" and "--gpus" not in xpu
     assert f"{tmp_path}:/data:ro" in xpu and "DATASET_DIR=/data" in xpu
-    cpu = bench.docker_command(IMAGE, {}, test_dir, "cpu")
+    cpu = docker.docker_command(IMAGE, {}, test_dir, "cpu")
     assert "--gpus" not in cpu and "--device" not in cpu and "--ipc=host" in cpu
 
 
@@ -706,10 +713,10 @@ def test_the_references_own_profile_runs_with_an_image(tmp_path):
 
 def test_image_must_be_usable_before_anything_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker anywhere
-    with pytest.raises(bench.UsageError, match="--image/IMAGE: 'rifebench:cpu' given but docker is not on PATH"):
-        bench.inspect_image("rifebench:cpu")
+    with pytest.raises(UsageError, match="--image/IMAGE: 'rifebench:cpu' given but docker is not on PATH"):
+        docker.inspect_image("rifebench:cpu")
     fake = tmp_path / "docker"
     fake.write_text("#!/bin/sh\necho 'Error: No such image: rifebench:cpu' >&2\nexit 1\n")
     fake.chmod(0o755)
-    with pytest.raises(bench.UsageError, match=r"'rifebench:cpu' is not a local image \(Error: No such image"):
-        bench.inspect_image("rifebench:cpu")
+    with pytest.raises(UsageError, match=r"'rifebench:cpu' is not a local image \(Error: No such image"):
+        docker.inspect_image("rifebench:cpu")

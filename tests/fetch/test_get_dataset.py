@@ -7,18 +7,21 @@ from __future__ import annotations
 import http.server
 import io
 import os
+import signal
 import subprocess
+import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import REPO, env_with_src
 from rifebench.fetch import http as http_mod
 from rifebench.fetch import vimeo as vimeo_fetch
 
-REPO = Path(__file__).resolve().parents[2]
 ENTRIES = ["00001/0389", "00001/0402"]
 
 
@@ -34,7 +37,7 @@ def make_archive(with_list: bool = True, top: str = "vimeo_interp_test") -> byte
             zf.writestr(f"{top}/tri_testlist.txt", "\n".join(ENTRIES) + "\n")
         for entry in ENTRIES:
             for part, name in (("input", "im1.png"), ("target", "im2.png"), ("input", "im3.png")):
-                ok, png = cv2.imencode(".png", rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+                _, png = cv2.imencode(".png", rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
                 zf.writestr(f"{top}/{part}/{entry}/{name}", png.tobytes())
     return buf.getvalue()
 
@@ -238,6 +241,18 @@ def test_disk_space_is_checked_before_writing(tmp_path, serve, monkeypatch):
     assert listing(tmp_path) == ["vimeo_interp_test.zip"]
 
 
+def test_free_space_is_checked_before_the_crc_test(tmp_path, monkeypatch):
+    with zipfile.ZipFile(tmp_path / "vimeo_interp_test.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("vimeo_interp_test/tri_testlist.txt", "00001/0389\n" * 20000)  # 220 kB, compresses to 1 kB
+    tested = []
+    monkeypatch.setattr(zipfile.ZipFile, "testzip", lambda self: tested.append(1))
+    monkeypatch.setattr(http_mod, "free_bytes", lambda path: (64 << 20) + 100_000)
+    with pytest.raises(vimeo_fetch.FetchError, match=r"to extract vimeo_interp_test.zip: needs 0\.2 MB"):
+        vimeo_fetch.get(tmp_path, "http://127.0.0.1:9/unused")
+    assert tested == []  # refused from the central directory, before decompressing anything
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vimeo_interp_test.zip"]
+
+
 def test_failed_extraction_leaves_no_folder(tmp_path, monkeypatch):
     (tmp_path / "vimeo_interp_test.zip").write_bytes(ARCHIVE)
 
@@ -257,3 +272,48 @@ def test_help_and_setup_do_not_download():
     calls = [i for i, ln in enumerate(lines) if "get_dataset.sh" in ln and not ln.startswith("#")]
     assert calls  # setup.sh --with-dataset runs it, and only then:
     assert all(lines[i - 1].startswith("if") and "with_dataset" in lines[i - 1] for i in calls)
+
+
+class Stall(http.server.BaseHTTPRequestHandler):
+    """Promises a large archive, sends 256 kB of it, then waits."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(10 << 20))
+        self.end_headers()
+        self.wfile.write(b"PK\x03\x04" + b"\0" * ((256 << 10) - 4))
+        self.wfile.flush()
+        time.sleep(30)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_get_dataset_ctrl_c_is_one_line_and_130(tmp_path):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/vimeo_interp_test.zip"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rifebench.fetch.vimeo", "--dir", str(tmp_path), "--url", url],
+            env=env_with_src(RIFEBENCH_FETCH_TIMEOUT="60"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        part = tmp_path / "vimeo_interp_test.zip.part"
+        until = time.monotonic() + 30
+        while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < until:
+            time.sleep(0.05)
+        assert part.exists(), "the download did not start"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and out == ""
+    assert err.splitlines()[-1] == "get_dataset.sh: interrupted; run ./get_dataset.sh again to resume"
+    assert part.exists()  # kept for resuming

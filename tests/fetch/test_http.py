@@ -274,7 +274,7 @@ def test_size_mismatch_leaves_nothing(serve, tmp_path):
 def test_disk_space_checked_before_writing(serve, tmp_path, monkeypatch):
     srv = serve(lambda h, n: h.file())
     monkeypatch.setattr(http_mod, "free_bytes", lambda folder: 1000)
-    with pytest.raises(FetchError, match="not enough disk space in .*: 200000 bytes still to download"):
+    with pytest.raises(FetchError, match=r"not enough disk space in .*: 200000 bytes still to download"):
         download(srv.url(), tmp_path / "file.bin", log=lambda m: None)
     assert files(tmp_path) == []
 

@@ -15,6 +15,7 @@ import pytest
 
 from rifebench.fleet.collect import collect, load_plan, row_stats
 from rifebench.fleet.report import report
+from rifebench.report.schema import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,6 +52,9 @@ def make_fleet(
                 metrics["ci95"] = {"throughput_img_s": reps[node]}
             doc = {
                 "status": "passed",
+                "exit_code": 0,
+                "schema_version": SCHEMA_VERSION,
+                "validity": {"valid": True, "reasons": []},
                 "metrics": metrics,
                 "config": {"platform": "cuda", "model": "4.6"},
                 "telemetry": {"gpus": [gpu[node]] if gpu and node in gpu else []},
@@ -73,9 +77,9 @@ def test_a_slow_node_is_flagged_with_its_telemetry(tmp_path):
         "throttle_reasons": {"sw_thermal_slowdown": 40},
     }
     out = make_fleet(tmp_path / "f", {1: nodes}, gpu={"gpu06": slow_gpu})
-    cells, stats = report(out)
-    assert stats[0]["outliers"] == ["gpu06"]
-    assert stats[0]["median"] == 100.0 and stats[0]["measured"] == 7 and stats[0]["ci"] is not None
+    _cells, stats = report(out)
+    assert stats[0].outliers == ["gpu06"]
+    assert stats[0].median == 100.0 and stats[0].measured == 7 and stats[0].ci is not None
     md = (out / "summary.md").read_text()
     assert (
         "**gpu06**, row 1: 82.00 img/s (slow); SM clock 1100 MHz; power 310 W; "
@@ -94,34 +98,34 @@ def test_noise_is_not_an_outlier(tmp_path):
     tight = make_fleet(tmp_path / "tight", {1: {"a": 100.0, "b": 100.0, "c": 100.0, "d": 99.0}})
     for out in (noisy, tight):
         cells, stats = stats_of(out)
-        assert stats[0]["outliers"] == [] and not any(c.get("outlier") for c in cells)
+        assert stats[0].outliers == [] and not any(c.outlier for c in cells)
 
 
 def test_a_far_value_within_a_wide_spread_is_not_an_outlier(tmp_path):
     out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 70.0, "c": 130.0, "d": 85.0, "e": 115.0, "f": 62.0}})
-    assert stats_of(out)[1][0]["outliers"] == []
+    assert stats_of(out)[1][0].outliers == []
 
 
 def test_two_nodes_flag_nothing_and_a_noisy_node_is_not_accused(tmp_path):
-    assert stats_of(make_fleet(tmp_path / "two", {1: {"a": 100.0, "b": 50.0}}))[1][0]["outliers"] == []
+    assert stats_of(make_fleet(tmp_path / "two", {1: {"a": 100.0, "b": 50.0}}))[1][0].outliers == []
     out = make_fleet(
         tmp_path / "ci", {1: {"a": 100.0, "b": 100.5, "c": 99.8, "d": 80.0}}, reps={"d": [70.0, 101.0]}
     )  # its own interval holds the median
-    assert stats_of(out)[1][0]["outliers"] == []
+    assert stats_of(out)[1][0].outliers == []
 
 
 def test_failed_and_not_run_cells_are_listed_never_missing(tmp_path):
     out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": None}, 2: {"a": None, "b": None}}, nodes=["a", "b"])
     (out / "node_a" / "test_1" / "task.json").write_text(json.dumps({"state": "finished", "exit_code": 1}))
-    cells, stats = report(out)
-    by = {(c["row"], c["node"]): c for c in cells}
+    cells, _stats = report(out)
+    by = {(c.row, c.node): c for c in cells}
     assert set(by) == {(1, "a"), (1, "b"), (2, "a"), (2, "b")}
-    assert all(c["status"] == "failed" for c in cells)
-    assert "no task record" in by[(1, "b")]["reason"]
+    assert all(c.status == "failed" for c in cells)
+    assert "no task record" in by[(1, "b")].reason
     assert "FAILED" in (out / "summary.md").read_text()
     cancelled = make_fleet(tmp_path / "c", {1: {"a": 100.0}, 2: {"a": None}}, cancelled=True, nodes=["a"])
     cells, _ = stats_of(cancelled)
-    assert [c["status"] for c in cells] == ["passed", "not run"]
+    assert [c.status for c in cells] == ["passed", "not run"]
 
 
 def test_a_node_count_without_folders_still_lists_every_cell(tmp_path):
@@ -129,7 +133,7 @@ def test_a_node_count_without_folders_still_lists_every_cell(tmp_path):
     plan = json.loads((out / "fleet.json").read_text())
     (out / "fleet.json").write_text(json.dumps(plan | {"node_count": 3}))
     cells, _ = stats_of(out)
-    assert [c["status"] for c in cells] == ["passed", "failed", "failed"]
+    assert [c.status for c in cells] == ["passed", "failed", "failed"]
 
 
 @pytest.mark.slow  # three interpreters drawing plots
@@ -156,3 +160,53 @@ def test_an_invalid_cell_is_counted_in_the_result_line(tmp_path):
         "2 of 2 cells passed** (**1 of them invalid measurements**)" in md
         or "2 of 2 cells passed (**1 of them invalid measurements**)**" in md
     ), md.splitlines()[2]
+
+
+def test_a_cell_of_an_unknown_schema_stops_the_report(tmp_path, capsys):
+    """Another version's results.json is not read as this one's: one line naming the file, exit 2."""
+    from rifebench.fleet.cli import main
+
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 99.0}})
+    doc_path = out / "node_b" / "test_1" / "results.json"
+    doc_path.write_text(json.dumps(json.loads(doc_path.read_text()) | {"schema_version": "99"}))
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("rifebench fleet: error: ")
+    assert str(doc_path) in err and "schema_version '99'" in err
+    assert not (out / "summary.md").exists()
+
+
+def test_the_range_across_nodes_is_named_range(tmp_path):
+    """(max - min) / median over the nodes is the full range (measure.stats.range_pct), not the spread."""
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 90.0, "c": 110.0}})
+    _, stats = report(out)
+    assert stats[0].range_pct == pytest.approx(20.0)
+    rows = json.loads((out / "fleet_report.json").read_text())["rows"]
+    assert rows[0]["range_pct"] == pytest.approx(20.0) and "spread_pct" not in rows[0]
+    assert "| range % |" in (out / "summary.md").read_text()
+
+
+def test_fleet_records_round_trip():
+    from rifebench.fleet.records import FleetCell, FleetPlan, PlanRow, RowStats, TaskRecord
+
+    plan = FleetPlan(
+        rows=[PlanRow(1, {"STREAMS": "2"}, {"STREAMS": "2", "DUMMY": "1"}, 2)],
+        profile="p.csv",
+        header=["STREAMS"],
+        command=["rifebench", "fleet", "submit", "p.csv"],
+        created="2026-01-01T00:00:00+00:00",
+        nodes=["gpu01"],
+        node_count=1,
+        scheduler={"kind": "slurm", "job_id": "7"},
+        extra={"written_by": "a later rifebench"},
+    )
+    doc = json.loads(json.dumps(plan.to_dict()))
+    assert FleetPlan.from_dict(doc) == plan and doc["written_by"] == "a later rifebench"
+    assert "cancelled" not in doc and "replicas" not in doc  # optional keys appear only when set
+    task = TaskRecord(state="finished", row=1, node="gpu01", exit_code=0, wall_s=1.5)
+    assert TaskRecord.from_dict(json.loads(json.dumps(task.to_dict()))) == task
+    cell = FleetCell(row=1, cells={"STREAMS": "2"}, status="passed", node="gpu01", throughput_img_s=9.5, outlier="slow")
+    assert FleetCell.from_dict(json.loads(json.dumps(cell.to_dict()))) == cell
+    st = RowStats(row=1, cells={}, nodes=3, measured=3, passed=3, statuses={"passed": 3}, median=9.0, ci=[8.0, 10.0])
+    assert RowStats.from_dict(json.loads(json.dumps(st.to_dict()))) == st

@@ -5,16 +5,14 @@ CUDA device 1 is the slow one at 0000:01:00.0 (their index 0)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-import textwrap
 import time
 import types
-from pathlib import Path
 
 import pytest
 
-from rifebench.measure import gpu
+from helpers import FAKE_NVIDIA_SMI, tool
+from rifebench.measure import gpu, inventory
 from rifebench.measure.telemetry import Telemetry
 
 FAST, SLOW = "0000:41:00.0", "0000:01:00.0"
@@ -25,38 +23,6 @@ BOARDS = [
     {"bus": FAST, "name": "Fast GPU", "uuid": "GPU-bbbb", "util": 90, "mem_mib": 5000, "power_mw": 300000},
 ]
 
-
-def tool(bindir: Path, name: str, script: str) -> Path:
-    bindir.mkdir(exist_ok=True)
-    path = bindir / name
-    path.write_text("#!/bin/bash\n" + textwrap.dedent(script))
-    path.chmod(0o755)
-    return path
-
-
-# Answers the inventory and the telemetry queries; `-i` (an index or a bus id)
-# narrows the answer as the real tool does, so a torch index passed there
-# would pick the slow GPU and the tests would see it.
-FAKE_NVIDIA_SMI = """
-    query=""; only=""
-    while [[ $# -gt 0 ]]; do
-      case "$1" in
-        --query-gpu=*) query="${1#--query-gpu=}" ;;
-        -i|--id) only="$2"; shift ;;
-        --id=*) only="${1#--id=}" ;;
-      esac
-      shift
-    done
-    bus=("00000000:01:00.0" "00000000:41:00.0")
-    inv=("0, Slow GPU, GPU-aaaa, 550.54.15, 96.00.89.00.01, 81559, ${bus[0]}"
-         "1, Fast GPU, GPU-bbbb, 550.54.15, 96.00.89.00.01, 81559, ${bus[1]}")
-    tel=("${bus[0]}, 10, 1000, 100.00, 1200, 9001, 0x0000000000000001"
-         "${bus[1]}, 90, 5000, 300.00, 1980, 9001, 0x0000000000000004")
-    for i in 0 1; do
-      if [[ -n "$only" && "$only" != "$i" && "${bus[$i]}" != *"${only^^}" ]]; then continue; fi
-      if [[ "$query" == index,name,* ]]; then echo "${inv[$i]}"; else echo "${tel[$i]}"; fi
-    done
-"""
 
 FAKE_XPU_SMI = """
     if [[ "$1" == discovery && "$2" == -j ]]; then
@@ -120,18 +86,6 @@ def fake_nvml(energy: bool = True) -> types.ModuleType:
     m.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x4 if h["util"] > 50 else 0x1
     m.nvmlDeviceGetTotalEnergyConsumption = energy_mj
     return m
-
-
-@pytest.fixture
-def bare_path(tmp_path, monkeypatch):
-    """PATH holding only our stand-ins, and no NVML, so a real GPU on a
-    developer's machine cannot change the answers."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "sleep").symlink_to(shutil.which("sleep"))  # the stand-ins pace themselves with it
-    monkeypatch.setenv("PATH", str(bindir))
-    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
-    return bindir
 
 
 # --- CUDA device 0 is sampled from its own bus, whatever the numbering -------------------
@@ -208,7 +162,8 @@ def test_xpu_smi_devices_matched_by_bus(bare_path):
     tool(bare_path, "xpu-smi", FAKE_XPU_SMI)
     # torch's xpu 0 is xpu-smi's device 1 (bus 3a); xpu 1 gave no bus id and is taken to be device 1 too.
     ids, note = gpu.xpu_ids(
-        [{"index": 0, "pci_bus_id": "0000:3a:00.0"}, {"index": 1}], [d for d in gpu.xpu_gpus() if "error" not in d]
+        [{"index": 0, "pci_bus_id": "0000:3a:00.0"}, {"index": 1}],
+        [d for d in inventory.xpu_gpus() if "error" not in d],
     )
     assert ids == {1: 1} and note == "xpu-smi device ids taken to be torch xpu indices for xpu [1]"
     src, note = gpu.open_gpu_source("xpu", [{"index": 0, "pci_bus_id": "0000:3a:00.0"}])
@@ -255,21 +210,21 @@ INVENTORY = [
 def test_inventory_from_nvml_first(bare_path, monkeypatch):
     tool(bare_path, "nvidia-smi", "exit 7\n")  # not asked when NVML answers
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
-    gpus, tools = gpu.gpu_inventory()
+    gpus, tools = inventory.gpu_inventory()
     assert tools == "nvml"
     assert gpus == [{"tool": "nvml", **g, "memory_total_bytes": 80 * 2**30} for g in INVENTORY]
 
 
 def test_inventory_from_nvidia_smi_without_nvml(bare_path):
     tool(bare_path, "nvidia-smi", FAKE_NVIDIA_SMI)
-    gpus, tools = gpu.gpu_inventory()
+    gpus, tools = inventory.gpu_inventory()
     assert tools == "nvidia-smi"
     assert gpus == [{"tool": "nvidia-smi", **g, "memory_total_bytes": 81559 * 2**20} for g in INVENTORY]
 
 
 def test_failing_tool_is_recorded_not_raised(bare_path):
     tool(bare_path, "nvidia-smi", "echo 'NVIDIA-SMI has failed because it could not communicate' >&2; exit 9\n")
-    assert gpu.gpu_inventory() == (
+    assert inventory.gpu_inventory() == (
         [{"tool": "nvidia-smi", "error": "NVIDIA-SMI has failed because it could not communicate"}],
         "nvidia-smi",
     )
@@ -277,7 +232,7 @@ def test_failing_tool_is_recorded_not_raised(bare_path):
 
 def test_intel_gpus_in_the_inventory(bare_path):
     tool(bare_path, "xpu-smi", FAKE_XPU_SMI)
-    gpus, tools = gpu.gpu_inventory()
+    gpus, tools = inventory.gpu_inventory()
     assert tools == "xpu-smi"
     assert gpus[1] == {
         "tool": "xpu-smi",

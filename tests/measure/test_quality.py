@@ -106,7 +106,7 @@ def test_ssim_on_real_frames_matches_oracle(shared_data):
 
 
 def cfg(**kw):
-    base = dict(min_psnr_db=25.0, min_pass_pct=95.0, interpolation=1, streams=1)
+    base = {"min_psnr_db": 25.0, "min_pass_pct": 95.0, "interpolation": 1, "streams": 1}
     return SimpleNamespace(**(base | kw))
 
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import FAKE_NVIDIA_SMI, tool
 from rifebench.measure import sysinfo, topology
-from test_gpu import FAKE_NVIDIA_SMI, bare_path, tool  # noqa: F401 - bare_path is a fixture
 
 
 def test_collect_describes_this_machine(bare_path):

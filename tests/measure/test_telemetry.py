@@ -234,3 +234,21 @@ def test_cpu_use_by_other_processes_is_only_judged_on_exclusive_cpus():
     tel.close()
     others = [s["others_pct_of_cpus"] for s in tel.summary(0)["streams"]]
     assert others == [pytest.approx(60.0), None, None]
+
+
+def test_stale_socket_file_fails_the_check():
+    folder = tempfile.mkdtemp(prefix="rb-stale-", dir="/tmp")  # AF_UNIX paths are short
+    path = os.path.join(folder, "collector.sock")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.bind(path)  # the file stays after the collector is gone
+        assert Path(path).is_socket()
+        assert telemetry.check_socket(path) == "no collector listens on it (a stale socket file?)"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
+            os.unlink(path)
+            live.bind(path)
+            live.listen(1)
+            assert telemetry.check_socket(path) is None
+    finally:
+        Path(path).unlink(missing_ok=True)
+        os.rmdir(folder)

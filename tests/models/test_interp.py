@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import REPO_ROOT, psnr_vimeo, random_state, read_triplet, synthetic_pair, triplet_dirs
+from conftest import psnr_vimeo, random_state, read_triplet, synthetic_pair, triplet_dirs
+from helpers import SHARED_DATA
 from rifebench.models import zoo
 from rifebench.models.interp import Interpolator, timesteps, validate_interpolation
 from rifebench.models.nets.ifnet_paper import build_paper
@@ -77,7 +78,7 @@ def test_padding_and_crop(name, scale, hw, padded):
     n = 3 if spec.arbitrary_timestep else 1
     outs = interp.interpolate(p0, p1, n)
     assert len(outs) == n
-    for t, out in zip(timesteps(n), outs):
+    for t, out in zip(timesteps(n), outs, strict=True):
         assert out.shape == (1, 3, *hw) and out.dtype == torch.float32
         assert torch.allclose(out, (f0 * (1 - t) + f1 * t).float(), atol=1e-6)
     if spec.arbitrary_timestep:
@@ -116,7 +117,7 @@ def test_real_architectures_on_tiny_frames():
     p0, p1 = interp.prepare(f0), interp.prepare(f1)
     outs = interp.interpolate(p0, p1, 3)
     with torch.inference_mode():
-        for t, out in zip(timesteps(3), outs):
+        for t, out in zip(timesteps(3), outs, strict=True):
             assert torch.equal(out, net46.eval()(p0, p1, t)[..., :70, :100].clamp(0, 1))
 
     paper = build_paper()
@@ -127,7 +128,7 @@ def test_real_architectures_on_tiny_frames():
     with torch.inference_mode():
         mid = paper.eval()(p0, p1)
         expected = [paper(p0, mid), mid, paper(mid, p1)]  # bisection on padded frames
-    for out, exp in zip(outs, expected):
+    for out, exp in zip(outs, expected, strict=True):
         assert torch.equal(out, exp[..., :70, :100])
 
 
@@ -159,7 +160,7 @@ def net40(weights_40):
 def real_pair():
     """A 192x192 crop of a real triplet (past the CPU fp16 grid_sample limit), or a
     smooth synthetic pair where ../shared/data is absent."""
-    data = REPO_ROOT.parent / "shared" / "data" / "ucf101_256x256"
+    data = SHARED_DATA / "ucf101_256x256"
     if not data.is_dir():
         return synthetic_pair(192, 192, shift=6)[:2]
     f0, _, f1 = read_triplet(triplet_dirs(data)[3])

@@ -15,6 +15,7 @@ import pytest
 from helpers import REPO, clean_env, run_harness
 from rifebench import fsutil
 from rifebench.errors import UsageError
+from rifebench.measure.records import StreamResult
 from rifebench.report import previous, results
 from rifebench.run.startup import check_output_dir
 
@@ -160,7 +161,7 @@ def test_images_and_fingerprint_replace_planted_links_not_their_targets(tmp_path
     for name in ("dummy_0.png.tmp.png", "dummy_0.png", "dummy_0.npy", "frame.png.tmp.png"):
         (images / name).symlink_to(target)
     frame = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
-    results.write_fingerprint(SimpleNamespace(output_dir=str(tmp_path)), [{"fingerprint": frame}])
+    results.write_fingerprint(SimpleNamespace(output_dir=str(tmp_path)), [StreamResult(id=0, fingerprint=frame)])
     save_png(str(images / "frame.png"), frame)
     assert target.read_text() == "precious"
     assert not (images / "dummy_0.npy").is_symlink() and np.array_equal(np.load(images / "dummy_0.npy"), frame)
@@ -176,7 +177,7 @@ def test_an_empty_output_dir_is_refused(tmp_path):
     proc = run_harness(SMALL, env=clean_env(OUTPUT_DIR=""), cwd=tmp_path)
     assert "'' is empty" in one_error_line(proc)
     assert list(tmp_path.iterdir()) == []  # not the current folder either
-    with pytest.raises(SystemExit, match="study: --output-dir: '' is empty"):
+    with pytest.raises(UsageError, match=r"^--output-dir: '' is empty"):  # the study exits 2 with it, as the rest
         from rifebench.study.cli import prepare_output
 
         prepare_output("", force=False)

@@ -16,24 +16,27 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import run_harness
+from rifebench.measure.records import StreamResult
 from rifebench.measure.stats import block_bootstrap_ci, bootstrap_ci, summary
 from rifebench.report import validity
+from rifebench.report.schema import Window, load_results
 
-CFG = SimpleNamespace(min_samples=30, platform="cpu")
+SETTINGS = validity.ValiditySettings.from_config(SimpleNamespace(min_samples=30))
 
 
 def stream(sid, lat, start=0.0, end=10.0):
-    return {"id": sid, "latency_ms": lat, "start": start, "end": end}
+    return StreamResult(id=sid, latency_ms=lat, start=start, end=end)
 
 
-def checks(streams, window=None, telemetry=None, warnings=()):
-    v, added = validity.verdict(CFG, streams, {"window": window or {}}, telemetry, list(warnings))
-    return v, {c["code"]: c for c in v["checks"]}, added
+def checks(streams, window=None, telemetry=None, device=None, platform="cpu"):
+    m = validity.Measurements(platform, streams, Window(**(window or {})), telemetry, device)
+    v, added = validity.verdict(SETTINGS, m)
+    return v, {c.code: c for c in v.checks}, added
 
 
 def test_a_clean_run_is_valid():
     v, by, added = checks([stream(0, [10.0] * 100)])
-    assert v == {"valid": True, "reasons": [], "checks": v["checks"]} and not added
+    assert v.valid and v.reasons == [] and not added
     assert set(by) == {
         "TOO_FEW_SAMPLES",
         "CPU_CONTENTION",
@@ -42,46 +45,68 @@ def test_a_clean_run_is_valid():
         "WINDOWS_MISALIGNED",
         "NO_STEADY_STATE",
     }
-    assert validity.line(v).startswith("validity: valid")
+    assert validity.line(v).startswith("validity: valid") and "\n" not in validity.line(v)
+
+
+def test_the_settings_are_the_one_place_of_every_limit_and_are_recorded():
+    s = validity.ValiditySettings()
+    assert (s.min_samples, s.noisy_pct, s.host_bound_pct) == (30, 25.0, 70.0)
+    assert (s.overlap_min_pct, s.drift_max_pct, s.drift_min_samples) == (95.0, 10.0, 20)
+    assert "hw_slowdown" in s.throttling_reasons and "gpu_idle" not in s.throttling_reasons
+    v, by, _ = checks([stream(0, [10.0] * 100)])
+    assert v.settings == SETTINGS.to_dict() and v.to_dict()["settings"]["throttling_reasons"][0] == "sw_power_cap"
+    assert by["TOO_FEW_SAMPLES"].threshold == 30 and by["HOST_BOUND"].threshold == 70.0
+    assert list(v.to_dict()) == ["valid", "reasons", "checks", "settings"]
 
 
 def test_too_few_samples():
     v, by, added = checks([stream(0, [10.0] * 29), stream(1, [10.0] * 40)])
-    assert v["reasons"] == ["TOO_FEW_SAMPLES"] and by["TOO_FEW_SAMPLES"]["value"] == 29
+    assert v.reasons == ["TOO_FEW_SAMPLES"] and by["TOO_FEW_SAMPLES"].value == 29
     assert added[0]["code"] == "TOO_FEW_SAMPLES" and "[29, 40]" in added[0]["message"]
+    text = validity.line(v)
+    assert text.startswith("validity: INVALID (TOO_FEW_SAMPLES): these figures do not measure")
+    assert text.splitlines()[1] == "  recommendation: " + added[0]["remedy"]
 
 
 def test_a_synthetic_drift_has_no_steady_state():
     drifting = [10.0] * 50 + [11.5] * 50  # the last tenth 15% slower than the first
     v, by, _ = checks([stream(0, drifting)])
-    assert v["reasons"] == ["NO_STEADY_STATE"] and by["NO_STEADY_STATE"]["value"] == pytest.approx(15.0)
+    assert v.reasons == ["NO_STEADY_STATE"] and by["NO_STEADY_STATE"].value == pytest.approx(15.0)
     v, by, _ = checks([stream(0, [10.0] * 50 + [10.5] * 50)])  # 5%: steady enough
-    assert v["valid"]
+    assert v.valid
     v, by, _ = checks(
         [stream(0, [10.0] * 5 + [20.0] * 5)],
     )  # too short to judge, said so
-    assert "not checked" in by["NO_STEADY_STATE"]["detail"]
+    assert "not checked" in by["NO_STEADY_STATE"].detail
 
 
 def test_throttling_and_misaligned_windows():
     hot = {"gpus": [{"index": 0, "throttle_reasons": {"sw_thermal_slowdown": 3, "gpu_idle": 9}}]}
-    v, by, added = checks([stream(0, [1.0] * 100)], telemetry=hot)
-    assert v["reasons"] == ["THROTTLED"] and "sw_thermal_slowdown" in by["THROTTLED"]["detail"]
+    v, by, _ = checks([stream(0, [1.0] * 100)], telemetry=hot)
+    assert v.reasons == ["THROTTLED"] and "sw_thermal_slowdown" in by["THROTTLED"].detail
     idle_only = {"gpus": [{"index": 0, "throttle_reasons": {"gpu_idle": 9}}]}
-    assert checks([stream(0, [1.0] * 100)], telemetry=idle_only)[0]["valid"]
+    assert checks([stream(0, [1.0] * 100)], telemetry=idle_only)[0].valid
     two = [stream(0, [1.0] * 100), stream(1, [1.0] * 100)]
     v, by, _ = checks(two, window={"overlap_pct": 90.0})
-    assert v["reasons"] == ["WINDOWS_MISALIGNED"] and by["WINDOWS_MISALIGNED"]["value"] == 90.0
-    assert checks(two, window={"overlap_pct": 99.0})[0]["valid"]
+    assert v.reasons == ["WINDOWS_MISALIGNED"] and by["WINDOWS_MISALIGNED"].value == 90.0
+    assert checks(two, window={"overlap_pct": 99.0})[0].valid
 
 
-def test_contention_and_host_bound_come_from_their_warnings():
-    ws = [
-        {"code": "CPU_CONTENTION", "message": "m", "remedy": "r", "level": "warning"},
-        {"code": "HOST_BOUND", "message": "m", "remedy": "r", "level": "warning"},
-    ]
-    v, _, added = checks([stream(0, [1.0] * 100)], warnings=ws)
-    assert v["reasons"] == ["CPU_CONTENTION", "HOST_BOUND"] and added == []  # not raised twice
+def test_contention_and_host_bound_come_from_their_measurements_and_are_raised_once():
+    busy_cpus = {"streams": [{"id": 0, "others_pct_of_cpus": 40.0}, {"id": 1, "others_pct_of_cpus": 3.0}]}
+    slow_gpu = {"gpus": [{"index": 0, "kernel_busy_pct": 55.6}], "streams": []}
+    v, by, added = checks([stream(0, [1.0] * 100)], telemetry=busy_cpus, device=slow_gpu, platform="cuda")
+    assert v.reasons == ["CPU_CONTENTION", "HOST_BOUND"]
+    assert [w["code"] for w in added] == ["CPU_CONTENTION", "HOST_BOUND"]  # each raised here, once
+    assert added[0]["message"].startswith("other processes used up to 40% of the CPUs of stream(s) [0]")
+    assert added[1]["message"].startswith("GPU(s) [0] ran kernels for only 56% of the timed window")
+    assert by["CPU_CONTENTION"].value == 40.0 and by["CPU_CONTENTION"].threshold == 25.0
+    assert by["CPU_CONTENTION"].detail == "see the CPU_CONTENTION warning"
+    assert by["HOST_BOUND"].value == 55.6 and by["HOST_BOUND"].detail == "see the HOST_BOUND warning"
+    quiet = {"streams": [{"id": 0, "others_pct_of_cpus": 25.0}, {"id": 1, "others_pct_of_cpus": None}]}
+    v, by, added = checks([stream(0, [1.0] * 100)], telemetry=quiet, device=slow_gpu, platform="cpu")
+    assert v.valid and not added  # 25% is not above the limit; a CPU run is never host-bound
+    assert by["CPU_CONTENTION"].detail == "other processes stayed off the streams' CPUs"
 
 
 def test_bootstrap_covers_the_true_median_of_a_known_distribution():
@@ -143,6 +168,7 @@ def test_a_one_second_window_is_too_short_and_strict_fails_it(tmp_path):
 def test_repetitions_give_a_median_and_an_interval(tmp_path):
     proc, doc, out = run_null(tmp_path, "--null-ms", "2", "--num-inputs", "40", "--repeat", "3")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load_results(out).to_dict() == doc  # the typed record is the whole document
     reps = doc["repetitions"]
     assert doc["repeat"] == 3 and len(reps) == 3 and all(r["frames"] == 40 for r in reps)
     tps = [r["throughput_img_s"] for r in reps]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -77,6 +78,23 @@ class Runner:
             assert time.monotonic() < until, f"no {text!r} in:\n" + "".join(self.lines)
             time.sleep(0.05)
 
+    def wait_for_progress(self, timeout: float = 120.0) -> None:
+        """Until the launcher reports timed pairs (its progress line, every 5 s from the start)."""
+        until = time.monotonic() + timeout
+        while not any(re.match(r"progress: [1-9]\d* pairs", line) for line in self.lines):
+            assert self.proc.poll() is None, self.output
+            assert time.monotonic() < until, "no progress in:\n" + self.output
+            time.sleep(0.05)
+
+    def wait_for_workers(self, n: int, timeout: float = 60.0) -> dict[int, psutil.Process]:
+        """The stream processes, once all n have started."""
+        until = time.monotonic() + timeout
+        while len(found := self.workers()) < n:
+            assert self.proc.poll() is None, self.output
+            assert time.monotonic() < until, f"{len(found)} of {n} stream processes started:\n" + self.output
+            time.sleep(0.05)
+        return found
+
     def workers(self) -> dict[int, psutil.Process]:
         out = {}
         for p in psutil.Process(self.proc.pid).children(recursive=True):
@@ -91,7 +109,7 @@ class Runner:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            raise AssertionError("the run did not end in time:\n" + "".join(self.lines))
+            raise AssertionError("the run did not end in time:\n" + "".join(self.lines)) from None
         return code, time.monotonic() - t0
 
     @property
@@ -144,8 +162,7 @@ def test_two_streams_on_two_cpus(tmp_path, args, pin):
 @pytest.mark.slow
 def test_killed_stream_ends_the_run_in_seconds(tmp_path, args):
     run = Runner(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300"), clean_env(STREAMS=2))
-    run.wait_for("passed the start barrier")
-    time.sleep(0.5)
+    run.wait_for_progress()  # timed pairs, not a guess at how long they take
     workers = run.workers()
     assert sorted(workers) == [0, 1]
     workers[1].send_signal(signal.SIGKILL)
@@ -186,9 +203,9 @@ def test_stream_that_raises_or_exits_fails_the_run(tmp_path, args, fault, given_
 @pytest.mark.slow
 def test_ctrl_c_stops_every_stream_and_keeps_what_was_measured(tmp_path, args):
     run = Runner(args(tmp_path, "--num-inputs", "5", "--min-test-duration", "300"), clean_env(STREAMS=2))
-    run.wait_for("passed the start barrier")
-    time.sleep(1.0)
+    run.wait_for_progress()
     workers = run.workers()
+    assert sorted(workers) == [0, 1]
     os.killpg(run.proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     code, took = run.finish(timeout=60)
     assert code == 130, run.output
@@ -204,14 +221,16 @@ def test_ctrl_c_stops_every_stream_and_keeps_what_was_measured(tmp_path, args):
 
 @pytest.mark.slow
 def test_sigterm_during_warm_up_stops_at_once(tmp_path, args):
-    run = Runner(args(tmp_path, "--num-inputs", "5"), clean_env(STREAMS=2))
+    # FAULT=1:hold keeps stream 1 from ever saying ready: the run is before its start when the signal comes.
+    run = Runner(args(tmp_path, "--num-inputs", "5", "--fault", "1:hold"), clean_env(STREAMS=2))
     run.wait_for("launching 2 stream(s)")
-    time.sleep(0.3)
-    workers = run.workers()
+    workers = run.wait_for_workers(2)
+    assert sorted(workers) == [0, 1] and all(p.is_running() for p in workers.values())
     run.proc.send_signal(signal.SIGTERM)
     code, took = run.finish(timeout=60)
     assert code == 130, run.output
     assert took < 10
+    assert "passed the start barrier" not in run.output and "stream 1 ready" not in run.output
     doc = results(tmp_path)
     assert doc["status"] == "interrupted" and doc["failures"] == [] and doc["metrics"]["frames"] == 0
     assert_all_gone([p.pid for p in workers.values()])
@@ -219,13 +238,19 @@ def test_sigterm_during_warm_up_stops_at_once(tmp_path, args):
 
 @pytest.mark.slow
 def test_barrier_timeout_fails_the_run(tmp_path, args):
+    # FAULT=1:hold: stream 1 never says ready, however fast the machine.
     t0 = time.monotonic()
-    proc = run_harness(args(tmp_path, "--num-inputs", "5"), env=clean_env(STREAMS=2, BARRIER_TIMEOUT=1))
+    proc = run_harness(
+        args(tmp_path, "--num-inputs", "5", "--fault", "1:hold"), env=clean_env(STREAMS=2, BARRIER_TIMEOUT=1)
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert time.monotonic() - t0 < 60
     doc = results(tmp_path)
-    assert doc["status"] == "failed"
-    assert "not ready after --barrier-timeout 1 s" in doc["failures"][0]["reason"]
+    assert doc["status"] == "failed" and "passed the start barrier" not in proc.stdout
+    reason = doc["failures"][0]["reason"]
+    assert "not ready after --barrier-timeout 1 s" in reason
+    assert re.search(r"\(streams not ready: \[(0, )?1\]\)$", reason), reason  # the held one among them
+    assert not (tmp_path / "results.yaml").exists()
 
 
 @pytest.mark.slow

@@ -213,7 +213,7 @@ def test_prefetch_is_bounded_by_bytes_not_count(tmp_path, monkeypatch):
         for index in range(4):
             big._schedule(index)
             settle(big)
-            assert sorted(big._loads) == [i for i in range(index, index + 2)]  # the one asked for + 1 ahead
+            assert sorted(big._loads) == list(range(index, index + 2))  # the one asked for + 1 ahead
     finally:
         big.close()
     small = source(tmp_path / "small", monkeypatch, 3 * 64 * 64 * 4)  # 64x64: PREFETCH ahead, as before

@@ -80,7 +80,7 @@ class Proc:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            raise AssertionError("did not end in time:\n" + "".join(self.out + self.err))
+            raise AssertionError("did not end in time:\n" + "".join(self.out + self.err)) from None
         time.sleep(0.1)  # the reader threads catch up with the last lines
         return code
 
@@ -136,12 +136,13 @@ def late_signal_script(out: Path, where: str, sig: signal.Signals) -> str:
         import os, signal, sys
         import rifebench.__main__ as cli
         from rifebench.report import results
+        from rifebench.run import prepare
         if {where!r} == "peak":
-            real_peak = cli.device_peak
+            real_peak = prepare.device_peak
             def device_peak(*a):
                 os.kill(os.getpid(), {int(sig)})
                 return real_peak(*a)
-            cli.device_peak = device_peak
+            prepare.device_peak = device_peak
         else:
             real_write = results.atomic_write_text
             def atomic_write_text(path, text):

@@ -92,7 +92,7 @@ def test_ort_providers_are_chosen_by_runtime_and_platform():
     assert cpu == ["CPUExecutionProvider"]
     gpu = engines.ort_providers("onnxruntime", "cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], 1, True, "/c")
     assert gpu == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
-    with pytest.raises(UsageError, match="no CUDAExecutionProvider.*onnxruntime-gpu"):
+    with pytest.raises(UsageError, match=r"no CUDAExecutionProvider.*onnxruntime-gpu"):
         engines.ort_providers("onnxruntime", "cuda", ["CPUExecutionProvider"], 0, False, "/c")
     trt = engines.ort_providers(
         "tensorrt", "cuda", ["TensorrtExecutionProvider", "CUDAExecutionProvider"], 0, True, "/c/trt"
@@ -200,7 +200,7 @@ def test_profile_column_and_study_configuration(tmp_path, monkeypatch):
         ]
     )
     study.check_configs(args)  # resolves and preflights every configuration
-    with pytest.raises(SystemExit, match=r"configuration 'ov'.*openvino: does not run on --platform/PLATFORM cuda"):
+    with pytest.raises(UsageError, match=r"configuration 'ov'.*openvino: does not run on --platform/PLATFORM cuda"):
         study.check_configs(
             study.parse(
                 ["--configs", "baseline,ov", "--config", "ov=--runtime openvino --platform cuda", "--sizes", "32x32"]

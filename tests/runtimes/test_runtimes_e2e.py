@@ -162,7 +162,6 @@ def test_model_40_exports_its_large_motion_branch_as_an_if():
 
     import onnx
     import onnxruntime as ort
-
     from test_runtimes import large_motion_net
 
     net, (a, b, t) = large_motion_net()
@@ -182,9 +181,10 @@ def test_model_40_exports_its_large_motion_branch_as_an_if():
 def test_video_mode_through_a_runtime_scores_as_torch(weights46, tmp_path):
     """The parity gate reads the video's first pair before the warm-up: the run must
     still score every pair from the first, as the same run in torch does."""
-    from test_video import pattern, write_video
+    from helpers import sibling_module
 
-    video = write_video(tmp_path / "v.mkv", pattern(64, 64, 7))
+    videos = sibling_module("data", "test_video")
+    video = videos.write_video(tmp_path / "v.mkv", videos.pattern(64, 64, 7))
     docs = {}
     for runtime in ("torch", "onnxruntime"):
         proc, doc = run(weights46, tmp_path / runtime, "--data", video, "--runtime", runtime, "--psnr-threshold", "0")

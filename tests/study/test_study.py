@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -19,7 +20,11 @@ import torch
 from helpers import REPO, clean_env
 from rifebench.data.dummy import dummy_frames
 from rifebench.measure.quality import output_diff as compare
-from rifebench.study.cli import main, notes, parse, quality, score, speed, spread_pct, table
+from rifebench.measure.stats import spread_pct
+from rifebench.study.cli import main, parse
+from rifebench.study.records import StudyRow
+from rifebench.study.report import notes, table
+from rifebench.study.score import quality, score, speed
 from rifebench.study.worker import SEQUENCE, pair_of, video_frames
 
 
@@ -75,45 +80,66 @@ def test_arguments_are_checked():
             parse(bad)
 
 
-def test_a_configuration_that_cannot_run_is_refused_before_any_worker(tmp_path, monkeypatch):
+def test_a_configuration_that_cannot_run_is_refused_before_any_worker(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CXX", "/nonexistent/c++")
-    with pytest.raises(SystemExit, match=r"configuration 'x'.*--compile/COMPILE: 'default' cannot run here"):
-        main(
-            [
-                "--configs",
-                "baseline,x",
-                "--config",
-                "x=--compile default",
-                "--sizes",
-                "32x32",
-                "--output-dir",
-                str(tmp_path / "out"),
-            ]
-        )
+    code = main(
+        [
+            "--configs",
+            "baseline,x",
+            "--config",
+            "x=--compile default",
+            "--sizes",
+            "32x32",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("study: error: configuration 'x'")
+    assert "--compile/COMPILE: 'default' cannot run here" in err
     assert not (tmp_path / "out").exists()
 
 
+def test_a_bad_config_exits_2_like_every_tool(tmp_path, capsys):
+    """A configuration whose flags the harness refuses is a usage error: one line, exit 2."""
+    args = ["--configs", "baseline,x", "--config", "x=--fault nonsense", "--sizes", "32x32"]
+    assert main([*args, "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("study: error: configuration 'x': --fault/FAULT")
+    assert not (tmp_path / "out").exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rifebench", "study", *args, "--output-dir", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+        cwd=REPO,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "configuration 'x'" in proc.stderr
+
+
 @pytest.mark.parametrize("kind", ["file", "used folder"])
-def test_an_output_folder_that_would_lose_results_is_refused(tmp_path, weights_40, kind):
+def test_an_output_folder_that_would_lose_results_is_refused(tmp_path, weights_40, kind, capsys):
     out = tmp_path / "out"
     if kind == "file":
         out.write_text("x")
     else:
         out.mkdir()
         (out / "study.json").write_text("{}")
-    with pytest.raises(SystemExit, match=r"--output-dir: .*(is a file|is not empty).*accepted"):
-        main(
-            [
-                "--configs",
-                "baseline",
-                "--sizes",
-                "32x32",
-                "--pretrained-weights",
-                str(weights_40),
-                "--output-dir",
-                str(out),
-            ]
-        )
+    code = main(
+        [
+            "--configs",
+            "baseline",
+            "--sizes",
+            "32x32",
+            "--pretrained-weights",
+            str(weights_40),
+            "--output-dir",
+            str(out),
+        ]
+    )
+    assert code == 2
+    assert re.search(r"^study: error: --output-dir: .*(is a file|is not empty).*accepted", capsys.readouterr().err)
     assert out.is_file() if kind == "file" else (out / "study.json").read_text() == "{}"
 
 
@@ -138,12 +164,12 @@ def test_fps_and_speedup_come_from_the_same_statistic():
 def test_a_configuration_whose_pairs_vary_gets_a_dispersion_warning():
     assert spread_pct([90.0, 100.0, 110.0]) == pytest.approx(16.0)  # deciles 92 and 108 over 100
     assert spread_pct([100.0]) is None
-    base = {"config": "baseline", "size": "64x64", "rounds_ms": [[100.0, 101.0], [99.0, 100.0], [102.0, 98.0]]}
-    noisy = {"config": "bf16", "size": "64x64", "rounds_ms": [[60.0, 90.0], [70.0, 62.0], [95.0, 66.0]]}
+    base = StudyRow(config="baseline", size="64x64", rounds_ms=[[100.0, 101.0], [99.0, 100.0], [102.0, 98.0]])
+    noisy = StudyRow(config="bf16", size="64x64", rounds_ms=[[60.0, 90.0], [70.0, 62.0], [95.0, 66.0]])
     rows = [score(base, base), score(noisy, base)]
-    assert rows[0]["spread_pct"] < 20 and rows[0]["warnings"] == []
-    assert rows[1]["spread_pct"] > 20 and [w["code"] for w in rows[1]["warnings"]] == ["DISPERSION"]
-    assert "bf16 at 64x64" in rows[1]["warnings"][0]["message"] and "--rounds" in rows[1]["warnings"][0]["remedy"]
+    assert rows[0].spread_pct < 20 and rows[0].warnings == []
+    assert rows[1].spread_pct > 20 and [w["code"] for w in rows[1].warnings] == ["DISPERSION"]
+    assert "bf16 at 64x64" in rows[1].warnings[0]["message"] and "--rounds" in rows[1].warnings[0]["remedy"]
     assert sum("[DISPERSION]" in n for n in notes(rows)) == 1 and "median" in notes(rows)[0]
     assert "| 64x64 | bf16 (None) |" in table(rows) and "x [" in table(rows)
 
@@ -155,7 +181,7 @@ def test_identical_outputs_are_shown_as_identical():
     assert same == {"identical": True, "psnr_db": None, "ssim": 1.0, "max_abs_err": 0.0, "pairs": 2}
     assert close["identical"] is False and close["psnr_db"] == pytest.approx(60.0, abs=0.01)
     json.dumps([same, close], allow_nan=False)  # JSON has no infinity
-    row = {"config": "c", "size": "16x16", "precision": "fp32", "fps": 1.0, "quality": same}
+    row = StudyRow(config="c", size="16x16", precision="fp32", fps=1.0, quality=same)
     assert "| identical |" in table([row]) and "inf" not in table([row]) and "100.0" not in table([row])
 
 
@@ -209,3 +235,9 @@ def test_tiny_study_end_to_end(tmp_path, weights_40):
     assert bf16["precision"] == "bf16" and not bf16["quality"]["identical"] and bf16["quality"]["psnr_db"] >= 35
     assert "| 64x64 | channels_last (fp32) |" in proc.stdout and "speed-up [95% CI]" in proc.stdout
     assert "| identical |" in proc.stdout and "| 64x64 | baseline (fp32) |" in out.joinpath("study.md").read_text()
+
+
+def test_a_study_row_round_trips_without_its_outputs():
+    row = StudyRow(size="64x64", config="bf16", precision="bf16", rounds_ms=[[1.0, 2.0]], fps=500.0, outputs=[b"x"])
+    doc = json.loads(json.dumps(row.to_dict()))
+    assert "outputs" not in doc and StudyRow.from_dict(doc) == StudyRow(**{**vars(row), "outputs": []})

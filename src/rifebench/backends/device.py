@@ -18,14 +18,15 @@ import os
 import resource
 import sys
 from dataclasses import dataclass
+from typing import Any
 
-from rifebench.errors import UsageError
+from rifebench.errors import RifebenchError, UsageError
 from rifebench.measure.topology import cpu_model
 
 PLATFORMS = ("cpu", "cuda", "xpu")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(RifebenchError, RuntimeError):
     """The platform asked for cannot be used here; the message says why."""
 
 
@@ -140,7 +141,7 @@ class Backend:
                 raise BackendUnavailable(f"Intel Extension for PyTorch cannot be imported: {why}")
             self.ipex = ipex
 
-    def optimizer(self):
+    def optimizer(self) -> Any:
         """A function (net, dtype) -> net applying ipex.optimize, or None."""
         if self.ipex is None:
             return None
@@ -166,7 +167,7 @@ class Backend:
         return cls(enable_timing=True) if cls is not None else None
 
     def reset_peak_memory(self) -> None:
-        mod = getattr(self.torch, self.platform, None)
+        mod: Any = getattr(self.torch, self.platform, None)
         if self.platform != "cpu" and hasattr(mod, "reset_peak_memory_stats"):
             mod.reset_peak_memory_stats(self.device)
 
@@ -260,7 +261,7 @@ class CudaGraphs:
         if entry is None:
             entry = self.graphs[key] = self._capture(fn, inputs)
         static_in, graph, static_out = entry
-        for buf, x in zip(static_in, inputs):
+        for buf, x in zip(static_in, inputs, strict=True):
             if buf.data_ptr() != x.data_ptr():
                 buf.copy_(x)
         graph.replay()
@@ -293,7 +294,7 @@ def _nvidia_driver() -> str | None:
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # PRECISION -> torch dtype name
 
 
-def torch_dtype(precision):
+def torch_dtype(precision: Any) -> Any:
     """PRECISION (fp32/fp16/bf16) or a torch float dtype -> the torch dtype."""
     import torch
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rifebench.errors import RifebenchError
+
 KNOBS = ("channels_last", "compile", "cudnn_benchmark", "tf32", "cuda_graphs", "preallocate", "reuse_frames", "ipex")
 CUDA_ONLY = ("cudnn_benchmark", "tf32", "cuda_graphs")
 # These torch.compile modes capture CUDA graphs themselves (cudagraph trees).
@@ -68,7 +70,7 @@ OPTIMIZED = {
 PRESETS = {"baseline": {p: dict(BASELINE) for p in OPTIMIZED}, "optimized": OPTIMIZED}
 
 
-class KnobError(ValueError):
+class KnobError(RifebenchError, ValueError):
     """An explicit knob value that cannot run here. Neutral: `knob` names the
     option (its config name) and the message says the rest; the configuration
     layer puts the flag and variable in front."""

@@ -19,6 +19,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rifebench.errors import UsageError
 from rifebench.options import BY_ENV
@@ -31,8 +32,8 @@ LABELS = ("model_name",)
 SHELL_META = set("$`;&|<>(){}[]*?!\\\"'")
 
 
-class ProfileError(ValueError):
-    """The message is the whole one-line error (file, row, column, value, accepted)."""
+class ProfileError(UsageError):
+    """The message is the whole one-line error (file, row, column, value, accepted); exit 2."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def read(path: str | Path) -> tuple[list[str], list[Row]]:
                 f"{path}: row {number} (line {line_no}) has {len(cells)} cells for {len(header)} "
                 f"columns (accepted: one cell per column; leave a cell empty for the default)"
             )
-        values = {h: c.strip() for h, c in zip(header, cells) if c.strip() != ""}
+        values = {h: c.strip() for h, c in zip(header, cells, strict=True) if c.strip() != ""}
         rows.append(Row(number, line_no, values))
     if not rows:
         raise ProfileError(f"{path}: header only, no rows to run (accepted: at least one row)")
@@ -90,7 +91,8 @@ def _records(path: str, kept: list[tuple[int, str]]) -> list[tuple[int, list[str
     """(file line, cells) per kept line, comma-only lines left out. A quoted cell
     spanning lines is refused: joining its lines would turn "0<newline>1" into 01."""
     reader = csv.reader(io.StringIO("\n".join(line for _, line in kept)), skipinitialspace=True)
-    out, used = [], 0
+    out: list[tuple[int, list[str]]] = []
+    used = 0
     for cells in reader:
         first, used = used, reader.line_num
         if used - first > 1:
@@ -153,7 +155,8 @@ def validate(path: str, rows: list[Row], environ: Mapping[str, str], startup: bo
     """Every problem of every row, one line each; empty when all rows are valid.
     `startup`: also run each row's start-up checks on this host (not for rows
     run in a container, whose platform and paths are the image's)."""
-    errors, seen = [], {}
+    errors: list[str] = []
+    seen: dict[tuple[tuple[str, str], ...], tuple[str, str | None] | None] = {}
     for row in rows:
         bad = [
             f"{row.where(path, col)}: {why}" for col, value in row.cells.items() if (why := _cell_problem(col, value))
@@ -172,7 +175,13 @@ def _cell_problem(col: str, value: str) -> str | None:
     return why
 
 
-def _row_problems(path: str, row: Row, env: dict, startup: bool, seen: dict) -> list[str]:
+def _row_problems(
+    path: str,
+    row: Row,
+    env: dict[str, str],
+    startup: bool,
+    seen: dict[tuple[tuple[str, str], ...], tuple[str, str | None] | None],
+) -> list[str]:
     """The checks across options, then the run's own start-up checks (once per
     distinct set of variables: a profile of 500 alike rows checks one)."""
     from rifebench.config import resolve
@@ -190,13 +199,14 @@ def _row_problems(path: str, row: Row, env: dict, startup: bool, seen: dict) -> 
                 startup_checks(cfg, output_dir=False)
             except UsageError as exc:  # "--platform/PLATFORM: ..." names the column PLATFORM
                 seen[key] = (str(exc), str(exc).split(":", 1)[0].rpartition("/")[2])
-    if seen[key] is None:
+    found = seen[key]
+    if found is None:
         return []
-    msg, var = seen[key]
+    msg, var = found
     return [f"{row.where(path, var if var in row.cells else None)}: {msg}"]
 
 
-def resolved(row: Row, environ: Mapping[str, str], output_dir: str) -> dict:
+def resolved(row: Row, environ: Mapping[str, str], output_dir: str) -> dict[str, Any]:
     """The row's configuration as the run will resolve it (paths as on this
     host; `auto` platform and optimisation choices are settled by the run itself
     and recorded in its results.json)."""

@@ -7,32 +7,45 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from rifebench.measure.quality import PSNR_CAP_DB
-from rifebench.report.summary import FINGERPRINT, fingerprint_diff
+from rifebench.report.fingerprint import FINGERPRINT, fingerprint_diff
+from rifebench.report.schema import RunResult
 
 ALWAYS_IGNORED = {"output_dir", "origin"}
 # Options the mode never reads: a different value there is no difference.
-NOT_IN_MODE = {
+NOT_IN_MODE: dict[str | None, set[str]] = {
     "dataset": {"seed", "data_height", "data_width", "data_channels", "min_test_duration", "max_test_duration"},
     "dummy": {"dataset_dir", "min_psnr_db", "min_pass_pct"},
 }
 EIGHT_BIT_LEVEL = 1 / 255
 
 
-def mode_of(doc: dict) -> str | None:
-    if doc.get("mode"):
-        return doc["mode"]
-    cfg = doc.get("config") or {}
+def mode_of(run: RunResult | None) -> str | None:
+    if run is None:
+        return None
+    if run.mode:
+        return run.mode
+    cfg = run.config
     return None if "dummy" not in cfg else ("dummy" if cfg["dummy"] else "dataset")
 
 
-def identity(doc: dict) -> dict:
+def _config(run: RunResult | None) -> dict[str, Any]:
+    return run.config if run else {}
+
+
+def _quality(run: RunResult | None) -> dict[str, Any]:
+    return (run.quality if run else None) or {}
+
+
+def identity(run: RunResult | None) -> dict[str, Any]:
     """The workload: what must match for two runs' figures to be comparable.
     Precision, platform and knobs are what users compare, so they are not part of
-    it; None means unknown and matches anything."""
-    cfg = doc.get("config") or {}
-    mode = mode_of(doc)
+    it; None means unknown and matches anything. No run (a row that crashed):
+    nothing known."""
+    cfg = _config(run)
+    mode = mode_of(run)
     out = {
         "mode": mode,
         "model": cfg.get("model"),
@@ -43,7 +56,7 @@ def identity(doc: dict) -> dict:
         h, w = cfg.get("data_height"), cfg.get("data_width")
         out["data size"] = f"{h}x{w}" if h and w else None
     elif mode == "dataset":
-        q = doc.get("quality") or {}
+        q = _quality(run)
         out["triplets"] = q.get("planned") or None
         entries = [f.get("entry") for f in q.get("frames") or []]
         # The folder's path differs between machines; the list it held does not.
@@ -55,7 +68,7 @@ def identity(doc: dict) -> dict:
     return out
 
 
-def workload_diff(a: dict, b: dict) -> list[str]:
+def workload_diff(a: RunResult | None, b: RunResult | None) -> list[str]:
     ia, ib = identity(a), identity(b)
     return [
         f"{k} {ia.get(k)!r} -> {ib.get(k)!r}"
@@ -64,8 +77,8 @@ def workload_diff(a: dict, b: dict) -> list[str]:
     ]
 
 
-def config_diff(a: dict, b: dict) -> list[str]:
-    ca, cb = a.get("config") or {}, b.get("config") or {}
+def config_diff(a: RunResult | None, b: RunResult | None) -> list[str]:
+    ca, cb = _config(a), _config(b)
     ignored = ALWAYS_IGNORED | (NOT_IN_MODE.get(mode_of(a), set()) & NOT_IN_MODE.get(mode_of(b), set()))
     if ca.get("model") != "null" and cb.get("model") != "null":
         ignored = ignored | {"null_ms"}
@@ -76,10 +89,10 @@ def config_diff(a: dict, b: dict) -> list[str]:
     ]
 
 
-def quality_rows(a: dict, b: dict, psnr_drop: float) -> tuple[list[str], bool]:
+def quality_rows(a: RunResult | None, b: RunResult | None, psnr_drop: float) -> tuple[list[str], bool]:
     """Mean PSNR and SSIM, pass rate and verdict. A change of mean PSNR larger
     than psnr_drop dB, either way, or of the verdict, is a difference."""
-    qa, qb = a.get("quality") or {}, b.get("quality") or {}
+    qa, qb = _quality(a), _quality(b)
     if not (qa or qb):
         return [], False
     pa, pb = qa.get("psnr_mean"), qb.get("psnr_mean")
@@ -150,9 +163,9 @@ def _row(name: str, a: str, b: str, change: str, verdict: str) -> str:
     return f"{name:<18}{a:>12}{b:>12}{change:>11}  {'':>36}  {verdict}"  # the speed table's columns
 
 
-def _num(x, spec: str) -> str:
-    return "–" if x is None else format(x, spec)
+def _num(x: float | None, spec: str) -> str:
+    return "\N{EN DASH}" if x is None else format(x, spec)
 
 
-def _psnr(x) -> str:
+def _psnr(x: float | None) -> str:
     return "identical" if x is not None and x >= PSNR_CAP_DB else _num(x, ".2f")

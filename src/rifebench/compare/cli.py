@@ -11,7 +11,9 @@ repetition's throughput, too few samples) the figure says "noise unknown" and
 no difference is claimed. Quality (compare_checks): mean PSNR beyond
 --psnr-drop dB or a changed verdict of dataset runs, and output fingerprints of
 dummy runs saved with --saveimages. Runs of different workloads are refused
-unless --force. Benchmark rows are matched by their cells.
+unless --force. Benchmark rows are matched by their cells. Every results.json is
+read through the schema (report/schema.py): one of a schema_version this
+rifebench does not read is refused (exit 2), never compared.
 
 Exit status: 0 no difference beyond the noise, 1 some, 2 bad input.
 """
@@ -28,19 +30,25 @@ from pathlib import Path
 from rifebench import __version__
 from rifebench.compare.checks import config_diff, fingerprint_rows, quality_rows, workload_diff
 from rifebench.compare.stats import METRICS, Figure, figures, interval, judge, pool_repeats
+from rifebench.console import error
+from rifebench.errors import UsageError
+from rifebench.report.schema import RunNotFinished, RunResult, SchemaError, UnknownSchema, Validity, load_results
+
+PROG = "compare"
+Key = tuple[tuple[str, str], ...]
 
 
-class CompareError(ValueError):
-    pass
+class CompareError(UsageError):
+    """Bad input: one line, exit 2."""
 
 
 @dataclass
 class Result:
     label: str
-    key: tuple
+    key: Key
     folder: Path
     status: str
-    doc: dict = field(default_factory=dict)
+    run: RunResult | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
@@ -50,28 +58,28 @@ class Tally:
     unknown: int = 0  # figures whose noise is unknown, so not judged
 
 
-def load_result(folder: Path, label: str, key: tuple, strict: bool) -> Result:
+def load_result(folder: Path, label: str, key: Key, strict: bool) -> Result:
     """A run must have figures (strict: a folder named on the command line);
-    a benchmark row that crashed is a result of its own, compared by status."""
+    a benchmark row that crashed is a result of its own, compared by status.
+    Another version's results.json is refused wherever it is."""
     path = folder / "results.json"
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        run = load_results(path)
+    except UnknownSchema as exc:
+        raise CompareError(str(exc)) from None
+    except RunNotFinished as exc:
         if strict:
             raise CompareError(
-                f"{str(path)!r} is not a readable results.json ({exc.__class__.__name__}) "
-                "(accepted: the OUTPUT_DIR of a finished run or benchmark)"
-            ) from None
-        return Result(label, key, folder, "failed (no readable results.json)")
-    status = str(doc.get("status", "unknown"))
-    if not isinstance(doc.get("metrics"), dict) or not doc["metrics"]:
-        if strict:
-            raise CompareError(
-                f"{str(path)!r} has no metrics (status {status!r}: the run did not finish) "
+                f"{str(path)!r} has no metrics (status {exc.status!r}: the run did not finish) "
                 "(accepted: the results.json of a finished run)"
-            )
-        return Result(label, key, folder, f"{status} (no metrics)", doc)
-    return Result(label, key, folder, status, doc, figures(doc))
+            ) from None
+        return Result(label, key, folder, f"{exc.status} (no metrics)")
+    except SchemaError as exc:
+        if strict:
+            detail = str(exc).removeprefix(f"results.json at {path}: ")
+            raise CompareError(f"{str(path)!r} is not a readable results.json: {detail}") from None
+        return Result(label, key, folder, "failed (no readable results.json)")
+    return Result(label, key, folder, run.status, run, figures(run))
 
 
 def load(folder: str | Path) -> tuple[str, list[Result]]:
@@ -93,7 +101,7 @@ def load(folder: str | Path) -> tuple[str, list[Result]]:
         except (OSError, ValueError):
             cells = {}
         out.append(load_result(t, f"row {t.name[5:]}", tuple(sorted(cells.items())), strict=False))
-    groups: dict[tuple, list] = {}
+    groups: dict[Key, list[dict[str, Figure]]] = {}
     for r in out:
         if r.figures:
             groups.setdefault(r.key, []).append(r.figures)
@@ -106,7 +114,8 @@ def match(a: list[Result], b: list[Result]) -> tuple[list[tuple[Result, Result]]
     if len(a) == 1 and len(b) == 1:
         return [(a[0], b[0])], []
     pool = list(b)
-    pairs, alone = [], []
+    pairs: list[tuple[Result, Result]] = []
+    alone: list[Result] = []
     for r in a:
         other = next((x for x in pool if x.key == r.key), None)
         if other is None:
@@ -117,15 +126,15 @@ def match(a: list[Result], b: list[Result]) -> tuple[list[tuple[Result, Result]]
     return pairs, alone + pool
 
 
-def compare_pair(a: Result, b: Result, args, tally: Tally) -> list[str]:
+def compare_pair(a: Result, b: Result, args: argparse.Namespace, tally: Tally) -> list[str]:
     what = " ".join(f"{k}={v}" for k, v in a.key) if a.key == b.key else None
     head = a.label if a.label == b.label else f"A {a.label} vs B {b.label}"
     lines = [f"== {head}" + (f" ({what})" if what else "") + " =="]
-    if diff := workload_diff(a.doc, b.doc):
+    if diff := workload_diff(a.run, b.run):
         lines.append("workload differs (compared anyway: --force): " + ", ".join(diff))
-    if diff := config_diff(a.doc, b.doc):
+    if diff := config_diff(a.run, b.run):
         lines.append("configuration differs: " + ", ".join(diff))
-    lines += _validity(a.doc, b.doc)
+    lines += _validity(a.run, b.run)
     if a.status != b.status:
         lines.append(f"status: A {a.status}, B {b.status}  <-- DIFFERENT")
         tally.flagged = True
@@ -145,25 +154,25 @@ def compare_pair(a: Result, b: Result, args, tally: Tally) -> list[str]:
         )
         tally.flagged |= bool(flagged)
         tally.unknown += flagged is None
-    for rows, flagged in (quality_rows(a.doc, b.doc, args.psnr_drop), fingerprint_rows(a.folder, b.folder)):
+    for rows, flagged in (quality_rows(a.run, b.run, args.psnr_drop), fingerprint_rows(a.folder, b.folder)):
         lines += rows
         tally.flagged |= flagged
     return lines
 
 
-def _validity(a: dict, b: dict) -> list[str]:
-    va, vb = a.get("validity"), b.get("validity")
-    if not (va or vb) or all(v and v.get("valid") for v in (va, vb)):
+def _validity(a: RunResult | None, b: RunResult | None) -> list[str]:
+    va, vb = (a.validity if a else None), (b.validity if b else None)
+    if not (va or vb) or all(v and v.valid for v in (va, vb)):
         return []
 
-    def word(v):
-        return "unchecked" if not v else "valid" if v.get("valid") else f"invalid ({', '.join(v.get('reasons', []))})"
+    def word(v: Validity | None) -> str:
+        return "unchecked" if not v else "valid" if v.valid else f"invalid ({', '.join(v.reasons)})"
 
     return [f"validity: A {word(va)}, B {word(vb)} (the figures of an invalid run may mislead)"]
 
 
-def _f(x) -> str:
-    return "–" if x is None else f"{x:.2f}"
+def _f(x: float | None) -> str:
+    return "\N{EN DASH}" if x is None else f"{x:.2f}"
 
 
 def _number(flag: str, text: str, unit: str) -> float:
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         kind_a, ra = load(args.a)
         kind_b, rb = load(args.b)
         pairs, alone = match(ra, rb)
-        refused = [(a, b, d) for a, b in pairs if (d := workload_diff(a.doc, b.doc))]
+        refused = [(a, b, d) for a, b in pairs if (d := workload_diff(a.run, b.run))]
         if refused and not args.force:
             a, b, d = refused[0]
             where = "" if kind_a == kind_b == "run" else f" (A {a.label} vs B {b.label})"
@@ -219,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 "(accepted: runs of the same workload; --force compares them anyway)"
             )
     except CompareError as exc:
-        print(f"compare: error: {exc}", file=sys.stderr)
+        error(PROG, str(exc))
         return 2
     print(f"A: {args.a} ({kind_a}, {len(ra)} result(s))\nB: {args.b} ({kind_b}, {len(rb)} result(s))")
     tally = Tally()

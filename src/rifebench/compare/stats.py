@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rifebench.measure.metrics import MIN_SAMPLES_FOR, percentile
+from rifebench.measure.records import Latency
 from rifebench.measure.stats import block_bootstrap_ci, bootstrap_ci
+from rifebench.report.schema import Repetition, RunResult
 
 # (key, label, +1 when larger is better)
 METRICS = (
@@ -40,37 +42,35 @@ class Figure:
     n: int  # how many measurements the interval rests on (repetitions, rows or samples)
 
 
-def figures(doc: dict) -> dict[str, Figure]:
-    m = doc.get("metrics") or {}
-    lat = m.get("latency_ms") or {}
-    reps = [r for r in doc.get("repetitions") or [] if isinstance(r, dict)]
-    out = {}
-    for key, _, _ in METRICS:
-        value = m.get(key) if key == "throughput_img_s" else lat.get(PERCENTILE[key][0])
-        out[key] = _figure(doc, key, value, reps)
-    return out
+def _of(key: str, throughput: float | None, latency: Latency) -> float | None:
+    """The figure `key` of a run or a repetition."""
+    if key == "throughput_img_s":
+        return throughput
+    value: float | None = getattr(latency, PERCENTILE[key][0])
+    return value
 
 
-def _figure(doc: dict, key: str, value, reps: list[dict]) -> Figure:
+def figures(run: RunResult) -> dict[str, Figure]:
+    m = run.metrics
+    return {
+        key: _figure(run, key, _of(key, m.throughput_img_s, m.latency_ms), run.repetitions) for key, _, _ in METRICS
+    }
+
+
+def _figure(run: RunResult, key: str, value: float | None, reps: list[Repetition]) -> Figure:
     if len(reps) >= 2:
-        per = [
-            r.get("throughput_img_s")
-            if key == "throughput_img_s"
-            else (r.get("latency_ms") or {}).get(PERCENTILE[key][0])
-            for r in reps
-        ]
-        per = [v for v in per if v is not None]
+        per = [v for r in reps if (v := _of(key, r.throughput_img_s, r.latency_ms)) is not None]
         ci = bootstrap_ci(per)
         if ci is not None or key == "throughput_img_s":
             return Figure(value, ci, len(per))
     if key == "throughput_img_s":
         return Figure(value, None, max(len(reps), 1))
-    samples = [s for st in doc.get("streams") or [] for s in st.get("latency_samples_ms") or []]
+    samples = [s for st in run.streams for s in st.latency_samples_ms]
     if len(samples) < MIN_SAMPLES or value is None:
         return Figure(value, None, len(samples))
-    stored = (doc.get("metrics") or {}).get("ci95") or {}
+    stored = run.metrics.ci95 or {}
     if key in stored and len(reps) <= 1:
-        return Figure(value, tuple(stored[key]) if stored[key] else None, len(samples))
+        return Figure(value, (stored[key][0], stored[key][1]) if stored[key] else None, len(samples))
     q = PERCENTILE[key][1]
     if q == 99 and len(samples) < MIN_SAMPLES_FOR["p99"]:
         return Figure(value, None, len(samples))
@@ -84,7 +84,7 @@ def pool_repeats(groups: list[list[dict[str, Figure]]]) -> None:
         if len(rows) < 2:
             continue
         for key, _, _ in METRICS:
-            values = [r[key].value for r in rows if key in r and r[key].value is not None]
+            values = [v for r in rows if key in r and (v := r[key].value) is not None]
             ci = bootstrap_ci(values)
             if ci is None:
                 continue

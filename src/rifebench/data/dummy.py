@@ -1,6 +1,6 @@
-"""Where input pairs come from. The dummy source makes one seeded pair and
-feeds it to every submission (so every configuration sees the same frames);
-the dataset source (quality mode) lives in vimeo.py."""
+"""The dummy source (performance mode): one seeded pair, fed to every
+submission, so that every configuration sees the same frames. The other
+sources (source.Source) are vimeo.py's triplets and video.py's pairs."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ def dummy_frames(height: int, width: int, seed: int):
 class DummySource:
     """The same prepared pair for every index, BATCH_SIZE times over in one
     batch, prepared once: nothing to load or copy in the loop (the reference
-    feeds the same input to every submission)."""
+    feeds the same input to every submission). Endless (source.Source): one
+    distinct pair, served at any index; nothing scores its outputs."""
 
+    endless = True
     checks_quality = False
 
     def __init__(self, cfg, interp):
@@ -42,12 +44,18 @@ class DummySource:
         self.size = n
         self.cfg = cfg
 
-    def __len__(self):
-        return None
+    def __len__(self) -> int:
+        return 1  # the one distinct pair: an endless source's length (source.Source)
 
-    def get(self, index: int, count: int | None = None) -> Batch:
+    def get(self, index: int, count: int = 1) -> Batch:
         """Always a full batch: dummy runs count whole batches."""
         return Batch(index, self.img0, self.img1, [None] * self.size)
 
-    def close(self):
-        pass
+    def release(self, batch: Batch) -> None:
+        """Nothing to do: nothing is read ahead."""
+
+    def rewind(self) -> None:
+        """Nothing to do: every index is the same pair."""
+
+    def close(self) -> None:
+        """Nothing to do: nothing is read ahead."""

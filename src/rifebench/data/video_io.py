@@ -8,6 +8,7 @@ decoded here and the same pair saved as PNG give the model identical input.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import tempfile
@@ -16,8 +17,13 @@ import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
+from rifebench.errors import RifebenchError
 from rifebench.fsutil import umask
+
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".y4m")
 MIN_FRAMES = 3
@@ -29,7 +35,7 @@ READ_AHEAD_FRAMES = 64
 _END = object()
 
 
-class VideoError(RuntimeError):
+class VideoError(RifebenchError, RuntimeError):
     """A bad or unreadable video: the message names the file and what is wrong."""
 
 
@@ -197,7 +203,7 @@ class VideoWriter:
         os.close(fd)
         self._tmp = Path(tmp)
         self._c = av.open(tmp, "w", format="matroska")
-        self._s = self._c.add_stream(OUTPUT_CODEC, rate=self.rate)
+        self._s = cast("VideoStream", self._c.add_stream(OUTPUT_CODEC, rate=self.rate))  # a video codec's stream
         self._s.width, self._s.height, self._s.pix_fmt = width, height, OUTPUT_PIX_FMT
         self.frames, self.encode_s = 0, 0.0
 
@@ -235,10 +241,8 @@ class VideoWriter:
         }
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # whatever the container says, the partial file goes
             self._c.close()
-        except Exception:  # noqa: BLE001 - the partial file is removed either way
-            pass
         self._tmp.unlink(missing_ok=True)
 
 

@@ -8,9 +8,8 @@ im2 is the ground truth. A stream tests the first min(NUM_INPUTS, list size) ent
 Nothing here runs inside the timed region. A loader thread decodes the next
 triplets ahead (PNG in OpenCV's BGR order, the order the models were trained on,
 converted once to float [0, 1]); `get` only moves a ready pair to the device. New
-decodes are queued by `consume`, after the timed inference, never during it.
-`consume` keeps the predictions as 8-bit host frames; `finish`, after the timed
-window, scores them (PSNR, SSIM) and writes them (--saveimages).
+decodes are queued by `release`, after the timed inference, never during it.
+The predictions are scored by scoring.TripletScorer.
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from rifebench.data.batch import Backlog, Batch
-from rifebench.data.images import read_image, save_png
-from rifebench.measure import quality
+from rifebench.data.batch import Batch
+from rifebench.data.images import read_image
+from rifebench.errors import RifebenchError
 
 LIST_FILE = "tri_testlist.txt"
 # Decoded triplets held ahead of the one asked for: at most PREFETCH_BYTES of them
@@ -39,7 +38,7 @@ ACCEPTED = (
 )
 
 
-class DatasetError(RuntimeError):
+class DatasetError(RifebenchError, RuntimeError):
     """A bad dataset: the message names the file and what is wrong with it."""
 
 
@@ -119,9 +118,11 @@ def load(t: Triplet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             frames.append(read_image(str(f)))
         except OSError as exc:
             raise DatasetError(f"list entry {t.entry!r}: {exc}") from None
-    sizes = {f.name: a.shape for f, a in zip((t.first, t.middle, t.last), frames)}
+    sizes = {f.name: a.shape for f, a in zip((t.first, t.middle, t.last), frames, strict=True)}
     if len(set(sizes.values())) != 1:
-        shown = ", ".join(f"{p} is {s[1]}x{s[0]}" for p, s in zip((t.first, t.middle, t.last), sizes.values()))
+        shown = ", ".join(
+            f"{p} is {s[1]}x{s[0]}" for p, s in zip((t.first, t.middle, t.last), sizes.values(), strict=True)
+        )
         raise DatasetError(f"list entry {t.entry!r}: frames differ in size ({shown})")
     return frames[0], frames[1], frames[2]
 
@@ -146,32 +147,24 @@ def image_name(entry: str, k: int, n: int) -> str:
 
 
 class DatasetSource:
-    """Triplets in, predictions kept as 8-bit frames during the timed window
-    and scored (and saved) after it, as LoadGen's accuracy mode scores logged
-    outputs: quality mode and dummy mode share one throughput definition."""
+    """The first min(NUM_INPUTS, list size) triplets of the list, decoded ahead
+    (source.Source); the stream's pairs in quality mode."""
 
-    checks_quality = True
+    endless = False
+    checks_quality = False  # by itself: with its scorer (scoring.scored_dataset) it is checked
 
     def __init__(self, cfg, interp, stream_id: int = 0):
         self.cfg, self.interp, self.stream_id = cfg, interp, stream_id
         self.layout, self.list_size, self.triplets = triplets(cfg.dataset_dir, cfg.num_inputs)
-        self.n = cfg.interpolation
-        self.checked = quality.checked_frame(self.n)
-        # Every stream runs the same list; one of them writing the images is enough.
-        self.images_dir = Path(cfg.output_dir) / "images" if cfg.saveimages and stream_id == 0 else None
         self._loader = ThreadPoolExecutor(1, thread_name_prefix=f"rife-load-{stream_id}")
         self._loads: dict[int, Future] = {}
-        self._backlog = Backlog()  # (meta, {k: uint8 HxWx3}) not scored yet
-        self._frames: dict[int, dict] = {}
-        self._saved = 0
-        self._consumed = 0
-        self._error: str | None = None
-        self._io = {"load_wait_s": 0.0, "to_device_s": 0.0, "copy_s": 0.0, "score_s": 0.0}
+        self.error: str | None = None  # the triplet that failed to load: the stream stops there
+        self.io = {"load_wait_s": 0.0, "to_device_s": 0.0}
+        self._triplet_bytes = 0  # the latest decoded triplet's size (0: none decoded yet)
 
     def __len__(self) -> int:
         return len(self.triplets)
 
-    # -- input side -------------------------------------------------------------------------
     def _schedule(self, index: int) -> None:
         # No wrap-around: the timed loop ends at the last triplet, and decoding past it
         # would only take CPU from the last pairs being timed.
@@ -188,7 +181,7 @@ class DatasetSource:
         for fut in self._loads.values():
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 self._triplet_bytes = sum(int(x.nbytes) for x in fut.result())
-        size = getattr(self, "_triplet_bytes", 0)  # set here only: this method owns it
+        size = self._triplet_bytes
         return min(PREFETCH, max(1, PREFETCH_BYTES // size)) if size else 1
 
     def get(self, index: int, count: int = 1) -> Batch:
@@ -206,7 +199,7 @@ class DatasetSource:
                 if picked:  # the batch so far is good: the bad one fails as the next batch's first
                     self._loads[i] = fut
                     break
-                self._error = str(exc)
+                self.error = str(exc)
                 raise
             if picked and a.shape != picked[0][0].shape:
                 self._loads[i] = fut  # already decoded: kept for the next batch
@@ -217,102 +210,22 @@ class DatasetSource:
 
         img0 = self.interp.prepare(torch.cat([p[0] for p in picked]) if len(picked) > 1 else picked[0][0])
         img1 = self.interp.prepare(torch.cat([p[1] for p in picked]) if len(picked) > 1 else picked[0][1])
-        self._io["load_wait_s"] += t1 - t0
-        self._io["to_device_s"] += time.monotonic() - t1
+        self.io["load_wait_s"] += t1 - t0
+        self.io["to_device_s"] += time.monotonic() - t1
         metas = [{"index": i, "entry": self.triplets[i].entry, "gt": gt} for _, _, gt, i in picked]
         return Batch(index, img0, img1, metas)
 
-    # -- output side ------------------------------------------------------------------------
-    def consume(self, batch: Batch, outs) -> None:
-        """Inside the window: keep the batch's predictions as 8-bit host frames,
-        each pair on its own; scoring and saving wait for `finish`."""
-        # The next decode starts here, after the timed inference, so that on a CPU it
-        # overlaps the copy below instead of taking cores from the model.
+    def release(self, batch: Batch) -> None:
+        """The batch's inference is over: the next decodes start here, so that on a CPU
+        they overlap the copy of its predictions instead of taking cores from the model."""
         self._schedule(batch.first + batch.size)
-        t0 = time.monotonic()
-        wanted = [k for k in range(self.n) if self.images_dir is not None or k == self.checked]
-        for j, meta in enumerate(batch.metas):
-            # Rounded to 8 bits on the device, as the RIFE evaluation rounds before scoring:
-            # a quarter of the bytes to copy and keep, nothing lost for PSNR or SSIM.
-            host = {k: to_uint8_device(outs[k][j]) for k in wanted}
-            self._backlog.add(meta, host, sum(h.nbytes for h in host.values()))
-        self._consumed += batch.size
-        self._io["copy_s"] += time.monotonic() - t0
-        if self._backlog.full:  # memory first: score the backlog now, and say so
-            self._backlog.scored_in_window += len(self._backlog)
-            self.finish()
 
-    def finish(self) -> None:
-        """Score and save every kept prediction; raises the first DatasetError."""
-        t0 = time.monotonic()
-        try:
-            for meta, host in self._backlog.drain():
-                self._score(meta, host)
-        except DatasetError as exc:
-            self._error = str(exc)
-            raise
-        finally:
-            self._io["score_s"] += time.monotonic() - t0
-
-    def _score(self, meta: dict, host: dict) -> None:
-        for k, u8 in sorted(host.items()):
-            if self.images_dir is not None:
-                path = self.images_dir / image_name(meta["entry"], k + 1, self.n)
-                try:
-                    save_png(str(path), u8)
-                except OSError as exc:
-                    raise DatasetError(f"cannot write {path}: {exc}") from None
-                self._saved += 1
-            if k == self.checked:
-                self._frames[meta["index"]] = {
-                    "index": meta["index"],
-                    "entry": meta["entry"],
-                    "psnr": quality.psnr(meta["gt"], u8),
-                    "ssim": quality.ssim(meta["gt"], u8),
-                }
+    def rewind(self) -> None:
+        """Nothing to do: `get` serves any index, in any order."""
 
     def close(self) -> None:
-        """Stop loading; predictions not scored yet are dropped (an aborted run)."""
+        """Stop loading."""
         for fut in self._loads.values():
             fut.cancel()
         self._loads.clear()
         self._loader.shutdown(wait=True, cancel_futures=True)
-
-    def summary(self) -> dict:
-        frames = [self._frames[i] for i in sorted(self._frames)]
-        saved = self._saved
-        return {
-            "stream": self.stream_id,
-            "dataset_dir": str(self.cfg.dataset_dir),
-            "layout": self.layout,
-            "list_size": self.list_size,
-            "planned": len(self.triplets),
-            "consumed": self._consumed,
-            "scored": len(frames),
-            "complete": (
-                self._error is None
-                and self._consumed >= len(self.triplets)
-                and (self.checked is None or len(frames) == len(self.triplets))
-            ),
-            "error": self._error,
-            "images_dir": str(self.images_dir) if self.images_dir is not None else None,
-            "saved_images": saved,
-            "scoring": "after the timed window"
-            + (
-                f" ({self._backlog.scored_in_window} pairs scored inside it: the kept "
-                "predictions reached the memory bound)"
-                if self._backlog.scored_in_window
-                else ""
-            ),
-            "io": {k: round(v, 4) for k, v in self._io.items()},
-            "frames": frames,
-        }
-
-
-def to_uint8_device(frame):
-    """3xHxW prediction in [0, 1] (any float dtype, any device) -> HxWx3 uint8 on the
-    host: x255, rounded half to even, clipped, as quality.to_uint8 does."""
-    import torch
-
-    u8 = (frame.float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    return u8.permute(1, 2, 0).contiguous().cpu().numpy()

@@ -13,8 +13,8 @@ import html.parser
 import os
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable
-from http.cookiejar import Cookie
+from collections.abc import Callable
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 from rifebench.fetch.http import FetchError, download, make_session
@@ -63,7 +63,7 @@ def get_gdrive(file_id: str, dest: Path, sha256: str | None, log: Callable[[str]
         )
 
 
-def _confirm_url(page: str, page_url: str, jar: Iterable[Cookie], file_id: str, base: str) -> str | None:
+def _confirm_url(page: str, page_url: str, jar: CookieJar, file_id: str, base: str) -> str | None:
     """The URL that confirms Drive's "can't scan this large file" warning, or None."""
     parsed = _PageParser()
     parsed.feed(page)

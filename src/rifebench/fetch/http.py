@@ -34,6 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
+from rifebench.errors import RifebenchError
 from rifebench.fetch.pages import failure_reason, html_refusal, looks_like_html, retries_of, size_text, status_text
 from rifebench.fsutil import sha256_file
 
@@ -51,7 +52,7 @@ MAX_PAGES = 3  # HTML pages followed through on_html before giving up
 OnHtml = Callable[[str, str], "str | None"]
 
 
-class FetchError(RuntimeError):
+class FetchError(RifebenchError, RuntimeError):
     """One line: what went wrong, after the URL when there is one. ``reason`` is the
     part without the URL; ``resumable``: the .part was kept and a later call resumes it."""
 

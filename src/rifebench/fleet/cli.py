@@ -9,8 +9,8 @@ scheduler, and one report.
 
 submit checks the whole profile (cells, option combinations and, unless told
 otherwise, every row's start-up checks on this host), writes fleet.json and the
-sbatch script into the output folder and submits one job array (bench/fleet_slurm.py).
---wait follows it with progress and writes the report (report/fleet_md.py);
+sbatch script into the output folder and submits one job array (fleet/slurm.py).
+--wait follows it with progress and writes the report (fleet/report.py);
 Ctrl-C then cancels the array and marks the unfinished cells "not run".
 Exit status: 0 every cell passed (or submitted, without --wait), 1 a cell
 failed or was not run, 2 bad profile or options, 130 interrupted.
@@ -23,19 +23,20 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
 
 from rifebench import __version__
 from rifebench.bench import profiles
-from rifebench.bench.runner import UsageError as BenchUsageError
 from rifebench.bench.runner import prepare_output
+from rifebench.console import error, log, now_iso
 from rifebench.errors import UsageError
 from rifebench.fleet import slurm as fleet_slurm
-from rifebench.fleet.collect import NODE_PREFIX, PLAN, FleetReportError, load_plan
+from rifebench.fleet.collect import NODE_PREFIX, PLAN, load_plan
+from rifebench.fleet.records import FleetCell, FleetPlan, PlanRow
 from rifebench.fsutil import MANIFEST_NAME, atomic_write_text, write_manifest
+from rifebench.run.interrupts import raise_on_signals
 from rifebench.status import Exit
 
 PROG = "rifebench fleet"
@@ -51,14 +52,6 @@ OWN_FILES = (
     "fleet_report.json",
     "node_throughput.png",
 )
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def error(msg: str) -> None:
-    print(f"{PROG}: error: {msg}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class ProfileProblems(ValueError):
+class ProfileProblems(UsageError):
     """Every problem of the profile, one line each (benchmark.sh's check)."""
 
 
@@ -123,31 +116,33 @@ def main(argv: list[str] | None = None) -> int:
         return submit(args)
     except ProfileProblems as exc:
         for line in exc.args[0]:
-            error(line)
+            error(PROG, line)
         return Exit.USAGE
-    except (UsageError, BenchUsageError, profiles.ProfileError, FleetReportError) as exc:
-        error(str(exc))
+    except UsageError as exc:  # profiles.ProfileError, FleetReportError, the scheduler's checks
+        error(PROG, str(exc))
         return Exit.USAGE
 
 
-def read_plan(args, startup: bool) -> dict:
+def read_plan(args: argparse.Namespace, startup: bool) -> FleetPlan:
     """The profile checked whole, as the rows' variables: what every task runs."""
     header, rows = profiles.read(args.profile)
     problems = profiles.validate(args.profile, rows, os.environ, startup=startup)
     if problems:
         raise ProfileProblems(problems)
-    return {
-        "profile": args.profile,
-        "header": header,
-        "command": ["rifebench", "fleet", *args.argv],
-        "rows": [
-            {"row": r.number, "line": r.line, "cells": r.cells, "env": profiles.row_env(r, os.environ)} for r in rows
-        ],
-        "created": _now(),
-    }
+    return FleetPlan(
+        profile=args.profile,
+        header=header,
+        command=["rifebench", "fleet", *args.argv],
+        rows=[PlanRow(r.number, dict(r.cells), profiles.row_env(r, os.environ), r.line) for r in rows],
+        created=now_iso(),
+    )
 
 
-def submit(args) -> int:
+def write_plan(out: Path, plan: FleetPlan) -> None:
+    atomic_write_text(out / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
+
+
+def submit(args: argparse.Namespace) -> int:
     opts = fleet_slurm.options(args)
     plan = read_plan(args, startup=not (args.skip_host_checks or opts.container_image))
     requested = args.output_dir or f"output/fleet-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -158,46 +153,42 @@ def submit(args) -> int:
     out = prepare_output(requested, args.force)
     nodes = fleet_slurm.expand_nodes(opts.node_list) if opts.node_list else []
     count = len(nodes) or int(opts.nodes)
-    sargs = fleet_slurm.sbatch_args(opts, len(plan["rows"]), out, count)
-    plan.update(
-        nodes=nodes,
-        node_count=count,
-        output_dir=str(out),
-        log_hint=f"{fleet_slurm.LOG_DIR}/<job>_<row>.out",
-        scheduler={
-            "kind": "slurm",
-            "args": sargs,
-            "script": fleet_slurm.SCRIPT,
-            "job_id": None,
-            "container_image": opts.container_image,
-        },
-    )
+    sargs = fleet_slurm.sbatch_args(opts, len(plan.rows), out, count)
+    plan.nodes, plan.node_count, plan.output_dir = nodes, count, str(out)
+    plan.log_hint = f"{fleet_slurm.LOG_DIR}/<job>_<row>.out"
+    plan.scheduler = {
+        "kind": "slurm",
+        "args": sargs,
+        "script": fleet_slurm.SCRIPT,
+        "job_id": None,
+        "container_image": opts.container_image,
+    }
     note_outputs(out)  # before the first file: a crash at any point leaves it listed
     (out / fleet_slurm.LOG_DIR).mkdir(exist_ok=True)
     shutil.copyfile(args.profile, out / "profile.csv")
     script = out / fleet_slurm.SCRIPT
     atomic_write_text(script, fleet_slurm.render(opts, sargs, out, str(Path(__file__).resolve().parents[2])))
-    atomic_write_text(out / PLAN, json.dumps(plan, indent=2) + "\n")
+    write_plan(out, plan)
     if args.dry_run:
         log(f"{PROG}: dry run: {script} written; submit it with: sbatch {script}")
         return Exit.PASS
-    plan["scheduler"]["job_id"] = fleet_slurm.submit(script)
-    plan["scheduler"]["submitted"] = _now()
-    atomic_write_text(out / PLAN, json.dumps(plan, indent=2) + "\n")
-    log(f"{PROG}: job {plan['scheduler']['job_id']}: {len(plan['rows'])} row(s) x {count} node(s); results in {out}")
+    job = plan.scheduler["job_id"] = fleet_slurm.submit(script)
+    plan.scheduler["submitted"] = now_iso()
+    write_plan(out, plan)
+    log(f"{PROG}: job {job}: {len(plan.rows)} row(s) x {count} node(s); results in {out}")
     if not args.wait:
-        log(f"{PROG}: follow it with squeue -j {plan['scheduler']['job_id']}; then: rifebench fleet report {out}")
+        log(f"{PROG}: follow it with squeue -j {job}; then: rifebench fleet report {out}")
         return Exit.PASS
     return follow(out, plan)
 
 
-def follow(out: Path, plan: dict) -> int:
+def follow(out: Path, plan: FleetPlan) -> int:
     """Progress until the array leaves the queue, then the report. Ctrl-C (or
-    SIGTERM) cancels the array; its unfinished cells become "not run"."""
+    SIGTERM, SIGHUP) cancels the array; its unfinished cells become "not run"."""
     from rifebench.fleet.collect import collect
 
-    job, shown = plan["scheduler"]["job_id"], None
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    job, shown = plan.scheduler["job_id"], None
+    raise_on_signals()
     try:
         while True:
             live = fleet_slurm.poll(job)
@@ -211,20 +202,19 @@ def follow(out: Path, plan: dict) -> int:
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         fleet_slurm.cancel(job)
-        plan.update(cancelled=True, cancelled_at=_now())
-        atomic_write_text(out / PLAN, json.dumps(plan, indent=2) + "\n")
+        plan.cancelled, plan.cancelled_at = True, now_iso()
+        write_plan(out, plan)
         log(f"{PROG}: interrupted: job {job} cancelled (scancel); unfinished cells are marked not run")
         report(out)
         return Exit.INTERRUPTED
     return report(out)
 
 
-def progress(cells: list[dict]) -> dict[str, int]:
+def progress(cells: list[FleetCell]) -> dict[str, int]:
     names = {"pending": "pending", "running": "running", "passed": "done"}
     counts = {"pending": 0, "running": 0, "done": 0, "failed": 0}
     for c in cells:
-        key = names.get(c["status"], "failed")
-        counts[key] += 1
+        counts[names.get(c.status, "failed")] += 1
     return counts
 
 
@@ -233,30 +223,22 @@ def report(out: Path) -> int:
 
     plan = load_plan(out)
     live = None
-    job = (plan.get("scheduler") or {}).get("job_id")
-    if job and (plan.get("scheduler") or {}).get("kind") == "slurm" and shutil.which("squeue"):
+    job = plan.scheduler.get("job_id")
+    if job and plan.scheduler.get("kind") == "slurm" and shutil.which("squeue"):
         live = fleet_slurm.poll(job) or None
     cells, stats = write_report(out, live)
     if (out / MANIFEST_NAME).exists():  # a fleet folder we submitted (a collected one is left as it is)
         note_outputs(out)
-    passed = sum(c["status"] == "passed" for c in cells)
+    passed = sum(c.status == "passed" for c in cells)
     log(f"{PROG}: {passed}/{len(cells)} cell(s) passed; report in {out / 'summary.md'}")
     for st in stats:
-        if st["outliers"]:
-            log(f"{PROG}: row {st['row']}: outlier node(s): {', '.join(st['outliers'])}")
+        if st.outliers:
+            log(f"{PROG}: row {st.row}: outlier node(s): {', '.join(st.outliers)}")
     return Exit.PASS if passed == len(cells) else Exit.FAIL
 
 
 def note_outputs(out: Path) -> None:
     write_manifest(out, {*OWN_FILES, *(p.name for p in out.glob(NODE_PREFIX + "*"))})
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 if __name__ == "__main__":

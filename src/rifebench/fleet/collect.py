@@ -3,14 +3,16 @@ files, not schedulers.
 
 A fleet folder holds fleet.json (the plan: profile rows with their variables,
 the nodes asked for, the scheduler's job) and one folder per cell,
-node_<node>/test_<row>/, where the task wrapper (bench/fleet_task.py) wrote
+node_<node>/test_<row>/, where the task wrapper (fleet/task.py) wrote
 task.json and the run its usual files. Every (row, node) cell the plan expects
 is listed: a task that never wrote its record is a failed cell, never a missing
 one; a cancelled fleet's unfinished cells are "not run"; the scheduler's view
 (pending, running) is passed in by the caller while the job is alive.
 
-Across nodes, per row: median throughput, min, max, spread ((max - min) /
-median), MAD and a bootstrap 95% interval of the median. A node is an outlier
+Across nodes, per row: median throughput, min, max, range ((max - min) /
+median: measure.stats.range_pct, every node counts), MAD and a bootstrap 95%
+interval of the median. A cell whose results.json is of a schema_version this
+rifebench does not read stops the report (FleetReportError, exit 2). A node is an outlier
 of its row when all of these hold (see OUTLIER_RULE): at least MIN_NODES nodes
 measured the row; its throughput is more than K_MAD robust standard deviations
 (1.4826 x MAD) from the median; it differs from the median by more than
@@ -26,11 +28,15 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
-from rifebench.measure.stats import bootstrap_ci
+from rifebench.errors import UsageError
+from rifebench.fleet.records import FleetCell, FleetPlan, PlanRow, RowStats, TaskRecord
+from rifebench.measure.stats import bootstrap_ci, range_pct
 from rifebench.report import summary
+from rifebench.report.schema import RunResult, SchemaError, UnknownSchema
 
 PLAN = "fleet.json"
 TASK = "task.json"
@@ -45,14 +51,14 @@ OUTLIER_RULE = (
 )
 
 
-class FleetReportError(ValueError):
-    """One-line message naming the folder or file."""
+class FleetReportError(UsageError):
+    """One-line message naming the folder or file; exit 2."""
 
 
-def load_plan(out: Path) -> dict:
+def load_plan(out: Path) -> FleetPlan:
     path = Path(out) / PLAN
     try:
-        plan = json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise FleetReportError(
             f"DIR: {str(out)!r} has no {PLAN} (accepted: a folder written by "
@@ -60,9 +66,12 @@ def load_plan(out: Path) -> dict:
         ) from None
     except (OSError, ValueError) as exc:
         raise FleetReportError(f"DIR: {str(path)!r} cannot be read ({exc}) (accepted: a fleet plan in JSON)") from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("rows"), list):
-        raise FleetReportError(f"DIR: {str(path)!r} is not a fleet plan (accepted: the {PLAN} fleet submit writes)")
-    return plan
+    try:
+        return FleetPlan.from_dict(doc)
+    except (TypeError, ValueError, KeyError):
+        raise FleetReportError(
+            f"DIR: {str(path)!r} is not a fleet plan (accepted: the {PLAN} fleet submit writes)"
+        ) from None
 
 
 def cell_dirs(out: Path) -> dict[int, list[tuple[str, Path]]]:
@@ -81,70 +90,74 @@ def cell_dirs(out: Path) -> dict[int, list[tuple[str, Path]]]:
     return found
 
 
-def collect(out: Path, plan: dict, live: dict[int, str] | None = None) -> list[dict]:
+def collect(out: Path, plan: FleetPlan, live: Mapping[int, str] | None = None) -> list[FleetCell]:
     """One record per expected (row, node) cell. `live`: the scheduler's state of
     rows still queued or running; None when the job has left the queue."""
     out, live = Path(out), live or {}
     found = cell_dirs(out)
-    listed = plan.get("nodes") or []
-    count = max(int(plan.get("node_count") or 0), len(listed))
+    count = max(plan.node_count or 0, len(plan.nodes))
     cells = []
-    for row in plan["rows"]:
-        dirs = dict(found.get(row["row"], []))
-        names = list(dict.fromkeys([*listed, *dirs]))
+    for row in plan.rows:
+        dirs = dict(found.get(row.row, []))
+        names = list(dict.fromkeys([*plan.nodes, *dirs]))
         names += [f"(unallocated {i + 1})" for i in range(max(0, count - len(names)))]
         for node in names:
-            cells.append(cell(out, plan, row, node, dirs.get(node), live.get(row["row"])))
+            cells.append(cell(out, plan, row, node, dirs.get(node), live.get(row.row)))
     return cells
 
 
-def cell(out: Path, plan: dict, row: dict, node: str, test_dir: Path | None, live: str | None) -> dict:
+def cell(out: Path, plan: FleetPlan, row: PlanRow, node: str, test_dir: Path | None, live: str | None) -> FleetCell:
     rel = str(test_dir.relative_to(out)) if test_dir else None
-    base = {"row": row["row"], "node": node, "cells": dict(row.get("cells") or {}), "dir": rel}
-    task = _read_json(test_dir / TASK) if test_dir else None
-    cancelled = bool(plan.get("cancelled"))
-    if task is None or task.get("state") != "finished":
-        if cancelled:  # before the scheduler's view: a cancelled task may still be stopping
-            return base | {"status": NOT_RUN, "reason": "the fleet was cancelled before this cell finished"}
-        if live in (PENDING, RUNNING):
-            return base | {"status": RUNNING if task else live, "reason": None}
-        why = (
+    base = FleetCell(row=row.row, cells=dict(row.cells), status="", node=node, dir=rel)
+    task = read_task(test_dir / TASK) if test_dir else None
+    if test_dir is None or task is None or task.state != "finished":
+        return _unfinished(base, plan, task, live)
+    try:
+        run = summary.load_results(test_dir)
+        problem = None
+    except UnknownSchema as exc:  # another version's results: nothing here can be compared with it
+        raise FleetReportError(str(exc)) from None
+    except SchemaError as exc:
+        run, problem = None, str(exc)
+    rec = summary.record_of(row.row, row.cells, test_dir, task.exit_code, task.wall_s or 0.0, run, problem)
+    c = FleetCell.from_dict(rec.to_dict() | {"node": node, "dir": rel, "host": task.host})
+    if plan.cancelled and c.status == "interrupted":
+        c.status, c.reason = NOT_RUN, "the fleet was cancelled while this cell ran"
+    c.update(telemetry(run))
+    return c
+
+
+def _unfinished(base: FleetCell, plan: FleetPlan, task: TaskRecord | None, live: str | None) -> FleetCell:
+    if plan.cancelled:  # before the scheduler's view: a cancelled task may still be stopping
+        base.status, base.reason = NOT_RUN, "the fleet was cancelled before this cell finished"
+    elif live in (PENDING, RUNNING):
+        base.status = RUNNING if task else str(live)
+    else:
+        base.status = FAILED
+        base.reason = (
             "the task started but ended without its record (killed: time limit, memory or node failure)"
             if task
             else "no task record: the task never ran here or died before starting "
-            f"(see the scheduler's log{', ' + plan['log_hint'] if plan.get('log_hint') else ''})"
+            f"(see the scheduler's log{', ' + plan.log_hint if plan.log_hint else ''})"
         )
-        return base | {"status": FAILED, "reason": why}
-    rec = summary.row_record(
-        SimpleNamespace(number=row["row"], cells=base["cells"]),
-        test_dir,
-        task.get("exit_code"),
-        task.get("wall_s") or 0.0,
-    )
-    rec.update(node=node, dir=rel, host=task.get("host"))
-    if cancelled and rec["status"] == "interrupted":
-        rec.update(status=NOT_RUN, reason="the fleet was cancelled while this cell ran")
-    rec.update(telemetry(summary.load_results(test_dir)))
-    return rec
+    return base
 
 
-def _read_json(path: Path) -> dict | None:
+def read_task(path: Path) -> TaskRecord | None:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return TaskRecord.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
         return None
-    return doc if isinstance(doc, dict) else None
 
 
-def telemetry(doc: dict | None) -> dict:
+def telemetry(run: RunResult | None) -> dict[str, Any]:
     """What a slow node's own run says about it: clocks, power, throttling (GPU
     telemetry of the timed window), the CPU's busy share and what else ran."""
-    tel = (doc or {}).get("telemetry") or {}
+    tel = (run.telemetry if run else None) or {}
     gpus, streams = tel.get("gpus") or [], tel.get("streams") or []
 
-    def mean(items, key):
-        vals = [(i.get(key) or {}).get("mean") for i in items]
-        vals = [v for v in vals if v is not None]
+    def mean(items: list[dict[str, Any]], key: str) -> float | None:
+        vals = [m for i in items if (m := (i.get(key) or {}).get("mean")) is not None]
         return statistics.fmean(vals) if vals else None
 
     others = [s["others_pct_of_cpus"] for s in streams if s.get("others_pct_of_cpus") is not None]
@@ -162,53 +175,53 @@ def telemetry(doc: dict | None) -> dict:
     }
 
 
-def row_stats(plan: dict, cells: list[dict]) -> list[dict]:
+def row_stats(plan: FleetPlan, cells: list[FleetCell]) -> list[RowStats]:
     """Per row, the figures across its measured nodes; flags outlier cells in place."""
     out = []
-    for row in plan["rows"]:
-        mine = [c for c in cells if c["row"] == row["row"]]
-        measured = [c for c in mine if c.get("throughput_img_s") is not None]
-        values = [c["throughput_img_s"] for c in measured]
-        st = {
-            "row": row["row"],
-            "cells": row.get("cells") or {},
-            "nodes": len(mine),
-            "measured": len(measured),
-            "passed": sum(c["status"] == "passed" for c in mine),
-            "statuses": {s: sum(c["status"] == s for c in mine) for s in dict.fromkeys(c["status"] for c in mine)},
-        }
-        st.update(spread(values))
+    for row in plan.rows:
+        mine = [c for c in cells if c.row == row.row]
+        measured = [c for c in mine if c.throughput_img_s is not None]
+        st = RowStats(
+            row=row.row,
+            cells=row.cells,
+            nodes=len(mine),
+            measured=len(measured),
+            passed=sum(c.status == "passed" for c in mine),
+            statuses={s: sum(c.status == s for c in mine) for s in dict.fromkeys(c.status for c in mine)},
+            **across([c.throughput_img_s for c in measured if c.throughput_img_s is not None]),
+        )
         for c in measured:
-            c["outlier"] = outlier(c, st)
-        st["outliers"] = [c["node"] for c in measured if c["outlier"]]
+            c.outlier = outlier(c, st)
+        st.outliers = [c.node for c in measured if c.outlier]
         out.append(st)
     return out
 
 
-def spread(values: list[float]) -> dict:
+def across(values: list[float]) -> dict[str, Any]:
+    """Median, extremes, full range, MAD and the median's bootstrap 95% CI."""
     if not values:
-        return {"median": None, "min": None, "max": None, "spread_pct": None, "mad": None, "ci": None}
+        return {}
     med = statistics.median(values)
     ci = bootstrap_ci(values)
     return {
         "median": med,
         "min": min(values),
         "max": max(values),
-        "spread_pct": 100 * (max(values) - min(values)) / med if med else None,
+        "range_pct": range_pct(values),
         "mad": statistics.median(abs(v - med) for v in values),
         "ci": list(ci) if ci else None,
     }
 
 
-def outlier(c: dict, st: dict) -> str | None:
+def outlier(c: FleetCell, st: RowStats) -> str | None:
     """ "slow" / "fast" when the cell passes every part of OUTLIER_RULE, else None."""
-    x, med, mad = c["throughput_img_s"], st["median"], st["mad"]
-    if st["measured"] < MIN_NODES or not med:
+    x, med, mad = c.throughput_img_s, st.median, st.mad
+    if st.measured < MIN_NODES or not med or x is None or mad is None:
         return None
     dev = x - med
     if abs(dev) <= K_MAD * MAD_SCALE * mad or abs(dev) <= MIN_REL * med:
         return None
-    lo, hi = c.get("throughput_ci_low"), c.get("throughput_ci_high")
+    lo, hi = c.throughput_ci_low, c.throughput_ci_high
     if lo is not None and hi is not None and lo <= med <= hi:
         return None
     return "slow" if dev < 0 else "fast"

@@ -16,10 +16,14 @@ gpu.intel.com/i915 (Intel). The results go to a PersistentVolumeClaim at
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import re
+from typing import Any
 
 from rifebench.errors import UsageError
+from rifebench.fleet.records import FleetPlan
 from rifebench.options import BY_ENV
 
 GPU_RESOURCE = {"cuda": "nvidia.com/gpu", "xpu": "gpu.intel.com/i915"}
@@ -29,7 +33,7 @@ IMAGE = r"[A-Za-z0-9][A-Za-z0-9._/:@-]*"
 UID = 1000  # the images' user (docker/*/Dockerfile)
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("profile", metavar="PROFILE", help="a CSV profile (profiles/README.md)")
     p.add_argument("--image", required=True, help="the rifebench image every pod runs (docker/README.md)")
     p.add_argument("--replicas", type=int, default=1, help="nodes per row: pods of one row run at once (default 1)")
@@ -44,9 +48,9 @@ def add_arguments(p) -> None:
     p.add_argument("--volume-claim", default="rifebench-output", help="the PersistentVolumeClaim for /output")
 
 
-def platform_of(plan: dict, override: str | None) -> str:
+def platform_of(plan: FleetPlan, override: str | None) -> str:
     """One platform for the Job's single pod template."""
-    found = {BY_ENV["PLATFORM"].parse(r["env"].get("PLATFORM", "auto"), "env") for r in plan["rows"]}
+    found = {BY_ENV["PLATFORM"].parse(r.env.get("PLATFORM", "auto"), "env") for r in plan.rows}
     found.discard("auto")
     if len(found) > 1:
         raise UsageError(
@@ -63,7 +67,7 @@ def platform_of(plan: dict, override: str | None) -> str:
     return override or found.pop()
 
 
-def check(args) -> None:
+def check(args: argparse.Namespace) -> None:
     for flag, value, pattern in (
         ("--name", args.name, DNS_LABEL),
         ("--namespace", args.namespace, DNS_LABEL),
@@ -80,10 +84,10 @@ def check(args) -> None:
             raise UsageError(f"{flag}: invalid value {value} (accepted: 1 or more)")
 
 
-def documents(args, plan: dict) -> list[dict]:
+def documents(args: argparse.Namespace, plan: FleetPlan) -> list[dict[str, Any]]:
     check(args)
     platform = platform_of(plan, args.platform)
-    plan = dict(
+    plan = dataclasses.replace(
         plan,
         replicas=args.replicas,
         nodes=[],
@@ -93,20 +97,23 @@ def documents(args, plan: dict) -> list[dict]:
             "job_id": args.name,
             "image": args.image,
             "args": [
-                f"completions={len(plan['rows']) * args.replicas}",
+                f"completions={len(plan.rows) * args.replicas}",
                 f"parallelism={args.replicas}",
                 f"platform={platform}",
             ],
         },
     )
-    meta = {"name": args.name, "labels": {"app.kubernetes.io/name": "rifebench", "rifebench/fleet": args.name}}
+    meta: dict[str, Any] = {
+        "name": args.name,
+        "labels": {"app.kubernetes.io/name": "rifebench", "rifebench/fleet": args.name},
+    }
     if args.namespace:
         meta["namespace"] = args.namespace
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta,
-        "data": {"fleet.json": json.dumps(plan, indent=2) + "\n"},
+        "data": {"fleet.json": json.dumps(plan.to_dict(), indent=2) + "\n"},
     }
     job = {
         "apiVersion": "batch/v1",
@@ -114,18 +121,18 @@ def documents(args, plan: dict) -> list[dict]:
         "metadata": meta,
         "spec": {
             "completionMode": "Indexed",
-            "completions": len(plan["rows"]) * args.replicas,
+            "completions": len(plan.rows) * args.replicas,
             "parallelism": args.replicas,
             "backoffLimitPerIndex": 0,
-            "maxFailedIndexes": len(plan["rows"]) * args.replicas,
+            "maxFailedIndexes": len(plan.rows) * args.replicas,
             "template": pod_template(args, platform, meta),
         },
     }
     return [config_map, job]
 
 
-def pod_template(args, platform: str, meta: dict) -> dict:
-    resources = {}
+def pod_template(args: argparse.Namespace, platform: str, meta: dict[str, Any]) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
     if platform in GPU_RESOURCE:
         resources = {"limits": {GPU_RESOURCE[platform]: args.gpus}}
     container = {
@@ -176,11 +183,11 @@ def pod_template(args, platform: str, meta: dict) -> dict:
     }
 
 
-def manifest(args, plan: dict) -> str:
+def manifest(args: argparse.Namespace, plan: FleetPlan) -> str:
     import yaml
 
     head = (
-        f"# rifebench fleet: {plan['profile']}, {len(plan['rows'])} row(s) x {args.replicas} replica(s).\n"
+        f"# rifebench fleet: {plan.profile}, {len(plan.rows)} row(s) x {args.replicas} replica(s).\n"
         "# kubectl apply -f THIS; when the Job completes, copy the volume's folder here and run:\n"
         "#   rifebench fleet report DIR\n"
     )

@@ -4,13 +4,15 @@ their telemetry, cells that did not pass) and the per-node plot."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from rifebench.console import log
 from rifebench.fleet.collect import MIN_NODES, OUTLIER_RULE, collect, load_plan, row_stats
+from rifebench.fleet.records import FleetCell, FleetPlan, RowStats
 from rifebench.fsutil import atomic_write_text
+from rifebench.report.table import csv_text
 
 CSV_KEYS = (
     "row",
@@ -47,9 +49,9 @@ TELEMETRY = (
 PLOT = "node_throughput.png"
 
 
-def report(out: Path, live: dict[int, str] | None = None) -> tuple[list[dict], list[dict]]:
+def report(out: Path, live: Mapping[int, str] | None = None) -> tuple[list[FleetCell], list[RowStats]]:
     """Collect, compute, write summary.csv, summary.md, the plot and
-    fleet_report.json; returns (cells, per-row figures)."""
+    fleet_report.json, all from the records' to_dict(); returns (cells, per-row figures)."""
     out = Path(out)
     plan = load_plan(out)
     cells = collect(out, plan, live)
@@ -61,96 +63,53 @@ def report(out: Path, live: dict[int, str] | None = None) -> tuple[list[dict], l
         if node_plot(plan, cells, stats, out / PLOT):
             plots.append(PLOT)
     except Exception as exc:  # noqa: BLE001 - a plotting problem must not lose the summary
-        print(f"fleet: warning: plot not written: {type(exc).__name__}: {exc}", flush=True)
-    atomic_write_text(out / "summary.csv", csv_text(cells))
+        log(f"fleet: warning: plot not written: {type(exc).__name__}: {exc}")
+    cell_dicts = [c.to_dict() for c in cells]
+    atomic_write_text(out / "summary.csv", csv_text(CSV_KEYS, cell_dicts))
     atomic_write_text(out / "summary.md", markdown(plan, cells, stats, plots))
-    atomic_write_text(
-        out / "fleet_report.json", json.dumps({"rows": stats, "cells": cells}, indent=2, default=str) + "\n"
-    )
+    doc = {"rows": [st.to_dict() for st in stats], "cells": cell_dicts}
+    atomic_write_text(out / "fleet_report.json", json.dumps(doc, indent=2, default=str) + "\n")
     return cells, stats
 
 
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "; ".join(map(str, value))
-    return str(value)
-
-
-def csv_text(cells: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_KEYS)
-    for c in cells:
-        w.writerow([_text(c.get(k)) for k in CSV_KEYS])
-    return buf.getvalue()
-
-
-def _num(v, spec=".2f") -> str:
+def _num(v: float | None, spec: str = ".2f") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
-def telemetry_line(c: dict) -> str:
-    parts = [fmt.format(c[k]) for k, fmt in TELEMETRY if c.get(k) is not None]
-    if c.get("valid") is False:
-        parts.append("invalid: " + ", ".join(c.get("validity_reasons") or []))
+def telemetry_line(c: FleetCell) -> str:
+    d = c.to_dict()
+    parts = [fmt.format(d[k]) for k, fmt in TELEMETRY if d.get(k) is not None]
+    if c.valid is False:
+        parts.append("invalid: " + ", ".join(c.validity_reasons))
     return "; ".join(parts) or "no telemetry recorded"
 
 
-def markdown(plan: dict, cells: list[dict], stats: list[dict], plots: list[str]) -> str:
-    nodes = list(dict.fromkeys(c["node"] for c in cells))
-    passed = sum(c["status"] == "passed" for c in cells)
-    invalid = sum(c["status"] == "passed" and c.get("valid") is False for c in cells)
-    others = {s: sum(c["status"] == s for c in cells) for s in dict.fromkeys(c["status"] for c in cells)}
-    sched = plan.get("scheduler") or {}
+def markdown(plan: FleetPlan, cells: Sequence[FleetCell], stats: Sequence[RowStats], plots: Sequence[str]) -> str:
+    nodes = list(dict.fromkeys(c.node for c in cells))
+    passed = sum(c.status == "passed" for c in cells)
+    invalid = sum(c.status == "passed" and c.valid is False for c in cells)
+    others = {s: sum(c.status == s for c in cells) for s in dict.fromkeys(c.status for c in cells)}
+    sched = plan.scheduler
     out = [
-        f"# Fleet: {Path(plan.get('profile') or '?').name}",
+        f"# Fleet: {Path(plan.profile or '?').name}",
         "",
         f"- **Result: {passed} of {len(cells)} cells passed**"
         + "".join(f", {n} {s}" for s, n in others.items() if s != "passed")
         + (f" (**{invalid} of them invalid measurements**)" if invalid else ""),
-        f"- {len(plan['rows'])} row(s) x {len(nodes)} node(s); {sched.get('kind', '?')} job "
-        f"{sched.get('job_id') or '(not submitted)'}" + (", **cancelled**" if plan.get("cancelled") else ""),
-        f"- Command: `{' '.join(plan.get('command') or [])}`",
+        f"- {len(plan.rows)} row(s) x {len(nodes)} node(s); {sched.get('kind', '?')} job "
+        f"{sched.get('job_id') or '(not submitted)'}" + (", **cancelled**" if plan.cancelled else ""),
+        f"- Command: `{' '.join(plan.command)}`",
     ]
     if sched.get("args"):
         out.append(f"- Scheduler arguments: `{' '.join(sched['args'])}`")
-    out += [
-        "",
-        "## Per row, across nodes (throughput img/s)",
-        "",
-        "| row | cells | nodes passed | median | min | max | spread % | MAD | 95% CI of median | outliers |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for st in stats:
-        label = " ".join(f"{k}={v}" for k, v in st["cells"].items()) or "(defaults)"
-        ci = "n/a" if not st["ci"] else f"[{st['ci'][0]:.2f}, {st['ci'][1]:.2f}]"
-        out.append(
-            f"| {st['row']} | {label} | {st['passed']}/{st['nodes']} | {_num(st['median'])} | "
-            f"{_num(st['min'])} | {_num(st['max'])} | {_num(st['spread_pct'], '.1f')} | {_num(st['mad'])} | "
-            f"{ci} | {', '.join(st['outliers']) or '-'} |"
-        )
-    out += [
-        "",
-        "## Cells (throughput img/s, or status)",
-        "",
-        "| node | " + " | ".join(f"row {st['row']}" for st in stats) + " |",
-        "|---|" + "---|" * len(stats),
-    ]
-    for node in nodes:
-        mine = {c["row"]: c for c in cells if c["node"] == node}
-        out.append(f"| {node} | " + " | ".join(_cell_text(mine.get(st["row"])) for st in stats) + " |")
-    out += _outliers(cells) + _problems(cells)
+    out += _per_row(stats) + _matrix(nodes, cells, stats) + _outliers(cells) + _problems(cells)
     if plots:
         out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
     out += [
         "",
         "## How to read this",
         "",
-        "- Spread % = (max - min) / median; MAD = median absolute deviation "
+        "- Range % = (max - min) / median; MAD = median absolute deviation "
         "from the median; the CI is a bootstrap 95% interval of the median over the nodes (none below 2).",
         f"- An {OUTLIER_RULE}. A row measured on fewer than {MIN_NODES} nodes flags none.",
         "- A failed cell is a task that ran and failed, or that never wrote its record; `not run`: the fleet "
@@ -159,38 +118,64 @@ def markdown(plan: dict, cells: list[dict], stats: list[dict], plots: list[str])
     return "\n".join(out) + "\n"
 
 
-def _cell_text(c: dict | None) -> str:
-    if c is None:
-        return "-"
-    if c.get("throughput_img_s") is None:
-        return c["status"].upper() if c["status"] == "failed" else c["status"]
-    mark = {"slow": " **(slow)**", "fast": " **(fast)**"}.get(c.get("outlier"), "")
-    return f"{c['throughput_img_s']:.2f}{mark}" + (" (invalid)" if c.get("valid") is False else "")
-
-
-def _outliers(cells: list[dict]) -> list[str]:
-    flagged = [c for c in cells if c.get("outlier")]
-    if not flagged:
-        return []
-    out = ["", "## Outlier nodes", ""]
-    for c in flagged:
+def _per_row(stats: Sequence[RowStats]) -> list[str]:
+    out = [
+        "",
+        "## Per row, across nodes (throughput img/s)",
+        "",
+        "| row | cells | nodes passed | median | min | max | range % | MAD | 95% CI of median | outliers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for st in stats:
+        label = " ".join(f"{k}={v}" for k, v in st.cells.items()) or "(defaults)"
+        ci = "n/a" if not st.ci else f"[{st.ci[0]:.2f}, {st.ci[1]:.2f}]"
         out.append(
-            f"- **{c['node']}**, row {c['row']}: {c['throughput_img_s']:.2f} img/s ({c['outlier']}); "
-            f"{telemetry_line(c)}"
+            f"| {st.row} | {label} | {st.passed}/{st.nodes} | {_num(st.median)} | "
+            f"{_num(st.min)} | {_num(st.max)} | {_num(st.range_pct, '.1f')} | {_num(st.mad)} | "
+            f"{ci} | {', '.join(st.outliers) or '-'} |"
         )
     return out
 
 
-def _problems(cells: list[dict]) -> list[str]:
-    """Cells that did not pass, and measured cells whose own checks call them invalid."""
+def _matrix(nodes: Sequence[str], cells: Sequence[FleetCell], stats: Sequence[RowStats]) -> list[str]:
     out = [
-        f"- row {c['row']} on {c['node']} ({c['status']}): {c.get('reason') or '-'}"
-        for c in cells
-        if c["status"] != "passed"
+        "",
+        "## Cells (throughput img/s, or status)",
+        "",
+        "| node | " + " | ".join(f"row {st.row}" for st in stats) + " |",
+        "|---|" + "---|" * len(stats),
     ]
+    for node in nodes:
+        mine = {c.row: c for c in cells if c.node == node}
+        out.append(f"| {node} | " + " | ".join(_cell_text(mine.get(st.row)) for st in stats) + " |")
+    return out
+
+
+def _cell_text(c: FleetCell | None) -> str:
+    if c is None:
+        return "-"
+    if c.throughput_img_s is None:
+        return c.status.upper() if c.status == "failed" else c.status
+    mark = {"slow": " **(slow)**", "fast": " **(fast)**"}.get(c.outlier or "", "")
+    return f"{c.throughput_img_s:.2f}{mark}" + (" (invalid)" if c.valid is False else "")
+
+
+def _outliers(cells: Sequence[FleetCell]) -> list[str]:
+    flagged = [c for c in cells if c.outlier]
+    if not flagged:
+        return []
+    out = ["", "## Outlier nodes", ""]
+    for c in flagged:
+        out.append(f"- **{c.node}**, row {c.row}: {c.throughput_img_s:.2f} img/s ({c.outlier}); {telemetry_line(c)}")
+    return out
+
+
+def _problems(cells: Sequence[FleetCell]) -> list[str]:
+    """Cells that did not pass, and measured cells whose own checks call them invalid."""
+    out = [f"- row {c.row} on {c.node} ({c.status}): {c.reason or '-'}" for c in cells if c.status != "passed"]
     out += [
-        f"- row {c['row']} on {c['node']}: measured but **invalid** ({telemetry_line(c)})"
+        f"- row {c.row} on {c.node}: measured but **invalid** ({telemetry_line(c)})"
         for c in cells
-        if c["status"] == "passed" and c.get("valid") is False
+        if c.status == "passed" and c.valid is False
     ]
     return ["", "## Cells that did not pass or are invalid", "", *out] if out else []

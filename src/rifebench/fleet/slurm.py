@@ -16,6 +16,7 @@ reads them from fleet.json), so no profile cell passes through a shell.
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 import shutil
@@ -76,10 +77,10 @@ def check(flag: str, value: str | None) -> str | None:
     return value
 
 
-def options(args) -> SlurmOptions:
+def options(args: argparse.Namespace) -> SlurmOptions:
     return SlurmOptions(
         check("--partition", args.partition),
-        check("--nodes", args.nodes or "1"),
+        check("--nodes", args.nodes or "1") or "1",
         check("--gpus-per-task", args.gpus_per_task),
         check("--time-limit", args.time_limit),
         check("--account", args.account),
@@ -139,7 +140,7 @@ def srun_command(opts: SlurmOptions, out: Path) -> list[str]:
         python = ".venv/bin/python"
     else:
         python = sys.executable
-    return cmd + [python, "-m", "rifebench.fleet.task", "--output-dir", str(out), "--row"]
+    return [*cmd, python, "-m", "rifebench.fleet.task", "--output-dir", str(out), "--row"]
 
 
 def render(opts: SlurmOptions, args: list[str], out: Path, package_parent: str) -> str:

@@ -13,23 +13,23 @@ node_<node>/sysinfo.json describes the node once.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from rifebench.bench.row import harness_command, run_row
+from rifebench.console import error, log, now_iso
 from rifebench.fleet.collect import NODE_PREFIX, PLAN, TASK
+from rifebench.fleet.records import FleetPlan, TaskRecord
 from rifebench.fsutil import atomic_write_text
+from rifebench.run.interrupts import Interrupted, raise_on_signals
 from rifebench.status import Exit
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+PROG = "fleet_task"
 
 
 def node_name() -> str:
@@ -61,55 +61,47 @@ def describe_node(node_dir: Path) -> None:
 
         atomic_write_text(target, json.dumps(sysinfo.collect(), indent=2, default=str) + "\n")
     except Exception as exc:  # noqa: BLE001 - a description must not stop the measurement
-        print(f"fleet_task: sysinfo not written: {type(exc).__name__}: {exc}", flush=True)
+        log(f"{PROG}: sysinfo not written: {type(exc).__name__}: {exc}")
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def run_cell(out: Path, plan: dict, row_no: int) -> int:
-    rows = {r["row"]: r for r in plan["rows"]}
+def run_cell(out: Path, plan: FleetPlan, row_no: int) -> int:
+    rows = {r.row: r for r in plan.rows}
     if row_no not in rows:
-        print(f"fleet_task: error: row {row_no} is not in {out / PLAN} (accepted: 1..{len(rows)})", file=sys.stderr)
+        error(PROG, f"row {row_no} is not in {out / PLAN} (accepted: 1..{len(rows)})")
         return Exit.USAGE
     node = node_name()
     test_dir = cell_dir(out, node, row_no)
     describe_node(test_dir.parent)
-    task = {
-        "row": row_no,
-        "node": node,
-        "host": socket.gethostname(),
-        "state": "running",
-        "started": _now(),
-        "job_id": os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID"),
-        "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
-        "completion_index": os.environ.get("JOB_COMPLETION_INDEX"),
-    }
-    atomic_write_text(test_dir / TASK, json.dumps(task, indent=2) + "\n")
-    env = {k: v for k, v in os.environ.items() if k != "OUTPUT_DIR"} | rows[row_no]["env"]
-    env["OUTPUT_DIR"] = str(test_dir)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
-    t0 = time.monotonic()
-    code = _run(test_dir / "console.log", env)
-    task.update(state="finished", exit_code=code, finished=_now(), wall_s=time.monotonic() - t0)
-    atomic_write_text(test_dir / TASK, json.dumps(task, indent=2) + "\n")
-    print(f"fleet_task: row {row_no} on {node}: exit {code}", flush=True)
-    return code
+    task = TaskRecord(
+        state="running",
+        row=row_no,
+        node=node,
+        host=socket.gethostname(),
+        started=now_iso(),
+        job_id=os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID"),
+        array_task_id=os.environ.get("SLURM_ARRAY_TASK_ID"),
+        completion_index=os.environ.get("JOB_COMPLETION_INDEX"),
+    )
+    atomic_write_text(test_dir / TASK, json.dumps(task.to_dict(), indent=2) + "\n")
+    # scancel, a pod's deletion: passed on to the run, which records its interruption.
+    done = run_row(harness_command(), rows[row_no].env, test_dir)
+    task.state, task.exit_code, task.finished, task.wall_s = "finished", done.exit_code, now_iso(), done.wall_s
+    atomic_write_text(test_dir / TASK, json.dumps(task.to_dict(), indent=2) + "\n")
+    log(f"{PROG}: row {row_no} on {node}: exit {done.exit_code}")
+    return Exit.FAIL if done.exit_code is None else done.exit_code
 
 
-def _run(log_path: Path, env: dict) -> int:
-    """The run, its output in console.log; SIGTERM/SIGINT (scancel, a pod's
-    deletion) are passed on so that the run records its interruption."""
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen([sys.executable, "-m", "rifebench"], env=env, stdout=logf, stderr=subprocess.STDOUT)
-
-        def forward(signum, frame):
-            proc.send_signal(signum)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, forward)
-        return proc.wait()
+def read_plan(out: Path, plan_file: str | None) -> FleetPlan:
+    """The plan, copied into the fleet folder when it came from elsewhere (a
+    ConfigMap), so that the collected folder reads like a Slurm one."""
+    plan_path = Path(plan_file) if plan_file else out / PLAN
+    plan = FleetPlan.from_dict(json.loads(plan_path.read_text()))
+    if plan_file and not (out / PLAN).exists():
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{PLAN}.{os.getpid()}"
+        shutil.copyfile(plan_path, tmp)
+        os.replace(tmp, out / PLAN)
+    return plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,19 +120,18 @@ def main(argv: list[str] | None = None) -> int:
         help="row = $JOB_COMPLETION_INDEX // replicas + 1 (Kubernetes Indexed Job)",
     )
     args = p.parse_args(argv)
-    out = Path(args.output_dir)
-    plan_path = Path(args.plan) if args.plan else out / PLAN
-    plan = json.loads(plan_path.read_text())
-    if args.plan and not (out / PLAN).exists():
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{PLAN}.{os.getpid()}"
-        shutil.copyfile(plan_path, tmp)
-        os.replace(tmp, out / PLAN)  # the collected folder reads like a Slurm one
-    if args.completion_index:
-        row = int(os.environ["JOB_COMPLETION_INDEX"]) // max(1, int(plan.get("replicas") or 1)) + 1
-    else:
-        row = args.row
-    return run_cell(out, plan, row)
+    raise_on_signals()
+    try:
+        out = Path(args.output_dir)
+        plan = read_plan(out, args.plan)
+        if args.completion_index:
+            row = int(os.environ["JOB_COMPLETION_INDEX"]) // max(1, plan.replicas or 1) + 1
+        else:
+            row = args.row
+        return run_cell(out, plan, row)
+    except Interrupted as exc:  # before the run started: nothing to record
+        log(f"{PROG}: interrupted ({exc}) before the run started")
+        return Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

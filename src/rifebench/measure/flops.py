@@ -11,6 +11,9 @@ import functools
 import math
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -30,10 +33,12 @@ _COUNTED = (
     "ops are not counted"
 )
 
-_CACHE: dict = {}
+NetBuilder = Callable[[], torch.nn.Module]  # a zero-argument builder of the network
+
+_CACHE: dict[tuple[object, ...], dict[str, Any]] = {}
 
 
-def _builder_key(build_net):
+def _builder_key(build_net: Callable[..., Any]) -> object:
     """A stable cache key for a builder: its import name where it has one."""
     if isinstance(build_net, functools.partial):
         return (_builder_key(build_net.func), build_net.args, tuple(sorted(build_net.keywords.items())))
@@ -45,7 +50,7 @@ def _builder_key(build_net):
     return build_net
 
 
-def _abstract_mode():
+def _abstract_mode() -> AbstractContextManager[Any]:
     """A context in which factories make storage-less tensors. Fake tensors carry
     meta storage but report a CPU device, so the networks' warp can still enter
     torch.autocast(device_type=...), which rejects "meta"."""
@@ -56,16 +61,20 @@ def _abstract_mode():
     return FakeTensorMode()
 
 
-def _forward_flops(net, x, timestep, scale, arbitrary_timestep) -> int:
+def _forward_flops(
+    net: torch.nn.Module, x: torch.Tensor, timestep: float, scale: float, arbitrary_timestep: bool
+) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         if arbitrary_timestep:
             net(x, x, timestep, scale=scale)
         else:
             net(x, x, scale=scale)
-    return counter.get_total_flops()
+    return int(counter.get_total_flops())
 
 
-def _count_abstract(build_net, h, w, batch, timestep, scale, arbitrary_timestep) -> int:
+def _count_abstract(
+    build_net: NetBuilder, h: int, w: int, batch: int, timestep: float, scale: float, arbitrary_timestep: bool
+) -> int:
     with _abstract_mode():
         net = build_net().eval()
         x = torch.zeros(batch, 3, h, w)
@@ -84,7 +93,7 @@ class _DataDependent(Exception):
     pass
 
 
-def _declared_data_dependent(build_net) -> str | None:
+def _declared_data_dependent(build_net: NetBuilder) -> str | None:
     """The networks say when they branch on their own output (`data_dependent`,
     which the CUDA-graph knob reads too); built on the meta device, asking costs
     nothing."""
@@ -93,7 +102,9 @@ def _declared_data_dependent(build_net) -> str | None:
     return "the network branches on its own output (data_dependent)" if getattr(net, "data_dependent", False) else None
 
 
-def _count_cpu(build_net, h, w, batch, timestep, scale, arbitrary_timestep) -> tuple[int, bool]:
+def _count_cpu(
+    build_net: NetBuilder, h: int, w: int, batch: int, timestep: float, scale: float, arbitrary_timestep: bool
+) -> tuple[int, bool]:
     """Counts on real zero inputs. Returns (flops, whether a large-motion branch fired)."""
     net = build_net().eval()
     before = getattr(net, "large_motion_count", 0)
@@ -112,7 +123,7 @@ def _smaller_size(h: int, w: int, modulus: int | None) -> tuple[int, int]:
 
 
 def count_gflop(
-    build_net,
+    build_net: NetBuilder,
     height: int,
     width: int,
     batch: int = 1,
@@ -121,7 +132,7 @@ def count_gflop(
     arbitrary_timestep: bool = True,
     *,
     modulus: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """GFLOP of ONE forward call of build_net() on (batch, 3, height, width) frame pairs.
 
     height, width: the padded size the network sees. Calls net(img0, img1, timestep,
@@ -137,6 +148,7 @@ def count_gflop(
         return dict(_CACHE[key])
     args = (timestep, scale, arbitrary_timestep)
     why = _declared_data_dependent(build_net)
+    flops: float
     try:
         if why:  # a fake-tensor attempt would only fail, after two seconds of tracing
             raise _DataDependent(why)
@@ -263,10 +275,10 @@ def _sync(device: torch.device) -> None:
         getattr(torch, device.type).synchronize(device)
 
 
-def _timed(device: torch.device, fn, n: int) -> float:
+def _timed(device: torch.device, fn: Callable[[], object], n: int) -> float:
     """Seconds for n calls of fn: device events where the backend has them, else the
     host clock around a synchronisation."""
-    backend = getattr(torch, device.type, None)
+    backend: Any = getattr(torch, device.type, None)
     if device.type != "cpu" and hasattr(backend, "Event"):
         start, end = backend.Event(enable_timing=True), backend.Event(enable_timing=True)
         start.record()
@@ -274,7 +286,7 @@ def _timed(device: torch.device, fn, n: int) -> float:
             fn()
         end.record()
         end.synchronize()
-        return start.elapsed_time(end) / 1000.0
+        return float(start.elapsed_time(end)) / 1000.0
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -283,12 +295,14 @@ def _timed(device: torch.device, fn, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def measured_matmul_tflops(device, dtype, seconds: float = 1.0, size: int = 8192) -> float:
+def measured_matmul_tflops(
+    device: torch.device | str, dtype: torch.dtype | str, seconds: float = 1.0, size: int = 8192
+) -> float:
     """TFLOP/s of repeated size x size matmuls on device in dtype (a torch dtype or
     fp32/tf32/fp16/bf16), after a warm-up, over about `seconds`: a measured ceiling
     for devices the peak table lacks. fp32 uses TF32 only where the caller has
     enabled it (torch.backends.cuda.matmul.allow_tf32)."""
-    device = torch.device(device)
+    dev = torch.device(device)
     if not isinstance(dtype, torch.dtype):
         name = _ALIASES.get(str(dtype).lower(), str(dtype).lower())
         if name not in _DTYPES:
@@ -296,20 +310,20 @@ def measured_matmul_tflops(device, dtype, seconds: float = 1.0, size: int = 8192
                 f"measured_matmul_tflops: dtype must be a torch dtype or one of {', '.join(_DTYPES)}, got {dtype!r}"
             )
         dtype = _DTYPES[name]
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    out = torch.empty(size, size, device=device, dtype=dtype)
+    a = torch.randn(size, size, device=dev).to(dtype)
+    b = torch.randn(size, size, device=dev).to(dtype)
+    out = torch.empty(size, size, device=dev, dtype=dtype)
 
-    def step():
+    def step() -> None:
         torch.matmul(a, b, out=out)
 
-    one = _timed(device, step, 2) / 2  # also the warm-up (kernel selection, clocks)
+    one = _timed(dev, step, 2) / 2  # also the warm-up (kernel selection, clocks)
     n = max(1, int(seconds / max(one, 1e-9)))
-    elapsed = _timed(device, step, n)
+    elapsed = _timed(dev, step, n)
     return 2.0 * size**3 * n / elapsed / 1e12
 
 
-def achieved(gflop_per_pair, pairs_per_s, peak) -> dict:
+def achieved(gflop_per_pair: float | None, pairs_per_s: float | None, peak: float | None) -> dict[str, Any]:
     """TFLOP/s achieved at pairs_per_s, and its share of peak (TFLOP/s) in percent;
     None where an input is unknown."""
     tflops = None

@@ -1,5 +1,5 @@
-"""The GPUs: what there is (`gpu_inventory`, for sysinfo) and what the GPUs of a
-run did (`open_gpu_source`, sampled by telemetry.py in the timed window).
+"""What the GPUs of a run did (`open_gpu_source`, sampled by telemetry.py in the
+timed window); what GPUs there are is inventory.py's.
 
 NVIDIA: NVML through nvidia-ml-py (imported as pynvml, optional), else the
 `nvidia-smi` CLI. Intel: `xpu-smi`. A GPU is named by its PCI bus id, never by
@@ -14,15 +14,17 @@ the active clock-limiting reasons).
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from rifebench.measure.inventory import GpuRecord, number, run_tool, xpu_gpus
 from rifebench.measure.topology import normalise_bus_id
 
-TOOL_TIMEOUT_S = 20
+Sample = dict[str, Any]  # util_pct, mem_used_bytes, power_w, ... of one GPU
+
 THROTTLE_BITS = {
     0x1: "gpu_idle",
     0x2: "applications_clocks_setting",
@@ -34,7 +36,6 @@ THROTTLE_BITS = {
     0x80: "hw_power_brake_slowdown",
     0x100: "display_clock_setting",
 }
-NVIDIA_INVENTORY = "index,name,uuid,driver_version,vbios_version,memory.total,pci.bus_id"
 
 
 def throttle_names(mask: int | None) -> list[str]:
@@ -45,26 +46,7 @@ def throttle_names(mask: int | None) -> list[str]:
     return names + ([f"other_0x{rest:x}"] if rest else [])
 
 
-def _num(text: str) -> float | None:
-    try:
-        return float(text.strip().split()[0])
-    except (ValueError, IndexError):
-        return None  # "[N/A]", "N/A", "" and the like
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _run(cmd: list[str]) -> tuple[int | None, str, str]:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
-        return proc.returncode, proc.stdout, proc.stderr
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, "", f"{type(exc).__name__}: {exc}"
-
-
-def _by_bus(gpus: list) -> dict:
+def _by_bus(gpus: list[GpuRecord]) -> dict[str, int]:
     """normalised bus id -> torch index, for the GPUs whose bus id is known."""
     return {normalise_bus_id(g["pci_bus_id"]): g["index"] for g in gpus if g.get("pci_bus_id")}
 
@@ -72,23 +54,33 @@ def _by_bus(gpus: list) -> dict:
 # --- telemetry sources: sample() -> {torch index: fields} ------------------------------
 
 
+class GpuSource(Protocol):
+    name: str
+
+    def sample(self) -> dict[int, Sample]: ...
+
+    def energy_j(self) -> dict[int, float | None]: ...
+
+    def close(self) -> None: ...
+
+
 class Nvml:
     name = "nvml"
 
-    def __init__(self, gpus: list):
+    def __init__(self, gpus: list[GpuRecord]):
         import pynvml  # nvidia-ml-py
 
         self.nvml = pynvml
         pynvml.nvmlInit()
         self.handles = {idx: pynvml.nvmlDeviceGetHandleByPciBusId(bus) for bus, idx in _by_bus(gpus).items()}
 
-    def _try(self, fn, *args):
+    def _try(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
         except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends: the field is unknown
             return None
 
-    def sample(self) -> dict:
+    def sample(self) -> dict[int, Sample]:
         n, out = self.nvml, {}
         for idx, h in self.handles.items():
             util = self._try(n.nvmlDeviceGetUtilizationRates, h)
@@ -109,14 +101,14 @@ class Nvml:
             }
         return out
 
-    def energy_j(self) -> dict:
+    def energy_j(self) -> dict[int, float | None]:
         out = {}
         for idx, h in self.handles.items():
             mj = self._try(self.nvml.nvmlDeviceGetTotalEnergyConsumption, h)
             out[idx] = None if mj is None else mj / 1000.0
         return out
 
-    def close(self):
+    def close(self) -> None:
         self._try(self.nvml.nvmlShutdown)
 
 
@@ -127,21 +119,21 @@ class NvidiaSmi:
     name = "nvidia-smi"
     QUERY = "pci.bus_id,utilization.gpu,memory.used,power.draw,clocks.sm,clocks.mem,clocks_throttle_reasons.active"
 
-    def __init__(self, gpus: list, exe: str):
+    def __init__(self, gpus: list[GpuRecord], exe: str):
         self.exe, self.by_bus = exe, _by_bus(gpus)
 
-    def sample(self) -> dict:
-        _, out, _ = _run([self.exe, f"--query-gpu={self.QUERY}", "--format=csv,noheader,nounits"])
+    def sample(self) -> dict[int, Sample]:
+        _, out, _ = run_tool([self.exe, f"--query-gpu={self.QUERY}", "--format=csv,noheader,nounits"])
         return parse_nvidia_smi(out, self.by_bus)
 
-    def energy_j(self) -> dict:
+    def energy_j(self) -> dict[int, float | None]:
         return {}
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
-def parse_nvidia_smi(text: str, by_bus: dict) -> dict:
+def parse_nvidia_smi(text: str, by_bus: dict[str, int]) -> dict[int, Sample]:
     """One CSV row per GPU (the QUERY fields, no header, no units) -> {torch index: fields}."""
     out = {}
     rows = [[c.strip() for c in line.split(",")] for line in text.strip().splitlines() if line.count(",") >= 6]
@@ -149,13 +141,13 @@ def parse_nvidia_smi(text: str, by_bus: dict) -> dict:
         idx = by_bus.get(normalise_bus_id(r[0]))
         if idx is None:
             continue
-        mem, mask = _num(r[2]), r[6]
+        mem, mask = number(r[2]), r[6]
         out[idx] = {
-            "util_pct": _num(r[1]),
+            "util_pct": number(r[1]),
             "mem_used_bytes": None if mem is None else mem * 2**20,
-            "power_w": _num(r[3]),
-            "sm_clock_mhz": _num(r[4]),
-            "mem_clock_mhz": _num(r[5]),
+            "power_w": number(r[3]),
+            "sm_clock_mhz": number(r[4]),
+            "mem_clock_mhz": number(r[5]),
             "throttle": throttle_names(int(mask, 16)) if mask.lower().startswith("0x") else [],
         }
     return out
@@ -168,7 +160,7 @@ class XpuSmi:
     name = "xpu-smi"
     METRICS = "0,1,2,18"  # utilisation, power, frequency, memory used
 
-    def __init__(self, ids: dict, exe: str):
+    def __init__(self, ids: dict[int, int], exe: str):
         self.ids = ids
         self.proc = subprocess.Popen(
             [exe, "dump", "-d", ",".join(map(str, ids)), "-m", self.METRICS],
@@ -177,11 +169,13 @@ class XpuSmi:
             text=True,
             start_new_session=True,
         )
-        self.latest, self.lock = {}, threading.Lock()
+        self.latest: dict[int, Sample] = {}
+        self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
-    def _read(self):
+    def _read(self) -> None:
         header = None
+        assert self.proc.stdout is not None  # opened with stdout=PIPE
         for line in self.proc.stdout:
             if "DeviceId" in line:
                 header = [h.strip() for h in line.split(",")]
@@ -191,14 +185,14 @@ class XpuSmi:
                     with self.lock:
                         self.latest[self.ids[row.pop("device")]] = row
 
-    def sample(self) -> dict:
+    def sample(self) -> dict[int, Sample]:
         with self.lock:
             return {k: dict(v) for k, v in self.latest.items()}
 
-    def energy_j(self) -> dict:
+    def energy_j(self) -> dict[int, float | None]:
         return {}
 
-    def close(self):
+    def close(self) -> None:
         self.proc.terminate()
         try:
             self.proc.wait(timeout=5)
@@ -206,14 +200,14 @@ class XpuSmi:
             self.proc.kill()
 
 
-def parse_xpu_smi_row(header: list, line: str) -> dict | None:
-    cells = dict(zip(header, (c.strip() for c in line.split(","))))
-    dev = _num(cells.get("DeviceId", ""))
+def parse_xpu_smi_row(header: list[str], line: str) -> dict[str, Any] | None:
+    cells = dict(zip(header, (c.strip() for c in line.split(",")), strict=False))  # a short row lacks its last cells
+    dev = number(cells.get("DeviceId", ""))
     if dev is None:
         return None
 
-    def find(word):
-        return next((_num(v) for k, v in cells.items() if word in k), None)
+    def find(word: str) -> float | None:
+        return next((number(v) for k, v in cells.items() if word in k), None)
 
     mem = find("Memory Used")
     return {
@@ -227,7 +221,7 @@ def parse_xpu_smi_row(header: list, line: str) -> dict | None:
     }
 
 
-def xpu_ids(gpus: list, listing: list) -> tuple[dict, str | None]:
+def xpu_ids(gpus: list[GpuRecord], listing: list[dict[str, Any]]) -> tuple[dict[int, int], str | None]:
     """{xpu-smi device id: torch index}: by PCI bus id where both sides know it,
     else the same number, which holds unless tiles are listed as devices."""
     bus_of_dev = {
@@ -235,7 +229,8 @@ def xpu_ids(gpus: list, listing: list) -> tuple[dict, str | None]:
         for d in listing
         if d.get("pci_bdf_address") and "device_id" in d
     }
-    ids, guessed = {}, []
+    ids: dict[int, int] = {}
+    guessed: list[int] = []
     for g in gpus:
         dev = bus_of_dev.get(normalise_bus_id(g["pci_bus_id"])) if g.get("pci_bus_id") else None
         if dev is None:
@@ -246,7 +241,7 @@ def xpu_ids(gpus: list, listing: list) -> tuple[dict, str | None]:
     return ids, note
 
 
-def open_gpu_source(platform: str, gpus: list):
+def open_gpu_source(platform: str, gpus: list[GpuRecord]) -> tuple[GpuSource | None, str | None]:
     """The best telemetry source for these GPUs ({"index", "pci_bus_id"} each),
     and a note when there is none or some GPU cannot be told apart."""
     if not gpus:
@@ -270,112 +265,3 @@ def open_gpu_source(platform: str, gpus: list):
             return XpuSmi(ids, exe), note
         return None, "no GPU telemetry: xpu-smi not on PATH"
     return None, None
-
-
-# --- the inventory ------------------------------------------------------------------------
-
-
-def nvml_gpus() -> list[dict] | None:
-    """Every NVIDIA GPU NVML sees, or None when NVML cannot be used here."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no module or no driver library: nvidia-smi may still answer
-        return None
-    try:
-        driver = _text(pynvml.nvmlSystemGetDriverVersion())
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)  # listing them all; the bus id is the identity
-            gpus.append(
-                {
-                    "tool": "nvml",
-                    "index": i,
-                    "name": _text(pynvml.nvmlDeviceGetName(h)),
-                    "uuid": _text(pynvml.nvmlDeviceGetUUID(h)),
-                    "driver_version": driver,
-                    "vbios_version": _text(pynvml.nvmlDeviceGetVbiosVersion(h)),
-                    "memory_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
-                    "pci_bus_id": normalise_bus_id(_text(pynvml.nvmlDeviceGetPciInfo(h).busId)),
-                }
-            )
-        return gpus
-    except Exception as exc:  # noqa: BLE001 - recorded, never raised
-        return [{"tool": "nvml", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def nvidia_smi_gpus() -> list[dict] | None:
-    """The same record as nvml_gpus, from nvidia-smi; None when it is not on PATH."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return None
-    rc, out, err = _run([exe, f"--query-gpu={NVIDIA_INVENTORY}", "--format=csv,noheader,nounits"])
-    if rc != 0:
-        return [{"tool": "nvidia-smi", "error": (err.strip() or out.strip() or f"exit {rc}").splitlines()[-1]}]
-    gpus = []
-    for cells in csv.reader(out.strip().splitlines(), skipinitialspace=True):
-        if len(cells) != 7:
-            continue
-        index, name, uuid, driver, vbios, mem, bus = (c.strip() for c in cells)
-        mib = _num(mem)
-        gpus.append(
-            {
-                "tool": "nvidia-smi",
-                "index": int(index) if index.isdigit() else None,
-                "name": name,
-                "uuid": uuid,
-                "driver_version": driver,
-                "vbios_version": vbios,
-                "memory_total_bytes": None if mib is None else int(mib * 2**20),
-                "pci_bus_id": normalise_bus_id(bus),
-            }
-        )
-    return gpus
-
-
-def xpu_gpus() -> list[dict] | None:
-    """xpu-smi's own JSON per device (name, driver, firmware versions, PCI
-    address, ...), kept whole: its keys differ between xpu-smi releases."""
-    exe = shutil.which("xpu-smi")
-    if not exe:
-        return None
-    rc, out, err = _run([exe, "discovery", "-j"])
-    try:
-        listing = json.loads(out) if rc == 0 else None
-    except ValueError:
-        listing = None
-    if not isinstance(listing, dict):
-        return [{"tool": "xpu-smi", "error": (err.strip() or f"exit {rc}: unreadable output").splitlines()[-1]}]
-    gpus = []
-    for dev in listing.get("device_list", [])[:16]:
-        detail = dev
-        rc, out, _ = _run([exe, "discovery", "-d", str(dev.get("device_id", 0)), "-j"])
-        if rc == 0:
-            try:
-                detail = {**dev, **json.loads(out)}
-            except ValueError:
-                pass
-        gpus.append({"tool": "xpu-smi", **detail})
-    return gpus
-
-
-def gpu_inventory() -> tuple[list[dict], str | None]:
-    """(the GPUs, the tools that listed them). NVIDIA's `index` is the driver's
-    (PCI bus order), not torch's; `pci_bus_id` is what names a GPU."""
-    gpus, tools = [], []
-    nvidia = nvml_gpus()
-    for name, found in (
-        ("nvml", nvidia),
-        ("nvidia-smi", nvidia_smi_gpus() if nvidia is None else None),
-        ("xpu-smi", xpu_gpus()),
-    ):
-        if found is not None:
-            tools.append(name)
-            gpus.extend(found)
-    return gpus, ",".join(tools) or None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from rifebench.measure.records import Latency
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (numpy's default)."""
@@ -24,30 +26,26 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 MIN_SAMPLES_FOR = {"p90": 10, "p99": 100}
 
 
-def latency_stats(samples_ms: Iterable[float]) -> dict:
+def latency_stats(samples_ms: Iterable[float]) -> Latency:
     """mean, p50, p90, p99, min, max and stdev (sample stdev; null below 2 samples)."""
     values = sorted(samples_ms)
     n = len(values)
     if n == 0:
-        return dict.fromkeys(("count", "mean", "p50", "p90", "p99", "min", "max", "stdev")) | {"count": 0}
+        return Latency()
     mean = math.fsum(values) / n
-    stdev = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    out = {
-        "count": n,
-        "mean": mean,
-        "p50": percentile(values, 50),
-        "p90": percentile(values, 90) if n >= MIN_SAMPLES_FOR["p90"] else None,
-        "p99": percentile(values, 99) if n >= MIN_SAMPLES_FOR["p99"] else None,
-        "min": values[0],
-        "max": values[-1],
-        "stdev": stdev,
-    }
     missing = [k for k, need in MIN_SAMPLES_FOR.items() if n < need]
-    if missing:
-        out["percentile_note"] = (
-            ", ".join(f"{k} needs >= {MIN_SAMPLES_FOR[k]} samples" for k in missing) + f"; {n} measured"
-        )
-    return out
+    note = ", ".join(f"{k} needs >= {MIN_SAMPLES_FOR[k]} samples" for k in missing) + f"; {n} measured"
+    return Latency(
+        count=n,
+        mean=mean,
+        p50=percentile(values, 50),
+        p90=percentile(values, 90) if n >= MIN_SAMPLES_FOR["p90"] else None,
+        p99=percentile(values, 99) if n >= MIN_SAMPLES_FOR["p99"] else None,
+        min=values[0],
+        max=values[-1],
+        stdev=math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None,
+        percentile_note=note if missing else None,
+    )
 
 
 def rate(count: float, seconds: float | None) -> float | None:

@@ -18,8 +18,21 @@ along the channel axis), so frames are scored in the order they are read in.
 from __future__ import annotations
 
 import math
+from typing import Any, Protocol
 
 import numpy as np
+
+
+class Thresholds(Protocol):
+    """What the verdict reads of the run's configuration (config.Config has it)."""
+
+    @property
+    def min_psnr_db(self) -> float: ...
+    @property
+    def min_pass_pct(self) -> float: ...
+    @property
+    def interpolation(self) -> int: ...
+
 
 PSNR_CAP_DB = 100.0  # identical frames: mse 0 would be +inf, which JSON cannot hold
 _MSE_FLOOR = 10 ** (-PSNR_CAP_DB / 10)
@@ -53,8 +66,9 @@ def psnr(gt: np.ndarray, pred: np.ndarray) -> float:
 
 def _kernel() -> np.ndarray:
     x = np.arange(_WINDOW, dtype=np.float64) - _WINDOW // 2
-    g = np.exp(-(x * x) / (2 * _SIGMA * _SIGMA))
-    return g / g.sum()
+    g: np.ndarray = np.exp(-(x * x) / (2 * _SIGMA * _SIGMA))
+    kernel: np.ndarray = g / g.sum()
+    return kernel
 
 
 _KERNEL = _kernel()
@@ -77,7 +91,10 @@ def _blur(img: np.ndarray, mix: np.ndarray) -> np.ndarray:
     import cv2
 
     across = img @ mix.T  # along the channel axis; separable, so the order does not matter
-    return cv2.sepFilter2D(np.ascontiguousarray(across), cv2.CV_64F, _KERNEL, _KERNEL, borderType=cv2.BORDER_REPLICATE)
+    out: np.ndarray = cv2.sepFilter2D(
+        np.ascontiguousarray(across), cv2.CV_64F, _KERNEL, _KERNEL, borderType=cv2.BORDER_REPLICATE
+    )
+    return out
 
 
 def ssim(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -104,7 +121,7 @@ def _mean(values: list[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
-def merge(cfg, per_stream: list[dict | None]) -> dict:
+def merge(cfg: Thresholds, per_stream: list[dict[str, Any] | None]) -> dict[str, Any]:
     """The quality section of results.json, with the verdict.
 
     Every stream runs the same list, so a triplet is counted once: with several
@@ -154,10 +171,10 @@ def merge(cfg, per_stream: list[dict | None]) -> dict:
     }
 
 
-def _worst_per_triplet(got: list[dict], threshold: float) -> tuple[list[dict], float]:
+def _worst_per_triplet(got: list[dict[str, Any]], threshold: float) -> tuple[list[dict[str, Any]], float]:
     """One record per triplet, its worst score over the streams; and the largest
     PSNR difference between streams on one triplet."""
-    by_index: dict[int, list[dict]] = {}
+    by_index: dict[int, list[dict[str, Any]]] = {}
     for q in got:
         for f in q.get("frames", []):
             by_index.setdefault(f["index"], []).append(f)
@@ -202,7 +219,7 @@ def _note(n: int, checked: int | None, verdict: str, tested: int, planned: int) 
     return "; ".join(parts) or "every interpolated frame was checked against its ground truth"
 
 
-def _stream_line(i: int, q: dict | None, threshold: float) -> dict:
+def _stream_line(i: int, q: dict[str, Any] | None, threshold: float) -> dict[str, Any]:
     if not q:
         return {"stream": i, "returned": False}
     psnrs = [f["psnr"] for f in q.get("frames", [])]
@@ -227,7 +244,7 @@ def float_psnr(ref: np.ndarray, out: np.ndarray) -> float:
     return math.inf if mse == 0 else -10.0 * math.log10(mse)
 
 
-def output_diff(ref: np.ndarray, out: np.ndarray) -> dict:
+def output_diff(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
     """How far one model output is from another (HxWx3 floats in [0, 1]): PSNR on
     the float frames (inf when identical), SSIM after rounding both to 8 bits (the
     RIFE evaluation's), and the largest absolute error. One definition for the

@@ -14,6 +14,9 @@ import math
 import random
 import statistics
 from collections.abc import Callable, Sequence
+from typing import Any
+
+Stat = Callable[[list[float]], Any]  # a statistic of a sample: statistics.median, mean, a percentile
 
 LEVEL = 0.95
 RESAMPLES = 2000
@@ -22,30 +25,30 @@ MIN_BLOCK_SAMPLES = 10
 
 def _interval(values: list[float], level: float) -> tuple[float, float]:
     values.sort()
-    lo = values[int(math.floor((1 - level) / 2 * (len(values) - 1)))]
-    hi = values[int(math.ceil((1 + level) / 2 * (len(values) - 1)))]
+    lo = values[math.floor((1 - level) / 2 * (len(values) - 1))]
+    hi = values[math.ceil((1 + level) / 2 * (len(values) - 1))]
     return lo, hi
 
 
 def bootstrap_ci(
-    values: Sequence[float],
-    stat: Callable = statistics.median,
+    values: Sequence[float | None],
+    stat: Stat = statistics.median,
     level: float = LEVEL,
     resamples: int = RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of stat(values); None below 2 values."""
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
+    """Percentile bootstrap interval of stat(values); None below 2 values (None values are left out)."""
+    known = [v for v in values if v is not None]
+    if len(known) < 2:
         return None
     rng = random.Random(seed)
-    n = len(values)
-    return _interval([stat(rng.choices(values, k=n)) for _ in range(resamples)], level)
+    n = len(known)
+    return _interval([stat(rng.choices(known, k=n)) for _ in range(resamples)], level)
 
 
 def block_bootstrap_ci(
     samples: Sequence[float],
-    stat: Callable = statistics.median,
+    stat: Stat = statistics.median,
     level: float = LEVEL,
     resamples: int = RESAMPLES,
     block: int | None = None,
@@ -70,13 +73,36 @@ def block_bootstrap_ci(
     return _interval(out, level)
 
 
-def summary(values: Sequence[float], level: float = LEVEL) -> dict:
-    """{median, ci: [lo, hi] or null, n} of independent measurements."""
-    values = [v for v in values if v is not None]
-    ci = bootstrap_ci(values, level=level)
+def summary(values: Sequence[float | None], level: float = LEVEL) -> dict[str, Any]:
+    """{median, ci: [lo, hi] or null, n} of independent measurements (None values are left out)."""
+    known = [v for v in values if v is not None]
+    ci = bootstrap_ci(known, level=level)
     return {
-        "median": statistics.median(values) if values else None,
+        "median": statistics.median(known) if known else None,
         "ci": list(ci) if ci else None,
-        "n": len(values),
+        "n": len(known),
         "level": level,
     }
+
+
+def spread_pct(values: Sequence[float]) -> float | None:
+    """The spread of a set of measurements: (p90 - p10) / median, in percent.
+
+    The one definition of "spread" in the harness (study rows, warnings): the
+    interdecile range ignores the odd outlier that the full range would report.
+    None below 2 values or with a median of 0."""
+    if len(values) < 2:
+        return None
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    med = statistics.median(values)
+    return 100.0 * (deciles[-1] - deciles[0]) / med if med else None
+
+
+def range_pct(values: Sequence[float]) -> float | None:
+    """(max - min) / median, in percent: the full range across a few independent
+    figures (a fleet's nodes), where every value counts. None without values or
+    with a median of 0."""
+    if not values:
+        return None
+    med = statistics.median(values)
+    return 100.0 * (max(values) - min(values)) / med if med else None

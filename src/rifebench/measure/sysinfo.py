@@ -2,7 +2,7 @@
 benchmark.sh's sysinfo.json (the same block plus the svr-info / PerfSpect
 inventory, which takes minutes and so runs once per benchmark, not per run).
 
-Composed from topology.py (CPUs, packages, NUMA, cgroups, container) and gpu.py
+Composed from topology.py (CPUs, packages, NUMA, cgroups, container) and inventory.py
 (the GPUs); this module parses no /proc or /sys file of its own. Everything
 reads files or asks tools with a timeout; a missing tool or file gives null,
 never an exception, because a description must not fail a run.
@@ -18,9 +18,11 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
-from rifebench.measure import gpu, topology
+from rifebench.measure import inventory, topology
 
 INVENTORY_TIMEOUT_S = 900
 
@@ -32,7 +34,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def packages() -> dict:
+def packages() -> dict[str, str | None]:
     names = {
         "torch": "torch",
         "numpy": "numpy",
@@ -48,7 +50,7 @@ def packages() -> dict:
     return out
 
 
-def numa_nodes() -> list[dict]:
+def numa_nodes() -> list[dict[str, Any]]:
     """One entry per NUMA node: its CPUs (in the kernel's list format) and memory."""
     return [
         {"node": n["node"], "cpus": topology.format_cpulist(n["cpus"]), "memory_bytes": n["memory_bytes"]}
@@ -56,7 +58,7 @@ def numa_nodes() -> list[dict]:
     ]
 
 
-def container(inside: bool | None = None) -> dict | None:
+def container(inside: bool | None = None) -> dict[str, Any] | None:
     """Inside a container: which image. The image sets RIFEBENCH_IMAGE* at build
     time; benchmark.sh passes the digest it read with `docker image inspect`,
     because an image cannot know its own digest."""
@@ -75,14 +77,14 @@ def container(inside: bool | None = None) -> dict | None:
     return {"detected": inside, **info}
 
 
-def inventory_tools() -> dict:
+def inventory_tools() -> dict[str, str | None]:
     return {name: shutil.which(name) for name in ("svr-info", "perfspect")}
 
 
-def collect() -> dict:
+def collect() -> dict[str, Any]:
     import psutil
 
-    gpus, gpu_tool = gpu.gpu_inventory()
+    gpus, gpu_tool = inventory.gpu_inventory()
     cores = psutil.cpu_count(logical=False)
     logical = psutil.cpu_count(logical=True)
     inside = topology.in_container()
@@ -111,7 +113,7 @@ def collect() -> dict:
     }
 
 
-def run_inventory(out_dir: str, log=print) -> list[dict]:
+def run_inventory(out_dir: str, log: Callable[[str], object] = print) -> list[dict[str, Any]]:
     """Run svr-info and/or PerfSpect (whichever is on PATH) into out_dir. Each
     entry records the command, its exit status and the report files it wrote."""
     commands = {
@@ -126,7 +128,7 @@ def run_inventory(out_dir: str, log=print) -> list[dict]:
         os.makedirs(tool_dir, exist_ok=True)
         cmd = [path, *commands[name], tool_dir]
         log(f"system inventory: running {' '.join(cmd)} (up to {INVENTORY_TIMEOUT_S} s)")
-        entry = {"tool": name, "command": cmd}
+        entry: dict[str, Any] = {"tool": name, "command": cmd}
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=INVENTORY_TIMEOUT_S, cwd=tool_dir)
             entry.update(exit_code=proc.returncode, stderr_tail=proc.stderr.strip().splitlines()[-5:])

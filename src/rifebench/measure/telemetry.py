@@ -23,8 +23,16 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from rifebench.warning_codes import warning
+
+if TYPE_CHECKING:
+    import psutil
+
+    from rifebench.measure.gpu import Sample
+    from rifebench.measure.inventory import GpuRecord
 
 INTERVAL_S = 1.0
 STREAM_FIELDS = ("cpu_pct_of_share", "rss_bytes", "cpus_busy_pct")
@@ -63,7 +71,7 @@ def send(path: str, word: str, timeout: float = 5.0) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
-def stats(values) -> dict | None:
+def stats(values: Iterable[float | None]) -> dict[str, float] | None:
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not vals:
         return None
@@ -74,24 +82,35 @@ class Telemetry:
     """Owned by the launcher: streams are added as they start; `started` and
     `stopped` mark the timed window (and talk to the collector)."""
 
-    def __init__(self, platform: str, gpus: list, socket_path: str | None, log=print, interval: float = INTERVAL_S):
+    def __init__(
+        self,
+        platform: str,
+        gpus: list[GpuRecord],
+        socket_path: str | None,
+        log: Callable[[str], object] = print,
+        interval: float = INTERVAL_S,
+    ):
         from rifebench.measure import gpu as gpumon
 
         self.log, self.interval, self.socket_path = log, interval, socket_path
-        self.socket = {"path": socket_path, "sent": [], "errors": []} if socket_path else None
-        self.gpu, self.gpu_note = (None, None) if platform == "cpu" else gpumon.open_gpu_source(platform, gpus)
+        self.socket: dict[str, Any] | None = {"path": socket_path, "sent": [], "errors": []} if socket_path else None
+        self.gpu: gpumon.GpuSource | None = None
+        self.gpu_note: str | None = None
+        if platform != "cpu":
+            self.gpu, self.gpu_note = gpumon.open_gpu_source(platform, gpus)
         self.bus_of = {g["index"]: g.get("pci_bus_id") for g in gpus}
-        self.streams: dict = {}  # sid -> (psutil.Process, cpus, share)
-        self.samples: list[dict] = []
-        self.warnings: list[dict] = []  # warning_codes dicts, reported in the summary
-        self.marks: dict = {}
-        self.energy: dict = {}
+        self.streams: dict[int, tuple[psutil.Process, list[int], int]] = {}  # sid -> (process, cpus, share)
+        self.samples: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []  # warning_codes dicts, reported in the summary
+        self.marks: dict[str, float] = {}
+        self.floor: float | None = None  # the last sample before the start mark
+        self.energy: dict[str, dict[int, float | None]] = {}
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="telemetry", daemon=True)
         self.thread.start()
 
-    def add_stream(self, sid: int, pid: int, cpus: list, share: int) -> None:
+    def add_stream(self, sid: int, pid: int, cpus: list[int], share: int) -> None:
         import psutil
 
         try:
@@ -112,7 +131,7 @@ class Telemetry:
         with self.lock:
             t = time.monotonic()
             busy = psutil.cpu_percent(percpu=True)
-            row: dict = {"t": t, "streams": {}, "gpus": {}}
+            row: dict[str, Any] = {"t": t, "streams": {}, "gpus": {}}
             for sid, (p, cpus, share) in self.streams.items():
                 try:
                     with p.oneshot():
@@ -141,7 +160,7 @@ class Telemetry:
             self.floor = self.samples[-1]["t"]
         if self.gpu is not None:
             self.energy[which] = self.gpu.energy_j()
-        if self.socket is not None:
+        if self.socket is not None and self.socket_path is not None:  # the one is set with the other
             why = send(self.socket_path, word)
             if why is None:
                 self.socket["sent"].append(word)
@@ -162,11 +181,13 @@ class Telemetry:
         if self.gpu is not None:
             self.gpu.close()
 
-    def summary(self, images: int) -> dict:
+    def summary(self, images: int) -> dict[str, Any]:
         t0, t1 = self.marks.get("start"), self.marks.get("stop")
-        floor = getattr(self, "floor", t0)
-        rows = [r for r in self.samples if t0 is not None and t1 is not None and floor < r["t"] <= t1]
-        out = {
+        floor = t0 if self.floor is None else self.floor
+        rows = [
+            r for r in self.samples if t0 is not None and t1 is not None and floor is not None and floor < r["t"] <= t1
+        ]
+        out: dict[str, Any] = {
             "interval_s": self.interval,
             "window_s": None if t1 is None or t0 is None else t1 - t0,
             "samples": rows,
@@ -179,7 +200,7 @@ class Telemetry:
         }
         for sid, (_, cpus, share) in sorted(self.streams.items()):
             mine = [r["streams"][sid] for r in rows if sid in r["streams"]]
-            st = {"id": sid, **{k: stats(m[k] for m in mine) for k in STREAM_FIELDS}}
+            st: dict[str, Any] = {"id": sid, **{k: stats(m[k] for m in mine) for k in STREAM_FIELDS}}
             # What else kept this stream's CPUs busy; only meaningful when the
             # CPUs are its alone and it may use all of them.
             shared = any(set(cpus) & set(c) for k, (_, c, _) in self.streams.items() if k != sid)
@@ -189,18 +210,18 @@ class Telemetry:
             out["streams"].append(st)
         energies = []
         for idx in sorted({i for r in rows for i in r["gpus"]}):
-            mine = [r["gpus"][idx] for r in rows if idx in r["gpus"]]
-            g = {
+            seen: list[Sample] = [r["gpus"][idx] for r in rows if idx in r["gpus"]]
+            g: dict[str, Any] = {
                 "index": idx,
                 "pci_bus_id": self.bus_of.get(idx),
                 **{
-                    k: stats(m.get(k) for m in mine)
+                    k: stats(m.get(k) for m in seen)
                     for k in ("util_pct", "mem_used_bytes", "power_w", "sm_clock_mhz", "mem_clock_mhz")
                 },
             }
             g["throttle_reasons"] = {
-                n: sum(n in m.get("throttle", []) for m in mine)
-                for n in sorted({n for m in mine for n in m.get("throttle", [])})
+                n: sum(n in m.get("throttle", []) for m in seen)
+                for n in sorted({n for m in seen for n in m.get("throttle", [])})
             }
             e0, e1 = (self.energy.get(w, {}).get(idx) for w in ("start", "stop"))
             if e0 is not None and e1 is not None and e1 >= e0:

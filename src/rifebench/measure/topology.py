@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SYS_CPU = Path("/sys/devices/system/cpu")
 SYS_NODE = Path("/sys/devices/system/node")
@@ -31,23 +33,23 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "am
 @dataclass(frozen=True)
 class Topology:
     cpus: tuple[int, ...]  # usable logical CPUs: the affinity mask (which already honours the cpuset)
-    core_of: dict = field(default_factory=dict)  # cpu -> (package, core id); missing: its own core
-    node_of: dict = field(default_factory=dict)  # cpu -> NUMA node; missing: node 0
-    mem_nodes: frozenset = frozenset({0})  # nodes that have memory (membind only to these)
+    core_of: dict[int, tuple[int, int]] = field(default_factory=dict)  # cpu -> (package, core id); missing: own core
+    node_of: dict[int, int] = field(default_factory=dict)  # cpu -> NUMA node; missing: node 0
+    mem_nodes: frozenset[int] = frozenset({0})  # nodes that have memory (membind only to these)
     quota_cpus: float | None = None  # cgroup CPU quota in CPUs (cpu.max / cfs quota); None: no limit
 
     def node(self, cpu: int) -> int:
         return self.node_of.get(cpu, 0)
 
-    def core(self, cpu: int) -> tuple:
+    def core(self, cpu: int) -> tuple[int | str, ...]:
         return self.core_of.get(cpu, (self.node(cpu), "cpu", cpu))
 
 
 def parse_cpulist(text: str) -> list[int]:
     """'0-3,8,10-11' -> [0, 1, 2, 3, 8, 10, 11] (the kernel's list format)."""
     out: list[int] = []
-    for part in text.strip().split(","):
-        part = part.strip()
+    for raw in text.strip().split(","):
+        part = raw.strip()
         if not part:
             continue
         if "-" in part:
@@ -58,9 +60,10 @@ def parse_cpulist(text: str) -> list[int]:
     return sorted(set(out))
 
 
-def format_cpulist(cpus) -> str:
+def format_cpulist(cpus: Iterable[int]) -> str:
     """[0, 1, 2, 3, 8] -> '0-3,8' (what numactl and the kernel accept)."""
-    parts, run = [], []
+    parts: list[str] = []
+    run: list[int] = []
     for c in sorted(set(cpus)):
         if run and c == run[-1] + 1:
             run.append(c)
@@ -80,7 +83,7 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def read_cores(cpus) -> dict:
+def read_cores(cpus: Iterable[int]) -> dict[int, tuple[int, int]]:
     out = {}
     for c in cpus:
         pkg = _read(SYS_CPU / f"cpu{c}" / "topology" / "physical_package_id")
@@ -102,7 +105,7 @@ def sockets() -> int | None:
     return len({pkg for pkg, _ in read_cores(online_cpus()).values()}) or None
 
 
-def read_numa() -> list[dict]:
+def read_numa() -> list[dict[str, Any]]:
     """One entry per NUMA node: its CPUs and its memory in bytes (None: not said)."""
     nodes = []
     for d in sorted(SYS_NODE.glob("node[0-9]*"), key=lambda d: int(d.name[4:])):
@@ -114,7 +117,7 @@ def read_numa() -> list[dict]:
     return nodes
 
 
-def read_nodes() -> tuple[dict, frozenset]:
+def read_nodes() -> tuple[dict[int, int], frozenset[int]]:
     nodes = read_numa()
     node_of = {c: n["node"] for n in nodes for c in n["cpus"]}
     mem = {n["node"] for n in nodes if n["memory_bytes"]}
@@ -156,22 +159,22 @@ def read_quota() -> float | None:
     """The tightest CPU quota over this process's cgroups, in CPUs."""
     best = None
     for d in _own_cgroup_dirs():
-        quota = None
+        quota: float | None = None
         cpu_max = _read(d / "cpu.max")  # v2: "max 100000" or "150000 100000"
         if cpu_max:
             q, _, period = cpu_max.partition(" ")
             if q != "max" and period:
                 quota = int(q) / int(period)
         else:
-            q, period = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
-            if q and period and int(q) > 0:
-                quota = int(q) / int(period)
+            cfs_q, cfs_period = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+            if cfs_q and cfs_period and int(cfs_q) > 0:
+                quota = int(cfs_q) / int(cfs_period)
         if quota is not None and (best is None or quota < best):
             best = quota
     return best
 
 
-def read_meminfo() -> dict:
+def read_meminfo() -> dict[str, int]:
     """/proc/meminfo in bytes ('MemAvailable', 'MemTotal', ...); {} when unreadable."""
     out = {}
     for line in (_read(PROC_MEMINFO) or "").splitlines():
@@ -213,10 +216,10 @@ def read_oom_kills() -> tuple[int, str] | None:
     return None
 
 
-def read(cpus=None) -> Topology:
-    cpus = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+def read(cpus: Iterable[int] | None = None) -> Topology:
+    usable = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
     node_of, mem = read_nodes()
-    return Topology(tuple(cpus), read_cores(cpus), node_of, mem, read_quota())
+    return Topology(tuple(usable), read_cores(usable), node_of, mem, read_quota())
 
 
 def cpuinfo_field(name: str, text: str | None = None) -> str | None:
@@ -272,9 +275,9 @@ def normalise_bus_id(bus_id: str) -> str:
     return bus_id.strip().lower()
 
 
-def gpu_identity(platform: str, index: int) -> dict:
+def gpu_identity(platform: str, index: int) -> dict[str, Any]:
     """PCI bus id and NUMA node of a GPU by torch index, as far as torch tells."""
-    info: dict = {"index": index, "pci_bus_id": None, "numa_node": None}
+    info: dict[str, Any] = {"index": index, "pci_bus_id": None, "numa_node": None}
     if platform not in ("cuda", "xpu"):
         return info
     try:

@@ -7,6 +7,7 @@ only sees padded frames in its input dtype. Data loading and scoring stay outsid
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -127,11 +128,12 @@ class Interpolator:
         self.modulus = spec.modulus_for(self.scale)
         self.input_dtype = torch.float32 if self.amp else self.dtype
         self.strict = frozenset(strict)
+        self.knobs: Any = None  # the resolved knobs (backends.knobs.Knobs), set by run.stream.build
         self.fallbacks: list[dict] = []
         self._on_fallback = on_fallback
         net = net.to(device=self.device, dtype=self.input_dtype)
         if channels_last:
-            net = net.to(memory_format=torch.channels_last)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
         self.net = net.eval()
         if optimize is not None:
             self.net = optimize(self.net, self.dtype)
@@ -181,7 +183,7 @@ class Interpolator:
 
     def runtime(self) -> dict:
         """What the knobs did at run time, for results.json."""
-        r = dict(self.reuse)
+        r: dict[str, Any] = dict(self.reuse)
         r["saved_s_est"] = r["hits"] * r["prepare_s"] / r["misses"] if r["misses"] else 0.0
         r["note"] = (
             "a hit skips the copy to the device, the padding and the cast of a frame (saved_s_est: "
@@ -282,7 +284,7 @@ class Interpolator:
         mid = self._forward(img0, img1, 0.5)
         if depth == 1:
             return [mid]
-        return self._bisect(img0, mid, depth - 1) + [mid] + self._bisect(mid, img1, depth - 1)
+        return [*self._bisect(img0, mid, depth - 1), mid, *self._bisect(mid, img1, depth - 1)]
 
     def interpolate(self, img0: torch.Tensor, img1: torch.Tensor, n: int = 1) -> list[torch.Tensor]:
         """n frames at t = i/(n+1), cropped to the prepared size, clamped to [0,1],

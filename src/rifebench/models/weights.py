@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from rifebench.errors import RifebenchError
 from rifebench.models.zoo import ModelSpec
 
 MAX_LISTED_KEYS = 5
 
 
-class WeightsError(Exception):
+class WeightsError(RifebenchError):
     """A weights file is missing, unreadable, unsafe, or does not fit the model."""
 
 
@@ -116,5 +117,7 @@ def load_model(spec: ModelSpec, path: str | os.PathLike | None, options: dict | 
     the checkpoint at path, set eval mode. A model without weights ignores path."""
     net = spec.build()(**(options or {}))
     if spec.weights_file is not None:
+        if path is None:
+            raise WeightsError(f"model {spec.name} needs a weights file; none was given")
         check_and_load(net, load_state_dict(path), spec, path)
     return net.eval()

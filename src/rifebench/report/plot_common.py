@@ -7,12 +7,17 @@ display is ever needed (servers, containers, CI).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from rifebench.report.table import RowRecord
 
 INVALID_NOTE = "hollow: invalid measurement (see summary.md)"
 
 
-def pyplot():
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (typed Any: the plots use a small part of it)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -21,21 +26,21 @@ def pyplot():
     return plt
 
 
-def measured(records: list[dict]) -> list[dict]:
-    return [r for r in records if r.get("throughput_img_s") is not None]
+def measured(records: Sequence[RowRecord]) -> list[RowRecord]:
+    return [r for r in records if r.throughput_img_s is not None]
 
 
-def invalid(rec: dict) -> bool:
+def invalid(rec: RowRecord) -> bool:
     """Only a row whose own checks failed; a row without a verdict is not accused."""
-    return rec.get("valid") is False
+    return rec.valid is False
 
 
-def _distinct(records: list[dict], key: str, fallback: str) -> str:
-    values = list(dict.fromkeys(str(r[key]) for r in records if r.get(key) is not None))
+def _distinct(records: Sequence[RowRecord], key: str, fallback: str) -> str:
+    values = list(dict.fromkeys(str(v) for r in records if (v := getattr(r, key)) is not None))
     return " / ".join(values) or fallback
 
 
-def context(records: list[dict]) -> str:
+def context(records: Sequence[RowRecord]) -> str:
     """Model, size, platform and device of the rows drawn (each value once)."""
     return ", ".join(
         [
@@ -47,38 +52,39 @@ def context(records: list[dict]) -> str:
     )
 
 
-def title(what: str, records: list[dict]) -> str:
+def title(what: str, records: Sequence[RowRecord]) -> str:
     return f"{what}\n{context(records)}"
 
 
-def row_label(rec: dict, varying: list[str]) -> str:
-    cells = [f"{k}={rec['cells'][k]}" for k in varying if rec["cells"].get(k)]
-    return "\n".join([f"row {rec['row']}" + (" (invalid)" if invalid(rec) else ""), *cells])
+def row_label(rec: RowRecord, varying: Sequence[str]) -> str:
+    cells = [f"{k}={rec.cells[k]}" for k in varying if rec.cells.get(k)]
+    return "\n".join([f"row {rec.row}" + (" (invalid)" if invalid(rec) else ""), *cells])
 
 
-def varying_cells(records: list[dict], skip: set[str] = frozenset()) -> list[str]:
-    keys = list(dict.fromkeys(k for r in records for k in r["cells"] if k not in skip))
-    return [k for k in keys if len({r["cells"].get(k) for r in records}) > 1]
+def varying_cells(records: Sequence[RowRecord], skip: frozenset[str] = frozenset()) -> list[str]:
+    keys = list(dict.fromkeys(k for r in records for k in r.cells if k not in skip))
+    return [k for k in keys if len({r.cells.get(k) for r in records}) > 1]
 
 
-def draw_ci(ax, xs: list[float], rows: list[dict], color="black") -> None:
+def draw_ci(ax: Any, xs: Sequence[float], rows: Sequence[RowRecord], color: str = "black") -> None:
     """Error bars for the rows that have a throughput CI (REPEAT > 1), none elsewhere."""
     have = [
         (x, r)
-        for x, r in zip(xs, rows)
-        if r.get("throughput_ci_low") is not None and r.get("throughput_ci_high") is not None
+        for x, r in zip(xs, rows, strict=True)
+        if r.throughput_ci_low is not None and r.throughput_ci_high is not None
     ]
     if not have:
         return
-    ys = [r["throughput_img_s"] for _, r in have]
+    # `or 0.0` only narrows the type: every row here has a throughput and both bounds.
+    ys = [r.throughput_img_s or 0.0 for _, r in have]
     err = [
-        [max(0.0, y - r["throughput_ci_low"]) for y, (_, r) in zip(ys, have)],
-        [max(0.0, r["throughput_ci_high"] - y) for y, (_, r) in zip(ys, have)],
+        [max(0.0, y - (r.throughput_ci_low or 0.0)) for y, (_, r) in zip(ys, have, strict=True)],
+        [max(0.0, (r.throughput_ci_high or 0.0) - y) for y, (_, r) in zip(ys, have, strict=True)],
     ]
     ax.errorbar([x for x, _ in have], ys, yerr=err, fmt="none", ecolor=color, capsize=4, zorder=4)
 
 
-def finish(fig, ax, path: Path, text: str, note: str | None = None) -> str:
+def finish(fig: Any, ax: Any, path: Path, text: str, note: str | None = None) -> str:
     """Title, an optional footnote, save, close; returns the title."""
     plt = pyplot()
     ax.set_title(text, fontsize=9)

@@ -4,6 +4,7 @@ whose results could not be written must not leave behind."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -50,7 +51,7 @@ def _run_stamp(out: Path) -> str:
     return when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _age_key(p: Path) -> tuple:
+def _age_key(p: Path) -> tuple[str, int]:
     stamp, _, n = p.name.partition("~")
     return stamp, int(n) if n.isdigit() else 1
 
@@ -59,7 +60,5 @@ def discard_unfinished(output_dir: str) -> None:
     """After a failed final write: no results.json may go on saying "running",
     nor a results.yaml stand without the results.json it belongs to."""
     for name in ("results.json", "results.yaml"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(Path(output_dir) / name)
-        except FileNotFoundError:
-            pass

@@ -4,19 +4,25 @@ row's warnings with their remedies), the plots and how to read the figures."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from rifebench.report.table import md_table, to_dict
+from rifebench.report.table import RowRecord, md_table, to_dict
 
 
-def markdown(meta: dict, system: dict, header: list[str], records: list[dict], plots: list[str]) -> str:
-    counts = {s: sum(r["status"] == s for r in records) for s in ("passed", "failed", "interrupted", "not run")}
+def markdown(
+    meta: dict[str, Any],
+    system: dict[str, Any],
+    header: Sequence[str],
+    records: Sequence[RowRecord],
+    plots: Sequence[str],
+) -> str:
+    counts = {s: sum(r.status == s for r in records) for s in ("passed", "failed", "interrupted", "not run")}
     constant = [
-        h
-        for h in header
-        if len({r["cells"].get(h, "") for r in records}) <= 1 and records and records[0]["cells"].get(h)
+        h for h in header if len({r.cells.get(h, "") for r in records}) <= 1 and records and records[0].cells.get(h)
     ]
-    invalid = [r for r in records if r.get("valid") is False]
+    invalid = [r for r in records if r.valid is False]
     out = [f"# Benchmark: {Path(meta['profile']).name}", ""]
     out.append(
         f"- **Result: {counts['passed']} of {len(records)} rows passed**"
@@ -38,41 +44,44 @@ def markdown(meta: dict, system: dict, header: list[str], records: list[dict], p
     )
     out.append(f"- Machine: {machine_line(system)}")
     if constant:
-        out.append("- Same in every row: " + ", ".join(f"`{h}={records[0]['cells'][h]}`" for h in constant))
+        out.append("- Same in every row: " + ", ".join(f"`{h}={records[0].cells[h]}`" for h in constant))
     out += ["", *md_table(header, records)]
-    problems = [r for r in records if r["status"] != "passed" or r.get("fingerprint_note")]
+    problems = [r for r in records if r.status != "passed" or r.fingerprint_note]
     if problems:
         out += ["", "## Rows that did not pass", ""]
-        out += [f"- row {r['row']} ({r['status']}): {r.get('reason') or r.get('fingerprint_note')}" for r in problems]
+        out += [f"- row {r.row} ({r.status}): {r.reason or r.fingerprint_note}" for r in problems]
     out += warnings_section(records)
     if plots:
         out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
-    out += ["", "## How to read this", ""] + _notes(header, records)
+    out += ["", "## How to read this", "", *_notes(header, records)]
     return "\n".join(out) + "\n"
 
 
-def warnings_section(records: list[dict]) -> list[str]:
+def warnings_section(records: Sequence[RowRecord]) -> list[str]:
     """Every row's invalidity and warnings in words: a figure read from the table
     alone must not hide that its run said the machine was busy."""
     out = []
     for r in records:
-        details = {w["code"]: w for w in r.get("warning_details") or []}
-        checks = {c.get("code"): c for c in r.get("validity_checks") or []}
-        if not details and r.get("valid") is not False:
+        details = {w["code"]: w for w in r.warning_details}
+        checks = {c.get("code"): c for c in r.validity_checks}
+        if not details and r.valid is not False:
             continue
-        verdict = {
-            False: f"**invalid** ({', '.join(r.get('validity_reasons') or [])})",
-            True: "valid, with warnings",
-        }.get(r.get("valid"), "warnings")
-        out.append(f"- row {r['row']}: {verdict}")
-        for code in dict.fromkeys([*(r.get("validity_reasons") or []), *details]):
+        verdict = (
+            f"**invalid** ({', '.join(r.validity_reasons)})"
+            if r.valid is False
+            else "valid, with warnings"
+            if r.valid is True
+            else "warnings"
+        )
+        out.append(f"- row {r.row}: {verdict}")
+        for code in dict.fromkeys([*r.validity_reasons, *details]):
             w = details.get(code) or {}
             text = w.get("message") or (checks.get(code) or {}).get("detail") or "see results.json"
             out.append(f"  - `{code}`: {text}" + (f". Remedy: {w['remedy']}" if w.get("remedy") else ""))
     return ["", "## Invalid measurements and warnings", "", *out] if out else []
 
 
-def machine_line(system: dict) -> str:
+def machine_line(system: dict[str, Any]) -> str:
     gib = (system.get("memory_bytes") or 0) / 2**30
     numa = len(system.get("numa_nodes") or []) or "?"
     pk = system.get("packages") or {}
@@ -88,10 +97,10 @@ def machine_line(system: dict) -> str:
     )
 
 
-def _notes(header: list[str], records: list[dict]) -> list[str]:
+def _notes(header: Sequence[str], records: Sequence[RowRecord]) -> list[str]:
     dicts = [to_dict(r, header) for r in records]
     keys = {k for d in dicts for k, v in d.items() if v not in (None, [])}
-    basis = next((r.get("latency_basis") for r in records if r.get("latency_basis")), None)
+    basis = next((r.latency_basis for r in records if r.latency_basis), None)
     notes = [
         "- Throughput: interpolated images over the wall time from the first stream's start to the last "
         "stream's end, all streams on one clock (per row in `test_<n>/results.json`); with REPEAT > 1, the "
@@ -102,9 +111,9 @@ def _notes(header: list[str], records: list[dict]) -> list[str]:
         "steady state); an invalid row's figures are shown but must not be compared. Warnings: the codes "
         "each run recorded, explained above and in the README's warning table.",
     ]
-    if any(r.get("mode") == "dummy" for r in records):
+    if any(r.mode == "dummy" for r in records):
         notes.append("- Accuracy is 0 in dummy (performance) mode: no quality verdict is made there.")
-    if any(r.get("mode") in ("dataset", "video") for r in records):
+    if any(r.mode in ("dataset", "video") for r in records):
         notes.append(
             "- Accuracy (dataset and video rows): % of interpolated frames at or above the PSNR threshold "
             "(video rows: against the frames dropped from the input, VIDEO_GT=drop; 0 with VIDEO_GT=none)."

@@ -1,8 +1,10 @@
-"""The benchmark summary's columns: one table of columns, one `to_dict` per row,
-and two renderings of that dict (summary.csv, the markdown table).
+"""The benchmark summary's row record and columns: one `RowRecord` per row, one
+`to_dict()` of it, one table of columns, and the renderings of that dict
+(summary.csv through the one CSV writer, the markdown table).
 
 hyperfine's CSV drifted from its JSON because its columns were kept by hand in
 two places; here a column exists once, in COLUMNS, and both files follow it.
+The fleet report writes its CSV through the same `csv_text`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,84 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, NamedTuple, TypeVar
 
 IDENTICAL = "identical"
+R = TypeVar("R", bound="RowRecord")
+
+
+@dataclass
+class RowRecord:
+    """One benchmark row as the summary shows it: what ran, how it ended, and
+    (for a measured row) its figures from results.json. A row that did not
+    produce a measurement has no figures, never zeros."""
+
+    row: int
+    cells: dict[str, str]
+    status: str
+    reason: str | None = None
+    exit_code: int | None = None
+    dir: str | None = None  # the row's folder, relative to the benchmark's (None: it has none)
+    wall_s: float | None = None
+    # What the row ran (from results.json's config).
+    platform: str | None = None
+    precision: str | None = None
+    streams: int | None = None
+    mode: str | None = None
+    model: str | None = None
+    size: str | None = None
+    device: str | None = None
+    warnings: list[str | None] = field(default_factory=list)
+    warning_details: list[dict[str, Any]] = field(default_factory=list)
+    # The measured figures.
+    throughput_img_s: float | None = None
+    throughput_ci_low: float | None = None
+    throughput_ci_high: float | None = None
+    latency_mean_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    accuracy_pct: float | None = None
+    duration_s: float | None = None
+    latency_basis: str | None = None
+    peak_mem_mib: float | None = None
+    repeat: int | None = None
+    valid: bool | None = None
+    validity_reasons: list[str] = field(default_factory=list)
+    validity_checks: list[dict[str, Any]] = field(default_factory=list)
+    psnr_db: float | None = None
+    ssim: float | None = None
+    quality_basis: str | None = None
+    # The GPUs in the timed window (the run's telemetry).
+    gpu_util_pct: float | None = None
+    gpu_power_w: float | None = None
+    gpu_mem_used_mib: float | None = None
+    telemetry_tool: str | None = None
+    # Against row 1 (summary.add_reference).
+    speedup: float | None = None
+    speedup_invalid: bool | None = None
+    max_abs_err: float | None = None
+    fingerprint_note: str | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.throughput_img_s is not None
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """Set fields by name (a figure dict from results.json); an unknown name is a bug."""
+        for key, value in values.items():
+            if not hasattr(self, key):
+                raise AttributeError(f"{type(self).__name__} has no field {key!r}")
+            setattr(self, key, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[R], d: Mapping[str, Any]) -> R:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -57,34 +133,36 @@ COLUMNS = (
 MD_HIDDEN = {"latency_mean_ms", "duration_s"}
 
 
-def speedup(rec: dict):
+def speedup(rec: Mapping[str, Any]) -> float | Flagged | None:
     s = rec.get("speedup")
     return Flagged(s, "invalid") if s is not None and rec.get("speedup_invalid") else s
 
 
-def fieldnames(header: list[str]) -> list[str]:
+def fieldnames(header: Sequence[str]) -> list[str]:
     """summary.csv's columns: the row, the profile's columns, then COLUMNS."""
     return ["row", *header, "status", "exit_code", *(c.key for c in COLUMNS), "reason"]
 
 
-def to_dict(rec: dict, header: list[str]) -> dict:
-    """One row of the summary, typed: numbers stay numbers, absent figures None."""
+def to_dict(rec: RowRecord, header: Sequence[str]) -> dict[str, Any]:
+    """One row of the summary table, from the record's to_dict(): numbers stay
+    numbers, absent figures None, a speed-up of an invalid row Flagged."""
+    d = rec.to_dict()
     out = {
-        "row": rec["row"],
-        **{h: rec["cells"].get(h, "") for h in header},
-        "status": rec["status"],
-        "exit_code": rec.get("exit_code"),
+        "row": d["row"],
+        **{h: d["cells"].get(h, "") for h in header},
+        "status": d["status"],
+        "exit_code": d["exit_code"],
     }
     for c in COLUMNS:
-        out[c.key] = speedup(rec) if c.key == "speedup" else rec.get(c.key)
-    out["reason"] = rec.get("reason")
+        out[c.key] = speedup(d) if c.key == "speedup" else d[c.key]
+    out["reason"] = d["reason"]
     return out
 
 
-# --- summary.csv ---------------------------------------------------------------------------
+# --- CSV -----------------------------------------------------------------------------------
 
 
-def csv_value(x) -> str:
+def csv_value(x: Any) -> str:
     if x is None:
         return ""
     if isinstance(x, Flagged):
@@ -98,21 +176,28 @@ def csv_value(x) -> str:
     return str(x)
 
 
-def csv_text(header: list[str], records: list[dict]) -> str:
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """The one CSV writer (summary.csv of a benchmark and of a fleet): the
+    columns, then each row's values by column name, as csv_value writes them."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(fieldnames(header))
-    for r in records:
-        w.writerow([csv_value(v) for v in to_dict(r, header).values()])
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([csv_value(r.get(k)) for k in columns])
     return buf.getvalue()
+
+
+def summary_csv(header: Sequence[str], records: Sequence[RowRecord]) -> str:
+    """summary.csv: one line per row (fieldnames)."""
+    return csv_text(fieldnames(header), [to_dict(r, header) for r in records])
 
 
 # --- the markdown table --------------------------------------------------------------------
 
 
-def md_value(x, spec: str = "") -> str:
+def md_value(x: Any, spec: str = "") -> str:
     if x is None or x == []:
-        return "–"
+        return "\N{EN DASH}"
     if isinstance(x, Flagged):
         return f"**{md_value(x.value, spec)} ({x.note})**"
     if isinstance(x, bool):
@@ -126,7 +211,7 @@ def md_value(x, spec: str = "") -> str:
     return str(x)
 
 
-def md_table(header: list[str], records: list[dict]) -> list[str]:
+def md_table(header: Sequence[str], records: Sequence[RowRecord]) -> list[str]:
     """Profile columns that vary, the status, then every column some row fills."""
     dicts = [to_dict(r, header) for r in records]
     varying = [h for h in header if len({d[h] for d in dicts}) > 1]
@@ -140,11 +225,11 @@ def md_table(header: list[str], records: list[dict]) -> list[str]:
         + " |",
         "|---|" + "---|" * len(varying) + "---|" + "".join("---:|" if c.spec else "---|" for c in shown),
     ]
-    for rec, d in zip(records, dicts):
+    for rec, d in zip(records, dicts, strict=True):
         cells = [d[h] for h in varying]
         status = d["status"] if d["status"] == "passed" else f"**{d['status']}**"
         out.append(
-            f"| [{d['row']}]({rec['dir']}/) | "
+            f"| [{d['row']}]({rec.dir}/) | "
             + " | ".join(cells)
             + (" | " if cells else "")
             + f"{status} | "

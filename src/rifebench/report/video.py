@@ -10,46 +10,52 @@ scoring and encoding after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from rifebench.measure.metrics import rate
+from rifebench.measure.records import StreamResult
+from rifebench.report.schema import RunResult
 
 NO_SCORES = "accuracy: 0 (VIDEO_GT=none: nothing scored, no quality verdict)"
 
 
-def quality(cfg, streams: list[dict]) -> dict | None:
+def quality(cfg: Any, streams: list[StreamResult]) -> dict[str, Any] | None:
     from rifebench.data.video import merge_quality
 
-    return merge_quality(cfg, [r.get("quality") for r in streams])
+    merged: dict[str, Any] | None = merge_quality(cfg, [r.quality for r in streams])
+    return merged
 
 
-def _stream_rates(cfg, r: dict) -> dict:
-    q = r.get("quality") or {}
+def _stream_rates(cfg: Any, r: StreamResult) -> dict[str, Any]:
+    q = r.quality or {}
     io = q.get("io") or {}
     out = q.get("output") or {}
-    pairs = r.get("frames", 0)
+    pairs = r.frames
     output_frames = pairs * (cfg.interpolation + 1) + 1 if pairs else 0
-    until = r.get("scored_end") or r.get("end")
+    until = r.scored_end or r.end
     return {
-        "stream": r.get("id"),
+        "stream": r.id,
         "pairs": pairs,
         "output_frames": output_frames,
         "decode_fps": rate(io.get("decoded_frames", 0), io.get("decode_s")),
-        "model_fps": rate(r.get("images", 0), r.get("model_seconds")),
+        "model_fps": rate(r.images, r.model_seconds),
         "score_fps": rate(q.get("scored", 0), io.get("score_s")) if q.get("scored") else None,
         "encode_fps": rate(out.get("frames", 0), out.get("encode_s")) if out else None,
-        "end_to_end_output_fps": rate(output_frames, until - r["start"]) if until and r.get("start") else None,
+        "end_to_end_output_fps": rate(output_frames, until - r.start) if until and r.start else None,
         "load_wait_s": io.get("load_wait_s"),
         "to_device_s": io.get("to_device_s"),
         "reuse_frames": q.get("reuse_frames"),
     }
 
 
-def section(cfg, streams: list[dict]) -> dict | None:
+def section(cfg: Any, streams: list[StreamResult]) -> dict[str, Any] | None:
     """The `video` section, or None outside video mode."""
     if cfg.mode != "video":
         return None
-    got = [r for r in streams if r.get("quality")]
-    first = next((r for r in got if r.get("id") == 0), got[0] if got else None)
-    q = (first or {}).get("quality") or {}
+    got = [r for r in streams if r.quality]
+    first = next((r for r in got if r.id == 0), got[0] if got else None)
+    q = (first.quality if first else None) or {}
     return {
         "input": q.get("video"),
         "video_gt": cfg.video_gt,
@@ -61,17 +67,17 @@ def section(cfg, streams: list[dict]) -> dict | None:
         "output": q.get("output"),
         "rates": _stream_rates(cfg, first) if first else None,
         "rates_per_stream": [_stream_rates(cfg, r) for r in got],
-        "rates_basis": __doc__.split("\n\n", 1)[1].replace("\n", " ").strip(),
+        "rates_basis": (__doc__ or "").split("\n\n", 1)[1].replace("\n", " ").strip(),
     }
 
 
-def lines(doc: dict) -> list[str]:
+def lines(run: RunResult) -> list[str]:
     """Console lines for the run's summary."""
-    v = doc.get("video")
+    v = run.video
     if not v:
         return []
 
-    def f(x, spec=".2f"):
+    def f(x: float | None, spec: str = ".2f") -> str:
         return "n/a" if x is None else format(x, spec)
 
     r = v.get("rates") or {}
@@ -95,15 +101,15 @@ def lines(doc: dict) -> list[str]:
     return out
 
 
-def log_lines(doc: dict, log) -> None:
-    for text in lines(doc):
+def log_lines(run: RunResult, log: Callable[[str], None]) -> None:
+    for text in lines(run):
         log(text)
 
 
-def add(doc: dict, cfg, streams: list[dict]) -> None:
+def add(run: RunResult, cfg: Any, streams: list[StreamResult]) -> None:
     """Put the `video` section into results.json's document (video mode only)."""
     if cfg.mode != "video":
         return
-    doc["video"] = section(cfg, streams)
-    if doc.get("quality") is None:
-        doc["metrics"]["accuracy_note"] = "VIDEO_GT=none: nothing is scored; accuracy is 0 and no verdict is made"
+    run.video = section(cfg, streams)
+    if run.quality is None:
+        run.metrics.accuracy_note = "VIDEO_GT=none: nothing is scored; accuracy is 0 and no verdict is made"

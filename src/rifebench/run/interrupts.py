@@ -10,10 +10,17 @@ left claiming "running" and no temp file is left half-written.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from rifebench.status import Exit, Status
+
+if TYPE_CHECKING:
+    from rifebench.report.schema import RunResult
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -23,7 +30,7 @@ class Interrupted(KeyboardInterrupt):
     own Ctrl-C handling (benchmark.sh's rows) sees all three signals."""
 
 
-def _raise(signum, frame):
+def _raise(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
@@ -36,28 +43,29 @@ def raise_on_signals() -> None:
 class Deferred:
     """Records the first signal while entered; the handlers before it come back on exit."""
 
-    def __init__(self):
-        self.received, self._old = None, {}
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._old: dict[signal.Signals, Any] = {}
 
-    def __enter__(self):
+    def __enter__(self) -> Deferred:
         self._old = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
         return self
 
-    def _handle(self, signum, frame):
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received = self.received or signal.Signals(signum).name
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
 
 
-def interrupted_late(cfg, doc: dict, name: str, log) -> tuple[dict, int]:
+def interrupted_late(cfg: Any, run: RunResult, name: str, log: Callable[[str], None]) -> tuple[RunResult, int]:
     """A signal while the results were written: they were written whole; now they
     say "interrupted", as any interrupted run's do (and no results.yaml)."""
     from rifebench.report import results as report
 
     log(f"received {name} while writing the results: status interrupted")
-    doc = doc | {"status": str(Status.INTERRUPTED), "exit_code": int(Exit.INTERRUPTED)}
-    report.write_json(cfg.output_dir, doc)
+    run = dataclasses.replace(run, status=str(Status.INTERRUPTED), exit_code=int(Exit.INTERRUPTED))
+    report.write_json(cfg.output_dir, run.to_dict())
     (Path(cfg.output_dir) / "results.yaml").unlink(missing_ok=True)
-    return doc, int(Exit.INTERRUPTED)
+    return run, int(Exit.INTERRUPTED)

@@ -23,9 +23,14 @@ import os
 import signal
 import struct
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rifebench.errors import UsageError
 from rifebench.measure import topology
+
+if TYPE_CHECKING:
+    from rifebench.config import Config
 
 MB = 1 << 20
 
@@ -55,7 +60,7 @@ class Estimate:
     source: str  # where the frame size came from
 
 
-def png_size(path) -> tuple[int, int] | None:
+def png_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """(height, width) from a PNG's header (IHDR), without decoding it."""
     try:
         with open(path, "rb") as f:
@@ -68,28 +73,29 @@ def png_size(path) -> tuple[int, int] | None:
     return height, width
 
 
-def frame_size(cfg) -> tuple[int, int, str]:
+def frame_size(cfg: Config) -> tuple[int, int, str]:
     """The run's frame: DATA_HEIGHT x DATA_WIDTH in dummy mode, the dataset's first image otherwise."""
-    if cfg.mode == "video":
+    root = cfg.dataset_dir  # set in video and quality mode (config.validate)
+    if root is not None and cfg.mode == "video":
         from rifebench.data.video_io import frame_size as video_size
 
-        size = video_size(cfg.dataset_dir)
+        size = video_size(root)
         if size is not None:
-            return size[0], size[1], f"the video's frames ({os.path.basename(cfg.dataset_dir)})"
-    elif not cfg.dummy:
+            return size[0], size[1], f"the video's frames ({os.path.basename(root)})"
+    elif root is not None and not cfg.dummy:
         from rifebench.data.vimeo import DatasetError, triplets
 
+        first: Path | None
         try:
-            first = triplets(cfg.dataset_dir, 1)[2][0].first
+            first = triplets(root, 1)[2][0].first
         except DatasetError:
             first = None
-        size = png_size(first) if first is not None else None
-        if size is not None:
+        if first is not None and (size := png_size(first)) is not None:
             return size[0], size[1], f"the dataset's frames ({first.name} of its first entry)"
     return cfg.data_height, cfg.data_width, "--data-height/DATA_HEIGHT x --data-width/DATA_WIDTH"
 
 
-def estimate(cfg) -> Estimate:
+def estimate(cfg: Config) -> Estimate:
     from rifebench.data import vimeo
     from rifebench.data.batch import PENDING_BYTES
 
@@ -125,7 +131,7 @@ def gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
 
 
-def check(cfg, free: tuple[int | None, str] | None = None) -> Estimate:
+def check(cfg: Config, free: tuple[int | None, str] | None = None) -> Estimate:
     """Raise UsageError when the estimate exceeds what is available. `free`:
     (bytes, where read), for tests; by default read from the kernel."""
     est = estimate(cfg)

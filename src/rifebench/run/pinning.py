@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from rifebench.errors import UsageError
 from rifebench.measure.topology import Topology, format_cpulist, quota_share
 from rifebench.warning_codes import warning
+
+if TYPE_CHECKING:
+    from rifebench.config import Config
+
+Unit = list[int]  # CPUs placed together: one core's siblings, or one CPU
+Warning = dict[str, Any]  # warning_codes.warning()
 
 
 class PinError(UsageError):
@@ -33,32 +41,32 @@ class PinError(UsageError):
 
 @dataclass
 class Split:
-    slices: list  # per stream: CPU ids
-    warnings: list = field(default_factory=list)  # warning_codes dicts, level warning
-    notes: list = field(default_factory=list)  # warning_codes dicts, level note
-    unused: list = field(default_factory=list)  # usable CPUs no stream got
+    slices: list[list[int]]  # per stream: CPU ids
+    warnings: list[Warning] = field(default_factory=list)  # level warning
+    notes: list[Warning] = field(default_factory=list)  # level note
+    unused: list[int] = field(default_factory=list)  # usable CPUs no stream got
 
-    def say(self, code: str, **fields) -> None:
+    def say(self, code: str, **fields: Any) -> None:
         w = warning(code, **fields)
         (self.warnings if w["level"] == "warning" else self.notes).append(w)
 
 
-def _order(topo: Topology, first_nodes) -> list[int]:
+def _order(topo: Topology, first_nodes: Iterable[int]) -> list[int]:
     """CPUs by node (preferred nodes first), then core, so siblings stay together."""
     rank = {n: i for i, n in enumerate(dict.fromkeys(first_nodes))}
     return sorted(topo.cpus, key=lambda c: (rank.get(topo.node(c), len(rank)), topo.node(c), topo.core(c), c))
 
 
-def _group(cpus: list[int], key) -> list[list[int]]:
-    groups: dict = {}
+def _group(cpus: list[int], key: Callable[[int], Hashable]) -> list[list[int]]:
+    groups: dict[Hashable, list[int]] = {}
     for c in cpus:
         groups.setdefault(key(c), []).append(c)
     return list(groups.values())
 
 
-def split(topo: Topology, n: int, prefer_nodes=None) -> Split:
+def split(topo: Topology, n: int, prefer_nodes: Sequence[int | None] | None = None) -> Split:
     """CPU slices for n streams. prefer_nodes[i]: NUMA node of stream i's GPU, or None."""
-    prefer = list(prefer_nodes or [None] * n)
+    prefer: list[int | None] = list(prefer_nodes or [None] * n)
     cpus = _order(topo, [p for p in prefer if p is not None])
     out = Split([])
     if not cpus:
@@ -82,17 +90,19 @@ def split(topo: Topology, n: int, prefer_nodes=None) -> Split:
         out.say("CPUS_IDLE", cpus=format_cpulist(left))
     out.unused = sorted(out.unused + left)
     out.slices = [sorted(c for u in p for c in u) for p in placed]
-    for i, (p, sl) in enumerate(zip(prefer, out.slices)):
+    for i, (p, sl) in enumerate(zip(prefer, out.slices, strict=True)):
         if p is not None and {topo.node(c) for c in sl} != {p}:
             out.say("NUMA_GPU_MISMATCH", stream=i, gpu_node=p, cpu_nodes=sorted({topo.node(c) for c in sl}))
     return out
 
 
-def _place_units(topo: Topology, units: list, n: int, prefer: list, what: str, out: Split) -> list:
+def _place_units(
+    topo: Topology, units: list[Unit], n: int, prefer: list[int | None], what: str, out: Split
+) -> list[list[Unit]]:
     """The same number of units (cores or CPUs) per stream, each stream inside one
     NUMA node when its share fits, a GPU stream on its GPU's node."""
     s = len(units) // n
-    by_node: dict = {}
+    by_node: dict[int, list[Unit]] = {}
     for u in units:
         by_node.setdefault(topo.node(u[0]), []).append(u)
     wanting = {j: prefer.count(j) for j in prefer if j is not None and j in by_node}
@@ -112,15 +122,16 @@ def _place_units(topo: Topology, units: list, n: int, prefer: list, what: str, o
     return placed
 
 
-def _place(by_node: dict, n: int, s: int, prefer: list):
+def _place(by_node: dict[int, list[Unit]], n: int, s: int, prefer: list[int | None]) -> list[list[Unit]] | None:
     """s units per stream, each stream inside one node (its preferred node first);
     None when the nodes cannot hold n such shares."""
     left = {j: list(us) for j, us in by_node.items()}
-    placed = [None] * n
+    placed: list[list[Unit]] = [[] for _ in range(n)]
     for i in sorted(range(n), key=lambda i: prefer[i] is None):
         options = [j for j in left if len(left[j]) >= s]
-        if prefer[i] in options:
-            options.insert(0, prefer[i])
+        first = prefer[i]
+        if first is not None and first in options:
+            options.insert(0, first)
         if not options:
             return None
         j = options[0]
@@ -130,25 +141,25 @@ def _place(by_node: dict, n: int, s: int, prefer: list):
 
 @dataclass
 class Slot:
-    cpus: list  # planned CPUs (what the worker is pinned to; empty with PIN=none)
-    mem_nodes: list  # numactl --membind nodes (empty: memory not bound)
+    cpus: list[int]  # planned CPUs (what the worker is pinned to; empty with PIN=none)
+    mem_nodes: list[int]  # numactl --membind nodes (empty: memory not bound)
     threads: int  # torch threads: the stream's CPU share
     device: int
 
 
 @dataclass
 class Plan:
-    slots: list
+    slots: list[Slot]
     method: str  # numactl | affinity | none
-    warnings: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    unused: list = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+    notes: list[Warning] = field(default_factory=list)
+    unused: list[int] = field(default_factory=list)
     numactl: str | None = None
-    topology: dict = field(default_factory=dict)
-    gpus: list = field(default_factory=list)
+    topology: dict[str, Any] = field(default_factory=dict)
+    gpus: list[dict[str, Any]] = field(default_factory=list)  # GPU identities: {"index", "numa_node", ...}
 
     @property
-    def devices(self) -> list:
+    def devices(self) -> list[int]:
         return [s.device for s in self.slots]
 
     def prefix(self, sid: int) -> list[str]:
@@ -166,7 +177,7 @@ class Plan:
             parts.append(f"stream {i}: {where}{mem}, {s.threads} thread(s), device {s.device}")
         return f"pinning by {self.method} ({'; '.join(parts)})"
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "numactl": self.numactl,
@@ -188,14 +199,14 @@ class Plan:
         }
 
 
-def numactl_args(exe: str | None, cpus, mem_nodes) -> list[str]:
+def numactl_args(exe: str | None, cpus: Iterable[int], mem_nodes: Iterable[int]) -> list[str]:
     args = [exe or "numactl", f"--physcpubind={format_cpulist(cpus)}"]
-    if mem_nodes:
+    if mem_nodes := list(mem_nodes):
         args.append(f"--membind={format_cpulist(mem_nodes)}")
     return args
 
 
-def probe_numactl(exe: str | None, slots) -> str | None:
+def probe_numactl(exe: str | None, slots: Iterable[Slot]) -> str | None:
     """None when numactl may pin every slot as planned, else why not (its own words).
     In a container, binding memory needs CAP_SYS_NICE (docker --cap-add SYS_NICE)."""
     if exe is None:
@@ -215,7 +226,12 @@ GPU_STREAM_CPUS = 4  # a GPU stream's CPU work: one launching thread, the loader
 GPU_STREAM_THREADS = 2  # torch intra-op threads of a GPU stream: its CPU ops are tiny (cast, pad)
 
 
-def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: str | bool | None = True) -> Plan:
+def plan(
+    cfg: Config,
+    topo: Topology | None = None,
+    gpus: list[dict[str, Any]] | None = None,
+    numactl: str | Literal[True] | None = True,
+) -> Plan:
     """The whole plan for cfg. topo/gpus/numactl are for tests: a synthetic
     machine, GPU identities ({"index", "numa_node", ...}) and the numactl path
     (True: look it up; None: absent)."""
@@ -231,7 +247,7 @@ def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: s
         _trim_for_gpu(result)
     slots = [
         Slot(sl, sorted({topo.node(c) for c in sl} & topo.mem_nodes), _threads(cfg, sl), d)
-        for sl, d in zip(result.slices, devices)
+        for sl, d in zip(result.slices, devices, strict=True)
     ]
     exe = shutil.which("numactl") if numactl is True else numactl
     p = Plan(
@@ -244,11 +260,19 @@ def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: s
         {
             "usable_cpus": list(topo.cpus),
             "quota_cpus": topo.quota_cpus,
-            "nodes": sorted(set(topo.node(c) for c in topo.cpus)),
+            "nodes": sorted({topo.node(c) for c in topo.cpus}),
             "mem_nodes": sorted(topo.mem_nodes),
         },
         list(gpus or []),
     )
+    return _pick_method(cfg, p, len(topo.mem_nodes))
+
+
+def _pick_method(cfg: Config, p: Plan, mem_nodes: int) -> Plan:
+    """PIN applied to the plan: numactl where it can pin every slot as planned, else
+    CPU affinity (a warning; a note where nothing is lost: one memory node and no
+    numactl installed), or none."""
+    slots, exe = p.slots, p.numactl
     if cfg.pin == "none":
         for s in slots:
             s.cpus, s.mem_nodes = [], []
@@ -267,7 +291,7 @@ def plan(cfg, topo: Topology | None = None, gpus: list | None = None, numactl: s
             "in a container add --cap-add SYS_NICE)"
         )
     p.method = "affinity"
-    if len(topo.mem_nodes) > 1 or exe is not None:
+    if mem_nodes > 1 or exe is not None:
         p.warnings.append(warning("PIN_FALLBACK", why=why))
     else:
         p.notes.append(warning("PIN_FALLBACK_QUIET", why=why))
@@ -284,6 +308,6 @@ def _trim_for_gpu(result: Split) -> None:
         result.unused = sorted(result.unused + extra)
 
 
-def _threads(cfg, cpus: list) -> int:
+def _threads(cfg: Config, cpus: list[int]) -> int:
     share = max(1, len(cpus))
     return min(share, GPU_STREAM_THREADS) if cfg.platform != "cpu" else share

@@ -5,11 +5,16 @@ a profile, before row 1 runs), so a row that cannot start fails in a second."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rifebench.errors import UsageError
 
+if TYPE_CHECKING:
+    from rifebench.config import Config
+    from rifebench.run.pinning import Plan
 
-def startup_checks(cfg, output_dir: bool = True):
+
+def startup_checks(cfg: Config, output_dir: bool = True) -> tuple[Config, Plan]:
     """prepare()'s checks that load nothing and fetch nothing: platform, knobs,
     output folder (unless output_dir is False: benchmark.sh creates each row's
     folder itself), streams plan, dataset list, a LOAD_PATH that is not the
@@ -49,7 +54,7 @@ def startup_checks(cfg, output_dir: bool = True):
             check_video(cfg)
         except VideoError as exc:
             raise UsageError(f"--data/DATASET_DIR: {exc} (accepted: {VIDEO_ACCEPTED})") from None
-    elif not cfg.dummy:  # a broken dataset fails in a second, not after the models are loaded
+    elif cfg.dataset_dir is not None:  # quality mode: a broken dataset fails in a second, not after the models load
         from rifebench.data.vimeo import ACCEPTED, DatasetError, triplets
 
         try:
@@ -72,10 +77,10 @@ def check_output_dir(path: str) -> None:
         raise UsageError(f"--output-dir/OUTPUT_DIR: {exc}") from None
 
 
-def check_load_path(cfg) -> None:
+def check_load_path(cfg: Config) -> None:
     """A missing LOAD_PATH is refused unless it is the default, which is fetched."""
     spec = cfg.spec
-    if spec.weights_file is None:
+    if spec.weights_file is None or cfg.load_path is None:  # config.resolve sets it for a model with weights
         return
     path = Path(cfg.load_path)
     if not path.exists() and path != spec.weights_path(cfg.models_dir):

@@ -9,9 +9,12 @@ log that cannot be written (a full disk) stops the log, never the terminal copy.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from types import TracebackType
+from typing import BinaryIO, Self
 
 from rifebench.fsutil import open_nofollow
 
@@ -23,11 +26,12 @@ class Tee:
         self.lock = threading.Lock()
         self.log_error: OSError | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         sys.stdout.flush()
         sys.stderr.flush()
-        self.log = open_nofollow(self.path)
-        self.saved, self.threads = [], []
+        self.log: BinaryIO = open_nofollow(self.path)
+        self.saved: list[int] = []
+        self.threads: list[threading.Thread] = []
         for fd in (1, 2):
             saved = os.dup(fd)
             read_fd, write_fd = os.pipe()
@@ -42,10 +46,8 @@ class Tee:
     def _pump(self, read_fd: int, terminal_fd: int) -> None:
         with os.fdopen(read_fd, "rb", buffering=0) as pipe:
             while chunk := pipe.read(65536):
-                try:
+                with contextlib.suppress(OSError):  # the terminal went away: keep logging
                     os.write(terminal_fd, chunk)
-                except OSError:
-                    pass  # the terminal went away: keep logging
                 self._log(chunk)
 
     def _log(self, chunk: bytes) -> None:
@@ -57,30 +59,26 @@ class Tee:
                 self.log.flush()
             except OSError as exc:
                 self.log_error = exc
-                self._warn_log_stopped()
+                self._warn_log_stopped(exc)
 
-    def _warn_log_stopped(self) -> None:
+    def _warn_log_stopped(self, exc: OSError) -> None:
         msg = (
             f"{self.prog}: warning: {self.path}: not written from here on "
-            f"({self.log_error.strerror or self.log_error}); the console still has everything\n"
+            f"({exc.strerror or exc}); the console still has everything\n"
         )
-        try:
+        with contextlib.suppress(OSError, IndexError):
             os.write(self.saved[1], msg.encode())
-        except (OSError, IndexError):
-            pass
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         # Restoring 1 and 2 drops our write ends of the pipes (the streams have
         # exited), so each pump reads EOF, drains and stops.
-        for fd, saved in zip((1, 2), self.saved):
+        for fd, saved in zip((1, 2), self.saved, strict=True):
             os.dup2(saved, fd)
         for t in self.threads:
             t.join(timeout=10)
         for saved in self.saved:
             os.close(saved)
-        try:
+        with contextlib.suppress(OSError):  # already reported by the pump, or nothing left to lose
             self.log.close()
-        except OSError:
-            pass  # already reported by the pump, or nothing left to lose

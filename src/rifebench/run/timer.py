@@ -17,17 +17,30 @@ time; results.json says which in `latency_basis`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class TimedDevice(Protocol):
+    """What the timer needs of a backend (backends.device.Backend)."""
+
+    def event(self) -> Any:  # a timing event (torch.cuda.Event, ...) or None where the device has none
+        ...
+
+    def sync(self) -> None: ...
 
 
 class PairTimer:
-    def __init__(self, backend, sync_every: int = 0):
+    def __init__(self, backend: TimedDevice, sync_every: int = 0):
         self.backend = backend
         self.sync_every = sync_every  # 0: never inside the loop (the caller syncs at the end)
         self.host_ms: list[float] = []
-        self._events: list = []
+        self._events: list[tuple[Any, Any]] = []
         self.has_events = backend.event() is not None
 
-    def __call__(self, fn, *, sync: bool = False):
+    def __call__(self, fn: Callable[[], T], *, sync: bool = False) -> T:
         """Run fn() as one timed submission; returns its result."""
         n = len(self.host_ms) + 1
         start = self.backend.event() if self.has_events else None

@@ -9,6 +9,7 @@ stay on the device.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -54,7 +55,18 @@ def ort_providers(
     return ["CPUExecutionProvider"]
 
 
+class Engine(Protocol):
+    """A compiled graph for one padded input shape. RuntimeNet sets build_s after building it."""
+
+    settings: dict[str, Any]
+    build_s: float
+
+    def run(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor: ...
+
+
 class OrtEngine:
+    build_s: float
+
     def __init__(self, path: Path, providers: list, threads: int, device: torch.device):
         import onnxruntime as ort
 
@@ -110,17 +122,22 @@ def ov_device(platform: str, device_index: int) -> str:
     return "CPU" if platform == "cpu" else f"GPU.{device_index}"
 
 
-def ov_config(platform: str, precision: str, threads: int) -> dict:
+def ov_config(platform: str, precision: str, threads: int) -> dict[str, str | int]:
     """One inference request per stream, latency-first: our processes are the
     streams, so OpenVINO must not add its own (NUM_STREAMS 1) or split the CPU
     share differently from torch's."""
-    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]}
+    config: dict[str, str | int] = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": "1",
+        "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+    }
     if platform == "cpu":
         config["INFERENCE_NUM_THREADS"] = max(1, threads)
     return config
 
 
 class OvEngine:
+    build_s: float
     SETTINGS = (
         "PERFORMANCE_HINT",
         "NUM_STREAMS",
@@ -165,6 +182,8 @@ class TorchTrtEngine:
     """TensorRT through torch-tensorrt, for machines without ONNX Runtime's
     TensorRT provider; compiled from the export module, not the ONNX file."""
 
+    build_s: float
+
     def __init__(self, module: torch.nn.Module, example: tuple, fp16: bool):
         import torch_tensorrt
 
@@ -176,6 +195,6 @@ class TorchTrtEngine:
             "enabled_precisions": sorted(str(p) for p in precisions),
         }
 
-    def run(self, img0, img1, t):
+    def run(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
         tt = torch.full((1,), float(t), dtype=torch.float32, device=img0.device)
         return self.module(img0, img1, tt)

@@ -16,6 +16,7 @@ import time
 import torch
 import torch.nn as nn
 
+from rifebench.errors import RifebenchError
 from rifebench.models import export as onnx_export
 from rifebench.runtimes import engines
 from rifebench.runtimes.registry import ort_providers, tensorrt_route
@@ -24,7 +25,7 @@ from rifebench.runtimes.registry import ort_providers, tensorrt_route
 PARITY_DB = {"fp32": 50.0, "fp16": 35.0, "bf16": 35.0}
 
 
-class ParityFailed(RuntimeError):
+class ParityFailed(RifebenchError, RuntimeError):
     """`details` reaches results.json's failure record: the figure is kept, structured."""
 
     def __init__(self, message: str, record: dict):
@@ -40,6 +41,8 @@ def graph_precision(runtime: str, precision: str) -> str:
 
 
 class RuntimeNet(nn.Module):
+    ref: nn.Module  # in __dict__, not a submodule (see __init__)
+
     def __init__(self, ref: nn.Module, spec, opts: dict):
         super().__init__()
         # The fp32 eager network: the parity reference and the source of every export. Kept out
@@ -48,7 +51,7 @@ class RuntimeNet(nn.Module):
         self.spec, self.opts = spec, opts
         self.graph_precision = graph_precision(opts["runtime"], opts["precision"])
         self.io_dtype = torch.float16 if self.graph_precision == "fp16" else torch.float32
-        self.engines: dict = {}
+        self.engines: dict[tuple[int, ...], engines.Engine] = {}
         self.exports: list[dict] = []
         self.data_dependent = False  # the If runs inside the runtime: nothing for the host to read back
         self.large_motion_count = None  # the runtime does not say which branch it took
@@ -61,7 +64,7 @@ class RuntimeNet(nn.Module):
         engine = self.engine(tuple(img0.shape[2:]), img0.device)
         return engine.run(img0, img1, float(timestep))[:n]
 
-    def engine(self, hw: tuple[int, int], device) -> object:
+    def engine(self, hw: tuple[int, ...], device) -> engines.Engine:
         if hw not in self.engines:
             self.engines[hw] = self._make_engine(hw, device)
         return self.engines[hw]
@@ -78,6 +81,7 @@ class RuntimeNet(nn.Module):
         o = self.opts
         t0 = time.monotonic()
         fp16 = self.graph_precision == "fp16"
+        engine: engines.Engine
         if o["runtime"] == "tensorrt" and tensorrt_route() == "torch_tensorrt":
             net = copy.deepcopy(self.ref).to(device, self.io_dtype)
             img = torch.zeros(o["batch"], 3, *hw, dtype=self.io_dtype, device=device)
@@ -111,10 +115,10 @@ class RuntimeNet(nn.Module):
 
 
 def runtime_version(name: str) -> str | None:
-    module = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": None}[name]
     if name == "tensorrt":
-        route = tensorrt_route()
-        module = "onnxruntime" if route == "ort" else "torch_tensorrt"
+        module = "onnxruntime" if tensorrt_route() == "ort" else "torch_tensorrt"
+    else:
+        module = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[name]
     try:
         return __import__(module).__version__
     except Exception:  # noqa: BLE001 - recorded as unknown, never fatal

@@ -12,7 +12,9 @@ its own process: torch's global switches (threads, cuDNN, denormals), compiled
 code and peak memory stay its own. Workers warm up one after the other (compile
 time is reported apart), then time their pairs in turn, round after round, in a
 rotating order, so that drift and other load hit every configuration alike.
-The workers and the rounds live in study_worker.py.
+The workers and the rounds live in study/worker.py, the scoring in
+study/score.py, the files in study/report.py; a row is a StudyRow
+(study/records.py).
 
 A timed pair is what a stream times (run.timer.PairTimer): the model call on
 prepared frames, synchronised. Speed: one statistic, the median pair time over
@@ -20,26 +22,31 @@ all rounds, gives both FPS and speed-up, each with a 95% bootstrap interval over
 the rounds (the speed-up's from ratios within a round, which the rotation
 exposed to the same load). Quality: outputs against the reference's; equal
 outputs are "identical", never a capped or infinite PSNR.
+
+Exit status: 0 every configuration measured, 1 one failed, 2 bad arguments or
+a configuration that cannot run here (nothing measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import math
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rifebench import __version__
-from rifebench.measure.quality import output_diff
-from rifebench.measure.stats import bootstrap_ci
+from rifebench.console import error, log
+from rifebench.errors import UsageError
+from rifebench.status import Exit
+from rifebench.study.records import StudyRow
+from rifebench.study.report import notes, table, write
+from rifebench.study.score import SPREAD_LIMIT_PCT, STATISTIC, score
 from rifebench.study.worker import run_size, study_precision
-from rifebench.warning_codes import line, warning
 
+PROG = "study"
 CONFIGS = {
     "baseline": [],
     "channels_last": ["--channels-last", "yes"],
@@ -54,138 +61,6 @@ CONFIGS = {
     "optimized_fp16": ["--optimize", "optimized", "--precision", "fp16"],
 }
 DEFAULT_CONFIGS = "baseline,channels_last,compile,bf16,optimized"
-SPREAD_LIMIT_PCT = 20.0  # (p90 - p10) / median of a configuration's pair times
-STATISTIC = (
-    "FPS = 1000 / median ms per pair; speed-up = reference median / configuration median; "
-    "[95% CI]: percentile bootstrap over the rounds (speed-up: ratios paired by round)"
-)
-
-
-# ------------------------------------------------------------------- scoring
-
-
-def spread_pct(samples: list[float]) -> float | None:
-    """(p90 - p10) / median in percent; None below 2 samples."""
-    if len(samples) < 2:
-        return None
-    deciles = statistics.quantiles(samples, n=10, method="inclusive")
-    return 100.0 * (deciles[-1] - deciles[0]) / statistics.median(samples)
-
-
-def speed(rounds_ms: list[list[float]], ref_rounds_ms: list[list[float]] | None) -> dict:
-    """FPS and speed-up of one configuration from the same statistic (the median
-    pair time over all rounds), each with its 95% CI from the per-round figures.
-    `ref_rounds_ms` is the reference's pair times by round (None: no reference)."""
-    rounds = [r for r in rounds_ms if r]
-    pooled = [x for r in rounds for x in r]
-    ms = statistics.median(pooled)
-    ci = bootstrap_ci([1000.0 / statistics.median(r) for r in rounds])
-    out = {
-        "ms_p50": ms,
-        "ms_min": min(pooled),
-        "fps": 1000.0 / ms,
-        "fps_ci95": list(ci) if ci else None,
-        "rounds": len(rounds),
-        "pairs": len(pooled),
-        "spread_pct": spread_pct(pooled),
-        "speedup": None,
-        "speedup_ci95": None,
-    }
-    ref_pooled = [x for r in ref_rounds_ms or [] for x in r]
-    if ref_pooled:
-        ratios = [statistics.median(b) / statistics.median(a) for a, b in zip(rounds_ms, ref_rounds_ms) if a and b]
-        ci = bootstrap_ci(ratios)
-        out.update(speedup=statistics.median(ref_pooled) / ms, speedup_ci95=list(ci) if ci else None)
-    return out
-
-
-def quality(ref_outputs: list, outputs: list) -> dict:
-    """Outputs against the reference's; `identical` (and psnr_db null: JSON has
-    no infinity) when every pair's output is equal."""
-    scores = [output_diff(a, b) for a, b in zip(ref_outputs, outputs)]
-    psnr = min(s["psnr_db"] for s in scores)
-    return {
-        "identical": math.isinf(psnr),
-        "psnr_db": None if math.isinf(psnr) else psnr,
-        "ssim": min(s["ssim"] for s in scores),
-        "max_abs_err": max(s["max_abs_err"] for s in scores),
-        "pairs": len(scores),
-    }
-
-
-def score(row: dict, base: dict) -> dict:
-    """Speed, quality and warnings of one row against the first (the reference)."""
-    if not row.get("rounds_ms") or not any(row["rounds_ms"]) or row.get("error"):
-        return row
-    ok = base.get("rounds_ms") and any(base["rounds_ms"]) and not base.get("error")
-    row.update(speed(row["rounds_ms"], base["rounds_ms"] if ok else None))
-    row["warnings"] = []
-    if row["spread_pct"] is not None and row["spread_pct"] > SPREAD_LIMIT_PCT:
-        row["warnings"].append(
-            warning(
-                "DISPERSION",
-                config=f"{row['config']} at {row['size']}",
-                spread_pct=row["spread_pct"],
-                pairs=row["pairs"],
-            )
-        )
-    # CPU platform: process CPU time per pair, insensitive to time slicing by other
-    # processes (not to cache or memory-bandwidth sharing).
-    if ok and row.get("platform") == "cpu" and row.get("cpu_ms") and base.get("cpu_ms"):
-        row["speedup_cpu_time"] = statistics.median(base["cpu_ms"]) / statistics.median(row["cpu_ms"])
-    if base.get("outputs") and row.get("outputs"):
-        row["quality"] = quality(base["outputs"], row["outputs"])
-    mem = row.get("memory") or {}
-    # GPUs: the allocator's peak. CPUs: the process's peak RSS, and how much of it
-    # the run added to the loaded model (torch alone is a few hundred MiB).
-    row["peak_mem_bytes"] = mem.get("peak_allocated_bytes") or mem.get("peak_rss_bytes")
-    if mem.get("peak_allocated_bytes") is None and mem.get("peak_rss_bytes") and row.get("rss_after_load_bytes"):
-        row["peak_mem_added_bytes"] = mem["peak_rss_bytes"] - row["rss_after_load_bytes"]
-    row["fallbacks"] = [f"{f['knob']}: {f['reason']}" for f in (row.get("knobs") or {}).get("fallbacks", [])]
-    return row
-
-
-# ------------------------------------------------------------------- report
-
-
-def _f(x, spec):
-    return "n/a" if x is None else format(x, spec)
-
-
-def _with_ci(x, ci, spec, unit=""):
-    return "n/a" if x is None else f"{x:{spec}}{unit}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else "")
-
-
-def table(rows: list[dict]) -> str:
-    out = [
-        "| size | config | FPS [95% CI] | ms/pair median (min) | speed-up [95% CI] | CPU-time speed-up "
-        "| PSNR dB vs reference | SSIM | max abs | peak mem MiB (added) | warm-up s | fell back |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        q = r.get("quality") or {}
-        if r.get("error"):
-            out.append(f"| {r['size']} | {r['config']} | failed: {r['error']} |||||||||| |")
-            continue
-        mem, added = r.get("peak_mem_bytes"), r.get("peak_mem_added_bytes")
-        psnr = "identical" if q.get("identical") else _f(q.get("psnr_db"), ".1f")
-        out.append(
-            f"| {r['size']} | {r['config']} ({r.get('precision')}) | "
-            f"{_with_ci(r.get('fps'), r.get('fps_ci95'), '.2f')} | "
-            f"{_f(r.get('ms_p50'), '.0f')} ({_f(r.get('ms_min'), '.0f')}) | "
-            f"{_with_ci(r.get('speedup'), r.get('speedup_ci95'), '.2f', 'x')} | "
-            f"{_f(r.get('speedup_cpu_time'), '.2f')}{'x' if r.get('speedup_cpu_time') else ''} | "
-            f"{psnr} | {_f(q.get('ssim'), '.5f')} | {_f(q.get('max_abs_err'), '.2e')} | "
-            f"{_f(mem / 2**20 if mem else None, '.0f')}"
-            f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {_f(r.get('warmup_s'), '.1f')} | "
-            f"{'; '.join(r.get('fallbacks') or []) or '-'} |"
-        )
-    return "\n".join(out)
-
-
-def notes(rows: list[dict]) -> list[str]:
-    """The lines under the table: how the figures were computed, then every warning."""
-    return [STATISTIC + "."] + [line(w) for r in rows for w in r.get("warnings") or []]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -195,11 +70,11 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def parse(argv):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rifebench study",
         allow_abbrev=False,
-        description=__doc__.split("\n\n")[0],
+        description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Predefined configurations (run_model.sh flags): "
         + "; ".join(f"{k} = {' '.join(v) or '(none)'}" for k, v in CONFIGS.items())
@@ -248,6 +123,13 @@ def parse(argv):
         action="store_true",
         help="write into a non-empty --output-dir (its study.json and study.md are replaced)",
     )
+    return p
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, checked in shape (argparse's usage error, exit 2): the
+    configurations named, the sizes, the counts."""
+    p = build_parser()
     args = p.parse_args(argv)
     flags_of = dict(CONFIGS)
     for spec in args.config:
@@ -273,11 +155,11 @@ def parse(argv):
     return args
 
 
-def check_configs(args) -> None:
-    """Every configuration resolves (flags, knobs) before any worker starts."""
+def check_configs(args: argparse.Namespace) -> None:
+    """Every configuration resolves (flags, knobs) before any worker starts;
+    UsageError naming the configuration otherwise."""
     from rifebench.backends.knobs import KnobError, preflight
     from rifebench.config import resolve
-    from rifebench.errors import UsageError
     from rifebench.options import flag_of
 
     for n in args.names:
@@ -285,12 +167,12 @@ def check_configs(args) -> None:
             cfg = resolve(["--dummy", *args.common, *args.flags_of[n]], env={})
             preflight(cfg.replace(precision=study_precision(cfg)))
         except UsageError as exc:
-            raise SystemExit(f"study: configuration {n!r}: {exc}") from None
+            raise UsageError(f"configuration {n!r}: {exc}") from None
         except KnobError as exc:
-            raise SystemExit(f"study: configuration {n!r}: {flag_of(exc.knob)}: {exc}") from None
+            raise UsageError(f"configuration {n!r}: {flag_of(exc.knob)}: {exc}") from None
         if not os.path.isfile(cfg.load_path):
-            raise SystemExit(
-                f"study: weights {cfg.load_path} not found (accepted: an existing file; "
+            raise UsageError(
+                f"weights {cfg.load_path} not found (accepted: an existing file; "
                 f"./get_model.sh --model {args.model} fetches it)"
             )
 
@@ -298,91 +180,75 @@ def check_configs(args) -> None:
 def prepare_output(requested: str | None, force: bool) -> Path:
     """A new or empty folder (a non-empty one with --force), checked writable
     before any worker starts: a bad path fails in a second, not after the study."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     from rifebench.fsutil import OutputDirError, prepare_dir
 
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     if requested is not None and not requested.strip():
-        raise SystemExit(
-            "study: --output-dir: '' is empty (accepted: a folder path, or none for ./output/study-<UTC timestamp>)"
+        raise UsageError(
+            "--output-dir: '' is empty (accepted: a folder path, or none for ./output/study-<UTC timestamp>)"
         )
     out = Path(requested or f"output/study-{stamp}").expanduser().resolve()
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise SystemExit(
-            f"study: --output-dir: {str(out)!r} is not empty (accepted: a new or empty folder, "
+        raise UsageError(
+            f"--output-dir: {str(out)!r} is not empty (accepted: a new or empty folder, "
             "or --force to replace its study.json and study.md)"
         )
     try:
         return prepare_dir(out, files=("study.json", "study.md"))
     except OutputDirError as exc:
-        raise SystemExit(f"study: --output-dir: {exc}") from None
+        raise UsageError(f"--output-dir: {exc}") from None
 
 
 def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
 
-def write(out: Path, doc: dict) -> None:
-    """study.json and study.md, atomically, after every size: a later failure loses nothing."""
-    from rifebench.fsutil import atomic_write_text
-
-    atomic_write_text(out / "study.json", json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
-    md = [
-        f"# Optimisation study ({doc['started']} to {doc['finished']})",
-        "",
-        f"`{doc['command']}`",
-        "",
-        f"{doc['cpu']}, model {doc['model']}, {doc['threads']} threads, {doc['rounds']} rounds of "
-        f"{doc['pairs']} pair(s){'' if doc['complete'] else ' (incomplete)'}",
-        "",
-        table(doc["rows"]),
-        "",
-    ]
-    md += [f"- {n}" for n in notes(doc["rows"])]
-    atomic_write_text(out / "study.md", "\n".join(md) + "\n")
-
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse(argv)
-    check_configs(args)
-    out = prepare_output(args.output_dir, args.force)
+def document(args: argparse.Namespace, argv: list[str], started: float, rows: list[StudyRow]) -> dict[str, Any]:
+    """study.json: how the study ran, then its rows."""
     from rifebench.measure.topology import cpu_model
 
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
+    finished = time.time()
+    return {
+        "command": "python -m rifebench study " + " ".join(argv),
+        "cpu": cpu_model(),
+        "threads": args.threads,
+        "model": args.model,
+        "rounds": args.rounds,
+        "pairs": args.pairs,
+        "started": _iso(started),
+        "finished": _iso(finished),
+        "duration_s": finished - started,
+        "statistic": STATISTIC,
+        "spread_limit_pct": SPREAD_LIMIT_PCT,
+        "warnings": [w for r in rows for w in r.warnings],
+        "rows": [r.to_dict() for r in rows],
+    }
 
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    try:
+        check_configs(args)
+        out = prepare_output(args.output_dir, args.force)
+    except UsageError as exc:
+        error(PROG, str(exc))
+        return Exit.USAGE
     started, rows = time.time(), []
     for size in args.sizes:
-        log(f"{size[0]}x{size[1]}: {', '.join(args.names)}")
-        raw = run_size(size, args.names, args.flags_of, args, log)
+        log(f"{size[0]}x{size[1]}: {', '.join(args.names)}", stderr=True)
+        raw = run_size(size, args.names, args.flags_of, args, lambda msg: log(msg, stderr=True))
         rows += [score(r, raw[0]) for r in raw]
         for r in raw:
-            r.pop("outputs", None)
-        finished = time.time()
-        doc = {
-            "command": "python -m rifebench study " + " ".join(argv),
-            "cpu": cpu_model(),
-            "threads": args.threads,
-            "model": args.model,
-            "rounds": args.rounds,
-            "pairs": args.pairs,
-            "started": _iso(started),
-            "finished": _iso(finished),
-            "duration_s": finished - started,
-            "statistic": STATISTIC,
-            "spread_limit_pct": SPREAD_LIMIT_PCT,
-            "warnings": [w for r in rows for w in r.get("warnings") or []],
-            "rows": rows,
-            "complete": size == args.sizes[-1],
-        }
-        write(out, doc)
+            r.outputs = []  # scored: the frames are not kept
+        write(out, document(args, argv, started, rows) | {"complete": size == args.sizes[-1]}, rows)
     print(table(rows))
     print("\n".join(notes(rows)))
-    log(f"study: results in {out}")
-    failed = [r["config"] for r in rows if r.get("error") or not r.get("fps")]
+    log(f"study: results in {out}", stderr=True)
+    failed = [r.config for r in rows if r.error or not r.fps]
     if failed:
-        log(f"study: failed configurations: {', '.join(sorted(set(failed)))}")
-    return 1 if failed else 0
+        log(f"study: failed configurations: {', '.join(sorted(set(failed)))}", stderr=True)
+    return Exit.FAIL if failed else Exit.PASS
 
 
 if __name__ == "__main__":

@@ -9,14 +9,21 @@ model call is the timed submission, synchronised.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import resource
 import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from rifebench.study.records import StudyRow
 
 ANSWER_TIMEOUT_S = 1800.0  # a worker's longest step: compile (max-autotune) and warm-up at 4K
 SEQUENCE = 3  # frames: pairs (0,1), (1,2), (2,0), (0,1), ... share one frame each step
 
 
-def video_frames(height: int, width: int, count: int, seed: int):
+def video_frames(height: int, width: int, count: int, seed: int) -> list[Any]:
     """`count` frames of one smooth random texture moving 3 px down and 3 px
     left per frame (float32, 1x3xHxW in [0, 1]); the same for every config."""
     import torch
@@ -33,7 +40,7 @@ def video_frames(height: int, width: int, count: int, seed: int):
     ]
 
 
-def study_precision(cfg) -> str:
+def study_precision(cfg: Any) -> str:
     """The study's reference is fp32 on every platform (run_model.sh's auto
     means fp16 on GPUs); configurations name bf16/fp16 explicitly."""
     return "fp32" if cfg.precision == "auto" else cfg.precision
@@ -49,15 +56,17 @@ def pair_of(step: int) -> tuple[int, int]:
 
 
 class Worker:
-    def __init__(self, ctx, name, flags, size, seed, threads):
+    def __init__(self, ctx: Any, name: str, flags: list[str], size: tuple[int, int], seed: int, threads: int):
         self.name, self.flags = name, flags
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker, args=(child, flags, size, seed, threads), daemon=True)
         self.proc.start()
         child.close()
-        self.error = None
+        self.error: str | None = None
 
-    def ask(self, cmd, arg=None, expect=None, timeout=ANSWER_TIMEOUT_S):
+    def ask(
+        self, cmd: str | None, arg: Any = None, expect: str | None = None, timeout: float = ANSWER_TIMEOUT_S
+    ) -> Any:
         """Send a command and wait for its answer; None (and self.error) when the
         worker failed, died or stayed silent: one bad row never hangs the study."""
         if self.error:
@@ -77,17 +86,21 @@ class Worker:
             return None
         return payload
 
-    def close(self):
-        try:
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # a dead worker cannot be told
             self.conn.send(("quit", None))
-        except OSError:
-            pass
         self.proc.join(30)
         if self.proc.is_alive():
             self.proc.kill()
 
 
-def run_size(size, names, flags_of, args, log) -> list[dict]:
+def run_size(
+    size: tuple[int, int],
+    names: list[str],
+    flags_of: dict[str, list[str]],
+    args: argparse.Namespace,
+    log: Callable[[str], None],
+) -> list[StudyRow]:
     """The unscored rows of one size, in the order of `names`: each keeps its
     pair times per round (`rounds_ms`), so that rounds can be paired later."""
     import multiprocessing as mp
@@ -95,35 +108,27 @@ def run_size(size, names, flags_of, args, log) -> list[dict]:
     ctx = mp.get_context("spawn")
     workers = [Worker(ctx, n, args.common + flags_of[n], size, args.seed, args.threads) for n in names]
     label = f"{size[0]}x{size[1]}"
-    rows = {w.name: {"size": label, "config": w.name, "flags": " ".join(w.flags)} for w in workers}
+    rows = {w.name: StudyRow(size=label, config=w.name, flags=" ".join(w.flags)) for w in workers}
     try:
         for w in workers:
-            info = w.ask(None, expect="ready")
-            rows[w.name].update(info or {})
+            rows[w.name].update(w.ask(None, expect="ready") or {})
         for w in workers:  # one at a time: compilation and warm-up are not timed
             warm = w.ask("warmup", args.warmup, expect="warm")
             if warm:
-                rows[w.name].update(
-                    warmup_s=warm["seconds"],
-                    first_pairs_s=warm["first_pairs_s"],
-                    outputs=warm["outputs"],
-                    rounds_ms=[],
-                    cpu_ms=[],
-                )
-                log(f"  {label} {w.name}: warm in {warm['seconds']:.1f} s")
+                rows[w.name].update(warm)
+                log(f"  {label} {w.name}: warm in {warm['warmup_s']:.1f} s")
         for r in range(args.rounds):
             order = workers[r % len(workers) :] + workers[: r % len(workers)]
             for w in order:
                 got = w.ask("time", args.pairs, expect="timed")
                 if got:
-                    rows[w.name]["rounds_ms"].append(got[0])
-                    rows[w.name]["cpu_ms"].extend(got[1])
+                    rows[w.name].rounds_ms.append(got[0])
+                    rows[w.name].cpu_ms.extend(got[1])
             log(f"  {label} round {r + 1}/{args.rounds} done")
         for w in workers:
-            stats = w.ask("stats", expect="stats")
-            rows[w.name].update(stats or {})
+            rows[w.name].update(w.ask("stats", expect="stats") or {})
             if w.error:
-                rows[w.name]["error"] = w.error
+                rows[w.name].error = w.error
                 log(f"  {label} {w.name}: FAILED: {w.error}")
     finally:
         for w in workers:
@@ -132,9 +137,10 @@ def run_size(size, names, flags_of, args, log) -> list[dict]:
 
 
 # ------------------------------------------------------------------- worker side
+# Only plain data crosses the pipe: each answer is a dict of StudyRow fields.
 
 
-def _worker(conn, flags: list, size: tuple, seed: int, threads: int) -> None:
+def _worker(conn: Connection, flags: list[str], size: tuple[int, int], seed: int, threads: int) -> None:
     try:
         _serve(conn, flags, size, seed, threads)
     except BaseException as exc:  # noqa: BLE001 - the parent must hear about every failure
@@ -143,71 +149,83 @@ def _worker(conn, flags: list, size: tuple, seed: int, threads: int) -> None:
         conn.close()
 
 
-def _serve(conn, flags, size, seed, threads) -> None:
-    import torch
+class _Model:
+    """One configuration's model on its synthetic video, in the worker process."""
 
-    from rifebench.backends.device import resolve_platform
-    from rifebench.config import resolve
-    from rifebench.run.stream import build
-    from rifebench.run.timer import PairTimer
+    def __init__(self, flags: list[str], size: tuple[int, int], seed: int):
+        from rifebench.backends.device import resolve_platform
+        from rifebench.config import resolve
+        from rifebench.run.stream import build
 
-    torch.set_num_threads(threads)
-    cfg = resolve(["--dummy", *flags], env={})
-    platform = resolve_platform(cfg.platform)
-    precision = study_precision(cfg)
-    cfg = cfg.replace(platform=platform, precision=precision)
-    backend, interp = build(cfg)
-    frames = video_frames(size[1], size[0], SEQUENCE, seed)
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        cfg = resolve(["--dummy", *flags], env={})
+        self.platform = resolve_platform(cfg.platform)
+        self.precision = study_precision(cfg)
+        self.backend, self.interp = build(cfg.replace(platform=self.platform, precision=self.precision))
+        self.frames = video_frames(size[1], size[0], SEQUENCE, seed)
+        self.rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self.done = 0  # pairs so far: the video goes on across warm-up and rounds
 
-    done = [0]  # pairs so far: the video goes on across warm-up and rounds
-
-    def prepared():
-        i, j = pair_of(done[0])
-        done[0] += 1
-        return interp.prepare(frames[i], key=i), interp.prepare(frames[j], key=j)
-
-    def step(timer=None):
+    def step(self, timer: Any = None) -> Any:
         """One pair: frames prepared (reused with REUSE_FRAMES), then the timed
         submission as the streams define it (timer.PairTimer), synchronised."""
-        a, b = prepared()
-        call = lambda: interp.interpolate(a, b, 1)[0]  # noqa: E731
+        i, j = pair_of(self.done)
+        self.done += 1
+        a, b = self.interp.prepare(self.frames[i], key=i), self.interp.prepare(self.frames[j], key=j)
+
+        def call() -> Any:
+            return self.interp.interpolate(a, b, 1)[0]
+
         if timer is None:
             out = call()
-            backend.sync()
+            self.backend.sync()
             return out
         return timer(call, sync=True)
 
-    conn.send(("ready", {"precision": precision, "platform": platform}))
+    def warmup(self, extra: int) -> dict[str, Any]:
+        """Every distinct pair once (their outputs are the quality sample), then more."""
+        t0 = time.monotonic()
+        outs = [self.step()[0].float().permute(1, 2, 0).cpu().numpy() for _ in range(SEQUENCE - 1)]
+        first_s = time.monotonic() - t0
+        for _ in range(extra):
+            self.step()
+        self.backend.reset_peak_memory()
+        return {"warmup_s": time.monotonic() - t0, "first_pairs_s": first_s, "outputs": outs}
+
+    def time(self, pairs: int) -> tuple[list[float], list[float]]:
+        from rifebench.run.timer import PairTimer
+
+        timer, cpu = PairTimer(self.backend), []
+        for _ in range(pairs):
+            c0 = time.process_time()
+            self.step(timer)
+            cpu.append((time.process_time() - c0) * 1000.0)
+        return timer.latency_ms(), cpu
+
+    def stats(self) -> dict[str, Any]:
+        net = self.interp.net
+        return {
+            "memory": self.backend.memory(),
+            "rss_after_load_bytes": self.rss_loaded,
+            "knobs": self.interp.knobs.to_dict() | {"runtime": self.interp.runtime()},
+            "runtime": net.describe() if hasattr(net, "describe") else None,
+            "device": self.backend.describe(),
+        }
+
+
+def _serve(conn: Connection, flags: list[str], size: tuple[int, int], seed: int, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    model = _Model(flags, size, seed)
+    conn.send(("ready", {"precision": model.precision, "platform": model.platform}))
+    answers: dict[str, tuple[str, Callable[[Any], Any]]] = {
+        "warmup": ("warm", model.warmup),
+        "time": ("timed", model.time),
+        "stats": ("stats", lambda _: model.stats()),
+    }
     while True:
         cmd, arg = conn.recv()
-        if cmd == "warmup":  # every distinct pair once (their outputs are the quality sample), then more
-            t0 = time.monotonic()
-            outs = [step()[0].float().permute(1, 2, 0).cpu().numpy() for _ in range(SEQUENCE - 1)]
-            first_s = time.monotonic() - t0
-            for _ in range(arg):
-                step()
-            backend.reset_peak_memory()
-            conn.send(("warm", {"seconds": time.monotonic() - t0, "first_pairs_s": first_s, "outputs": outs}))
-        elif cmd == "time":
-            timer, cpu = PairTimer(backend), []
-            for _ in range(arg):
-                c0 = time.process_time()
-                step(timer)
-                cpu.append((time.process_time() - c0) * 1000.0)
-            conn.send(("timed", (timer.latency_ms(), cpu)))
-        elif cmd == "stats":
-            conn.send(
-                (
-                    "stats",
-                    {
-                        "memory": backend.memory(),
-                        "rss_after_load_bytes": rss_loaded,
-                        "knobs": interp.knobs.to_dict() | {"runtime": interp.runtime()},
-                        "runtime": interp.net.describe() if hasattr(interp.net, "describe") else None,
-                        "device": backend.describe(),
-                    },
-                )
-            )
-        else:
+        if cmd not in answers:
             return
+        kind, answer = answers[cmd]
+        conn.send((kind, answer(arg)))

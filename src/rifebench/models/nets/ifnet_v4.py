@@ -69,6 +69,7 @@ class IFBlock(nn.Module):
         else:
             self.convblock = nn.Sequential(*(conv_act(c, c, 1, p) for _ in range(8)))
         self.outer_residual = not variant.resconv
+        self.lastconv: nn.Module
         if variant.pixel_shuffle:
             self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 24, 4, 2, 1), nn.PixelShuffle(2))
             self.head_up = 1  # the head already returns to the block's input resolution

@@ -1,0 +1,73 @@
+"""The study's files: study.json (the document, rows from their to_dict()) and
+study.md (the table and its notes), written atomically after every size so a
+later failure loses nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rifebench.fsutil import atomic_write_text
+from rifebench.study.records import StudyRow
+from rifebench.study.score import STATISTIC
+from rifebench.warning_codes import line
+
+
+def _f(x: float | None, spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _with_ci(x: float | None, ci: Sequence[float] | None, spec: str, unit: str = "") -> str:
+    return "n/a" if x is None else f"{x:{spec}}{unit}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else "")
+
+
+def table(rows: Sequence[StudyRow]) -> str:
+    out = [
+        "| size | config | FPS [95% CI] | ms/pair median (min) | speed-up [95% CI] | CPU-time speed-up "
+        "| PSNR dB vs reference | SSIM | max abs | peak mem MiB (added) | warm-up s | fell back |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        q = r.quality or {}
+        if r.error:
+            out.append(f"| {r.size} | {r.config} | failed: {r.error} |||||||||| |")
+            continue
+        mem, added = r.peak_mem_bytes, r.peak_mem_added_bytes
+        psnr = "identical" if q.get("identical") else _f(q.get("psnr_db"), ".1f")
+        out.append(
+            f"| {r.size} | {r.config} ({r.precision}) | "
+            f"{_with_ci(r.fps, r.fps_ci95, '.2f')} | "
+            f"{_f(r.ms_p50, '.0f')} ({_f(r.ms_min, '.0f')}) | "
+            f"{_with_ci(r.speedup, r.speedup_ci95, '.2f', 'x')} | "
+            f"{_f(r.speedup_cpu_time, '.2f')}{'x' if r.speedup_cpu_time else ''} | "
+            f"{psnr} | {_f(q.get('ssim'), '.5f')} | {_f(q.get('max_abs_err'), '.2e')} | "
+            f"{_f(mem / 2**20 if mem else None, '.0f')}"
+            f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {_f(r.warmup_s, '.1f')} | "
+            f"{'; '.join(r.fallbacks) or '-'} |"
+        )
+    return "\n".join(out)
+
+
+def notes(rows: Sequence[StudyRow]) -> list[str]:
+    """The lines under the table: how the figures were computed, then every warning."""
+    return [STATISTIC + "."] + [line(w) for r in rows for w in r.warnings]
+
+
+def write(out: Path, doc: dict[str, Any], rows: Sequence[StudyRow]) -> None:
+    """study.json (`doc`, whose "rows" are the rows' to_dict()) and study.md, atomically."""
+    atomic_write_text(out / "study.json", json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
+    md = [
+        f"# Optimisation study ({doc['started']} to {doc['finished']})",
+        "",
+        f"`{doc['command']}`",
+        "",
+        f"{doc['cpu']}, model {doc['model']}, {doc['threads']} threads, {doc['rounds']} rounds of "
+        f"{doc['pairs']} pair(s){'' if doc['complete'] else ' (incomplete)'}",
+        "",
+        table(rows),
+        "",
+    ]
+    md += [f"- {n}" for n in notes(rows)]
+    atomic_write_text(out / "study.md", "\n".join(md) + "\n")
