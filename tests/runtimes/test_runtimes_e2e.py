@@ -14,8 +14,9 @@ import torch
 
 from conftest import random_state
 from helpers import clean_env, run_harness
+from rifebench.fsutil import sha256_file
 from rifebench.models import export as onnx_export
-from rifebench.models import zoo
+from rifebench.models import onnx_cache, zoo
 from rifebench.models.nets.ifnet_v4 import build_v46
 
 pytestmark = [
@@ -35,10 +36,10 @@ def weights46(tmp_path_factory):
     return path
 
 
-def run(weights, out, *flags):
+def run(weights, out, *flags, env=None):
     proc = run_harness(
         ["--model", "4.6", "--pretrained-weights", weights, "--output-dir", out, "--warmup", "1", *flags],
-        env=clean_env(),
+        env=env or clean_env(),
         timeout=600,
     )
     doc = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else None
@@ -64,16 +65,19 @@ def test_export_is_cached_and_rekeyed_by_size_and_precision(weights46):
     spec, net = zoo.get("4.6"), build_v46()
     net.load_state_dict(torch.load(weights46, weights_only=True))
     folder = onnx_export.cache_folder(str(weights46))
+    folders = onnx_export.cache_folders(str(weights46))
+    assert folders[0] == folder
     key = onnx_export.make_key(spec, str(weights46), 1, (32, 32), "fp32", 1.0)
-    path, first = onnx_export.cached_export(net, spec, key, folder)
+    path, first = onnx_export.cached_export(net, spec, key, folders)
     assert not first["cached"] and first["export_s"] > 0 and path.parent == weights46.parent / "onnx-cache"
+    assert first["beside_weights"] and first["fallback_reason"] is None
     stamp = path.stat().st_mtime_ns
-    again, second = onnx_export.cached_export(net, spec, key, folder)
+    again, second = onnx_export.cached_export(net, spec, key, folders)
     assert again == path and second["cached"] and path.stat().st_mtime_ns == stamp
     other = onnx_export.make_key(spec, str(weights46), 1, (32, 64), "fp32", 1.0)
     half = onnx_export.make_key(spec, str(weights46), 1, (32, 32), "fp16", 1.0)
     assert len({key.file_name(), other.file_name(), half.file_name()}) == 3
-    p16, info = onnx_export.cached_export(net.half(), spec, half, folder)
+    p16, info = onnx_export.cached_export(net.half(), spec, half, folders)
     assert not info["cached"] and p16 != path
     import onnx
 
@@ -135,18 +139,28 @@ def test_a_corrupted_export_fails_the_parity_gate_with_its_figure(weights46, tmp
     spec, net = zoo.get("4.6"), build_v46()
     net.load_state_dict(torch.load(weights46, weights_only=True))
     key = onnx_export.make_key(spec, str(weights46), 1, (64, 64), "fp32", 1.0)  # what the run will look up
-    path, _ = onnx_export.cached_export(net, spec, key, onnx_export.cache_folder(str(weights46)))
+    path, _ = onnx_export.cached_export(net, spec, key, onnx_export.cache_folders(str(weights46)))
     model = onnx.load(str(path))
     conv = next(t for t in model.graph.initializer if len(t.dims) == 4)
     arr = onnx.numpy_helper.to_array(conv) * 1.5  # a subtly different network, still a valid graph
     conv.CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float32), conv.name))
     onnx.save(model, str(path))
+    # As a faulty exporter would write it: the key file vouches for it (else the cache exports it again).
+    key_file = onnx_cache.key_path(path)
+    key_file.write_text(json.dumps(json.loads(key_file.read_text()) | {"sha256": sha256_file(path)}))
     try:
         proc, doc = run(weights46, tmp_path / "bad", "--dummy", *SIZE, "--num-inputs", "1", "--runtime", "onnxruntime")
     finally:
         path.unlink()  # a later run exports a good one again
     assert proc.returncode == 1, proc.stderr
-    assert "parity gate: RUNTIME=onnxruntime PRECISION=fp32 output is" in proc.stdout + proc.stderr
+    console = proc.stdout + proc.stderr
+    assert "Traceback" not in console and 'File "' not in console  # a designed outcome: its line only
+    gate_lines = [line for line in console.splitlines() if "parity gate:" in line]
+    assert (
+        len(gate_lines) == 1
+        and "error: stream 0 failed: ParityFailed: parity gate: RUNTIME=onnxruntime" in (gate_lines[0])
+    )
+    assert "PRECISION=fp32 output is" in gate_lines[0]
     reason = doc["failures"][0]["reason"]
     assert "dB PSNR against PyTorch fp32" in reason and "needs >= 50 dB" in reason
     assert float(reason.split("output is ")[1].split(" dB")[0]) < 50
@@ -194,3 +208,35 @@ def test_video_mode_through_a_runtime_scores_as_torch(weights46, tmp_path):
     assert frames["onnxruntime"] == frames["torch"] == ["frame 1", "frame 3", "frame 5"]
     assert docs["onnxruntime"]["runtime"]["parity"]["passed"]
     assert docs["onnxruntime"]["quality"]["psnr_mean"] == pytest.approx(docs["torch"]["quality"]["psnr_mean"], abs=0.01)
+
+
+def test_a_read_only_weights_folder_runs_with_the_user_cache(weights46, tmp_path):
+    """A read-only model folder is a normal deployment: the graph goes to the user's
+    cache folder, results.json says which was used, and nothing is refused."""
+    from helpers import sibling_module
+
+    read_only = sibling_module("models", "test_export_cache").read_only
+
+    weights = tmp_path / "model" / "flownet.pkl"
+    weights.parent.mkdir()
+    weights.write_bytes(weights46.read_bytes())
+    xdg = tmp_path / "xdg"
+    with read_only(weights.parent):
+        proc, doc = run(
+            weights,
+            tmp_path / "o",
+            "--dummy",
+            *SIZE,
+            "--num-inputs",
+            "2",
+            "--runtime",
+            "onnxruntime",
+            env=clean_env(XDG_CACHE_HOME=xdg),
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    cache = doc["runtime"]["cache"]
+    assert cache["folder"] == str(xdg / "rifebench" / "onnx-cache") and cache["beside_weights"] is False
+    assert str(weights.parent / "onnx-cache") in cache["fallback_reason"] and "not writable" in cache["fallback_reason"]
+    assert list((xdg / "rifebench" / "onnx-cache").glob("rife-4.6-*-64x64-*.onnx"))
+    assert f"exporting into {xdg / 'rifebench' / 'onnx-cache'}" in proc.stdout

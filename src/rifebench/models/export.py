@@ -1,5 +1,6 @@
 """The network (not the padding, cropping or scoring around it) as an ONNX graph,
-exported once and cached beside the weights.
+exported once and cached beside the weights (or in the user's cache folder when
+the weights' folder cannot be written: onnx_cache.py).
 
 One file per (model, weights sha256, padded size, batch, precision, scale,
 opset, exporter version): the shapes are static so that the runtimes can plan
@@ -12,25 +13,26 @@ bit-identical outputs in torch), never as a silently different network.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
-import json
 import logging
-import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from rifebench.fsutil import sha256_file
+from rifebench.console import log
+from rifebench.fsutil import atomic_write_bytes, sha256_file
+from rifebench.models import onnx_cache
 from rifebench.models.nets.ifnet_v4 import LARGE_MOTION_PX, SCALES, IFNetV4, swap_halves, timestep_map
 from rifebench.models.nets.warp import warp
 
 OPSET = 18  # GridSample arrived in 16; 18 is what the dynamo exporter writes natively
-CACHE_DIR = "onnx-cache"
+CACHE_DIR = onnx_cache.CACHE_DIR
 INPUTS = ("img0", "img1", "timestep")
 
 
@@ -121,29 +123,32 @@ def export_module(net: nn.Module, spec, scale: float) -> nn.Module:
     return ExportNet(net, spec.arbitrary_timestep, scale).eval()
 
 
-def export(net: nn.Module, spec, key: ExportKey, path: Path) -> None:
-    """Write the ONNX graph of `net` (already in the key's precision) to path, atomically."""
+def graph_bytes(net: nn.Module, spec, key: ExportKey) -> bytes:
+    """The ONNX graph of `net` (already in the key's precision), serialised in
+    memory: the exporter never opens a path, so a link planted at one is never
+    written through."""
     dtype = torch.float16 if key.precision == "fp16" else torch.float32
     img = torch.rand(key.batch, 3, key.height, key.width, generator=torch.Generator().manual_seed(0))
     args = (img.to(dtype), img.flip(3).to(dtype), torch.full((1,), 0.5))
     module = export_module(net, spec, key.scale)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with torch.no_grad(), _quiet():
-            torch.onnx.export(
-                module,
-                args,
-                str(tmp),
-                dynamo=True,
-                opset_version=key.opset,
-                external_data=False,
-                input_names=list(INPUTS),
-                output_names=["frame"],
-                verbose=False,
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with torch.no_grad(), _quiet():
+        program = torch.onnx.export(
+            module,
+            args,
+            None,
+            dynamo=True,
+            opset_version=key.opset,
+            input_names=list(INPUTS),
+            output_names=["frame"],
+            verbose=False,
+        )
+    assert program is not None, "the dynamo exporter returns its program"
+    return program.model_proto.SerializeToString()
+
+
+def export(net: nn.Module, spec, key: ExportKey, path: Path) -> None:
+    """Write the ONNX graph of `net` to path, atomically (a fresh file renamed into place)."""
+    atomic_write_bytes(path, graph_bytes(net, spec, key))
 
 
 @contextlib.contextmanager
@@ -164,20 +169,9 @@ def _quiet():
             lg.setLevel(level)
 
 
-@contextlib.contextmanager
-def _locked(folder: Path):
-    """One exporter at a time per cache folder: streams of one run start together."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def cache_folder(weights_path: str) -> Path:
-    return Path(weights_path).expanduser().resolve().parent / CACHE_DIR
+    """The cache folder beside the weights (the first of cache_folders)."""
+    return onnx_cache.folders(weights_path)[0]
 
 
 def make_key(spec, weights_path: str, batch: int, hw: tuple[int, int], precision: str, scale: float) -> ExportKey:
@@ -194,16 +188,57 @@ def make_key(spec, weights_path: str, batch: int, hw: tuple[int, int], precision
     )
 
 
-def cached_export(net: nn.Module, spec, key: ExportKey, folder: Path) -> tuple[Path, dict]:
-    """The cached graph for key, exported first if absent. Returns its path and
-    what happened ({"cached": bool, "export_s": seconds or None, ...})."""
-    path = folder / key.file_name()
-    with _locked(folder):
-        if path.is_file():
-            return path, {"path": str(path), "cached": True, "export_s": None, "key": asdict(key)}
+def cache_folders(weights_path: str) -> list[Path]:
+    """Where cached_export looks and writes, in order (onnx_cache.folders)."""
+    return onnx_cache.folders(weights_path)
+
+
+def cached_export(net: nn.Module, spec, key: ExportKey, folders: Sequence[Path]) -> tuple[Path, dict]:
+    """The cached graph for key, exported first if absent or not matching its
+    sha256. The first folder that holds a valid entry is used; else the first
+    that can be written. Returns its path and what happened ({"cached": bool,
+    "export_s": seconds or None, "folder", "beside_weights", "fallback_reason", ...})."""
+    wanted = asdict(key)
+    passed_over: list[str] = []  # why each earlier folder could not take the export
+    for folder in folders:
+        onnx_cache.refuse_link(folder)
+        path = folder / key.file_name()
+        if onnx_cache.entry_problem(path, wanted) is None:
+            return path, _info(key, path, folders, passed_over, None)
+        why = onnx_cache.unwritable(folder)
+        if why is None:
+            return _export_into(net, spec, key, path, folders, passed_over)
+        passed_over.append(why)
+    raise onnx_cache.CacheError(
+        f"ONNX cache: no folder can take the export: {'; '.join(passed_over)} (accepted: a weights folder, "
+        "or $XDG_CACHE_HOME (else ~/.cache), that this user can write)"
+    )
+
+
+def _export_into(net, spec, key: ExportKey, path: Path, folders, passed_over: list[str]) -> tuple[Path, dict]:
+    with onnx_cache.locked(path.parent):
+        problem = onnx_cache.entry_problem(path, asdict(key))  # another stream may have written it meanwhile
+        if problem is None:
+            return path, _info(key, path, folders, passed_over, None)
+        if problem != onnx_cache.ABSENT:
+            log(f"ONNX cache: {path}: {problem}; exporting it again")
+        elif passed_over:
+            log(f"ONNX cache: {passed_over[0]}; exporting into {path.parent}")
         t0 = time.monotonic()
-        export(net, spec, key, path)
+        data = graph_bytes(net, spec, key)
         seconds = time.monotonic() - t0
-        meta = {"key": asdict(key), "export_s": seconds, "created": time.time()}
-        (folder / (path.name + ".json")).write_text(json.dumps(meta, indent=2) + "\n")
-    return path, {"path": str(path), "cached": False, "export_s": seconds, "key": asdict(key)}
+        onnx_cache.write_entry(path, asdict(key), data, seconds, time.time())
+    return path, _info(key, path, folders, passed_over, seconds)
+
+
+def _info(key: ExportKey, path: Path, folders, passed_over: list[str], export_s: float | None) -> dict[str, Any]:
+    beside = path.parent == folders[0]
+    return {
+        "path": str(path),
+        "cached": export_s is None,
+        "export_s": export_s,
+        "key": asdict(key),
+        "folder": str(path.parent),
+        "beside_weights": beside,
+        "fallback_reason": None if beside else (passed_over[0] if passed_over else None),
+    }

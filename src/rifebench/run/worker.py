@@ -136,7 +136,8 @@ class StreamChannel:
             "error",
             {
                 "error": f"{type(exc).__name__}: {exc}".strip(),
-                "traceback": traceback.format_exc(),
+                # A designed outcome (the parity gate, the ONNX cache's refusals) is its one line.
+                "traceback": "" if getattr(exc, "expected", False) else traceback.format_exc(),
                 "details": getattr(exc, "details", None),
             },
         )

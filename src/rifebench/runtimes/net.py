@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from rifebench.errors import RifebenchError
 from rifebench.models import export as onnx_export
+from rifebench.models import onnx_cache
 from rifebench.runtimes import engines
 from rifebench.runtimes.registry import ort_providers, tensorrt_route
 
@@ -27,6 +28,8 @@ PARITY_DB = {"fp32": 50.0, "fp16": 35.0, "bf16": 35.0}
 
 class ParityFailed(RifebenchError, RuntimeError):
     """`details` reaches results.json's failure record: the figure is kept, structured."""
+
+    expected = True  # a designed outcome: the stream reports its line, not a traceback
 
     def __init__(self, message: str, record: dict):
         super().__init__(message)
@@ -73,7 +76,7 @@ class RuntimeNet(nn.Module):
         o = self.opts
         net = self.ref if self.graph_precision == "fp32" else copy.deepcopy(self.ref).half()
         key = onnx_export.make_key(self.spec, o["weights"], o["batch"], hw, self.graph_precision, o["scale"])
-        path, info = onnx_export.cached_export(net, self.spec, key, onnx_export.cache_folder(o["weights"]))
+        path, info = onnx_export.cached_export(net, self.spec, key, onnx_export.cache_folders(o["weights"]))
         self.exports.append(info)
         return path, net
 
@@ -92,8 +95,11 @@ class RuntimeNet(nn.Module):
             if o["runtime"] == "openvino":
                 engine = engines.OvEngine(path, o["platform"], o["device_index"], o["precision"], o["threads"])
             else:
+                trt = ""  # ONNX Runtime's TensorRT engine cache: beside the graph, or where it can be written
+                if o["runtime"] == "tensorrt":
+                    trt = str(onnx_cache.subfolder([path.parent, *onnx_export.cache_folders(o["weights"])], "trt"))
                 providers = engines.ort_providers(
-                    o["runtime"], o["platform"], ort_providers(), o["device_index"], fp16, str(path.parent / "trt")
+                    o["runtime"], o["platform"], ort_providers(), o["device_index"], fp16, trt
                 )
                 engine = engines.OrtEngine(path, providers, o["threads"], torch.device(device))
         engine.build_s = time.monotonic() - t0
@@ -111,7 +117,16 @@ class RuntimeNet(nn.Module):
             "settings": getattr(first, "settings", None),
             "engines": [{"padded_hw": list(hw), "build_s": e.build_s} for hw, e in self.engines.items()],
             "exports": self.exports,
+            "cache": cache_record(self.exports),
         }
+
+
+def cache_record(exports: list[dict]) -> dict | None:
+    """Which ONNX cache folder this stream used, and why not the one beside the weights."""
+    if not exports:
+        return None  # torch-tensorrt compiles from the module: no ONNX file
+    last = exports[-1]
+    return {k: last[k] for k in ("folder", "beside_weights", "fallback_reason")}
 
 
 def runtime_version(name: str) -> str | None:
