@@ -8,10 +8,12 @@ import http.server
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -256,10 +258,11 @@ def test_free_space_is_checked_before_the_crc_test(tmp_path, monkeypatch):
 def test_failed_extraction_leaves_no_folder(tmp_path, monkeypatch):
     (tmp_path / "vimeo_interp_test.zip").write_bytes(ARCHIVE)
 
-    def disk_full(self, path=None, members=None, pwd=None):
+    def disk_full(src, dst, length=0):
+        dst.write(src.read(100))  # a file half-written, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(zipfile.ZipFile, "extractall", disk_full)
+    monkeypatch.setattr(vimeo_fetch.shutil, "copyfileobj", disk_full)
     with pytest.raises(vimeo_fetch.FetchError, match="disk full"):
         vimeo_fetch.get(tmp_path, "http://127.0.0.1:9/unused")
     assert listing(tmp_path) == ["vimeo_interp_test.zip"]
@@ -317,3 +320,83 @@ def test_get_dataset_ctrl_c_is_one_line_and_130(tmp_path):
     assert "Traceback" not in err and out == ""
     assert err.splitlines()[-1] == "get_dataset.sh: interrupted; run ./get_dataset.sh again to resume"
     assert part.exists()  # kept for resuming
+
+
+# --- nothing followed, nothing extracted but plain files (issue 21, items 3 and 28) ---------
+
+SECRET = b"the victim's own bytes, which no download may touch\n"
+
+
+def plant(tmp_path, name="vimeo_interp_test.zip.part"):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(SECRET)
+    link = tmp_path / "d" / name
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(victim)
+    return victim, link
+
+
+@pytest.mark.parametrize("ranges", [True, False], ids=["appended", "replaced"])
+def test_get_dataset_refuses_a_planted_part_link(tmp_path, serve, ranges):
+    srv = serve(ranges=ranges)
+    victim, link = plant(tmp_path)
+    proc = get_dataset("--dir", link.parent, "--url", srv.url)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if "error" in ln]  # one line, after "downloading ..."
+    assert line.startswith(f"get_dataset.sh: error: {str(link)!r} is a symlink to {str(victim)!r} (accepted: ")
+    assert victim.read_bytes() == SECRET and link.is_symlink()  # nothing followed, nothing lost
+    assert srv.requests == [] and listing(link.parent) == [link.name]
+
+
+def archive_with(tmp_path, extra) -> None:
+    """The good archive plus `extra(zf)`, at DIR/vimeo_interp_test.zip."""
+    with zipfile.ZipFile(tmp_path / "vimeo_interp_test.zip", "w") as zf:
+        zf.writestr("vimeo_interp_test/tri_testlist.txt", "\n".join(ENTRIES) + "\n")
+        extra(zf)
+
+
+def symlink_member(zf, name="vimeo_interp_test/sequences", target="/etc"):
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    zf.writestr(info, target)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (symlink_member, "member 'vimeo_interp_test/sequences' is a symlink (accepted: plain files and folders only)"),
+        (lambda zf: zf.writestr("vimeo_interp_test/sequences", "/etc"), "has no tri_testlist.txt with sequences/"),
+        (lambda zf: zf.writestr("vimeo_interp_test/../../escaped.txt", "x"), "unsafe member name"),
+        (lambda zf: zf.writestr("/abs/escaped.txt", "x"), "unsafe member name"),
+        (lambda zf: zf.writestr("vimeo_interp_test/tri_testlist.txt", "again"), "appears twice"),
+    ],
+    ids=["symlink-member", "sequences-a-file", "dotdot", "absolute", "twice"],
+)
+def test_get_dataset_refuses_a_bad_archive_before_ready(tmp_path, extra, message):
+    with warnings.catch_warnings():  # zipfile warns about the duplicate name it is told to write
+        warnings.simplefilter("ignore")
+        archive_with(tmp_path, extra)
+    proc = get_dataset("--dir", tmp_path, "--url", "http://127.0.0.1:9/never-asked")
+    assert proc.returncode == 1, proc.stderr
+    (line,) = proc.stderr.splitlines()[-1:]
+    assert message in line and "ready:" not in proc.stderr and "Traceback" not in proc.stderr
+    assert listing(tmp_path) == ["vimeo_interp_test.zip.refused"]  # no folder, no temporary folder
+    assert not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_get_dataset_refuses_a_dataset_folder_link(tmp_path):
+    (tmp_path / "vimeo_interp_test.zip").write_bytes(ARCHIVE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "vimeo_interp_test").symlink_to(elsewhere)
+    proc = get_dataset("--dir", tmp_path, "--url", "http://127.0.0.1:9/never-asked")
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "is a symlink to" in proc.stderr and list(elsewhere.iterdir()) == []
+
+
+def test_a_good_archive_is_still_ready(tmp_path):
+    (tmp_path / "vimeo_interp_test.zip").write_bytes(make_archive())
+    proc = get_dataset("--dir", tmp_path, "--url", "http://127.0.0.1:9/never-asked")
+    assert proc.returncode == 0, proc.stderr
+    dest = tmp_path / "vimeo_interp_test"
+    assert "ready:" in proc.stderr and not any(p.is_symlink() for p in dest.rglob("*"))

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import random
 import socket
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from rifebench.fetch import http as http_mod
-from rifebench.fetch import pages
+from rifebench.fetch import pages, partfile
 from rifebench.fetch.http import FetchError, download, make_session
+from rifebench.fetch.pypi import extract_member
 
 PAYLOAD = random.Random(1).randbytes(200_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -312,3 +315,67 @@ def test_connect_timeout_reason():
 
     exc = ConnectTimeout(MaxRetryError(None, "http://x/", ConnectTimeoutError("timed out")))
     assert pages.failure_reason(exc, 2.0, retries=4) == "no connection within 2 s (5 tries)"
+
+
+# --- no link is ever written through (issue 21, item 3) ------------------------------------
+
+SECRET = b"the victim's own bytes, which no download may touch\n"
+
+
+def plant(tmp_path, name="vimeo_interp_test.zip.part"):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(SECRET)
+    link = tmp_path / "d" / name
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(victim)
+    return victim, link
+
+
+def test_download_refuses_a_part_link_and_a_fifo(tmp_path):
+    victim, link = plant(tmp_path, "file.bin.part")
+    for resume in (True, False):
+        with pytest.raises(partfile.LinkRefused, match="is a symlink to"):
+            download("http://127.0.0.1:9/never-asked", link.parent / "file.bin", resume=resume, log=print)
+    assert victim.read_bytes() == SECRET and link.is_symlink()
+    link.unlink()
+    os.mkfifo(link)
+    with pytest.raises(partfile.LinkRefused, match="is not a plain file"):
+        download("http://127.0.0.1:9/never-asked", link.parent / "file.bin", log=print)
+
+
+def test_open_for_writing_never_follows_a_link_planted_after_the_check(tmp_path):
+    victim, link = plant(tmp_path, "x.part")
+    for append in (True, False):
+        with pytest.raises(partfile.LinkRefused):
+            partfile.open_for_writing(link, append)
+    assert victim.read_bytes() == SECRET
+    fifo = tmp_path / "fifo.part"
+    os.mkfifo(fifo)
+    with pytest.raises(partfile.LinkRefused):  # refused at once, not blocked waiting for a reader
+        partfile.open_for_writing(fifo, append=False)
+    with partfile.open_for_writing(tmp_path / "new.part", append=False) as out:
+        out.write(b"ok")
+    assert (tmp_path / "new.part").read_bytes() == b"ok"
+
+
+def test_a_weights_member_is_never_written_through_a_link(tmp_path):
+    archive = tmp_path / "w.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pkg/flownet.pkl", b"\x80weights")
+    victim, link = plant(tmp_path, "flownet.pkl")
+    with pytest.raises(partfile.LinkRefused):
+        extract_member(archive, "flownet.pkl", link)
+    assert victim.read_bytes() == SECRET
+
+
+def test_a_hard_linked_part_is_refused_and_never_emptied(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(SECRET)
+    part = tmp_path / "file.bin.part"
+    os.link(victim, part)
+    with pytest.raises(partfile.LinkRefused, match=r"is a file with 1 other name\(s\) \(hard links\)"):
+        download("http://127.0.0.1:9/never-asked", tmp_path / "file.bin", log=print)
+    for append in (True, False):
+        with pytest.raises(partfile.LinkRefused):
+            partfile.open_for_writing(part, append)
+    assert victim.read_bytes() == SECRET

@@ -146,3 +146,56 @@ def test_pods_write_a_folder_fleet_report_reads(tmp_path):
     assert rep.returncode == 0, rep.stdout + rep.stderr
     md = (out / "summary.md").read_text()
     assert "**Result: 2 of 2 cells passed**" in md and "| node-a#2 |" in md and "kubernetes job rifebench-fleet" in md
+
+
+# --- nothing injected (issue 21, item 4) and bounded (item 17) ----------------------------
+
+EVIL = "p.csv\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: evil}\nspec: {containers: [{name: x, image: evil}]}\n#"
+
+
+def test_a_profile_name_cannot_inject_a_document(tmp_path):
+    path = tmp_path / EVIL
+    path.write_text("PLATFORM,STREAMS\ncpu,1\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cmd = [sys.executable, "-m", "rifebench", "fleet", "k8s", str(path), "--image", "rifebench:cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert proc.returncode == 2, proc.stdout
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("rifebench fleet: error: PROFILE: ") and "control character U+000A (accepted: " in line
+    assert list(yaml.safe_load_all(proc.stdout)) == [] and "Pod" not in proc.stdout
+
+
+def test_a_name_that_looks_like_yaml_stays_a_scalar(tmp_path):
+    name = "p # x: y --- &a *b |.csv"
+    (tmp_path / name).write_text("PLATFORM,STREAMS\ncpu,1\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cmd = [sys.executable, "-m", "rifebench", "fleet", "k8s", str(tmp_path / name), "--image", "rifebench:cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Job"]
+    assert json.loads(docs[0]["data"]["fleet.json"])["profile"] == str(tmp_path / name)
+    assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("#") and "p # x" in ln]  # no name in comments
+
+
+def test_every_string_reaching_the_manifest_is_printable(tmp_path, capsys):
+    from rifebench.fleet.cli import main
+
+    path = tmp_path / "p.csv"
+    path.write_text("PLATFORM,model_name\ncpu,fast\x9bone\n", encoding="utf-8")  # C1 CSI: not a line break
+    code = main(["k8s", str(path), "--image", "x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "row 1, model_name: 'fast\\x9bone' holds the control character U+009B" in err, err
+    assert len(err.splitlines()) == 1
+
+
+def test_replicas_are_bounded(tmp_path, capsys):
+    from rifebench.fleet.cli import main
+
+    path = tmp_path / "p.csv"
+    path.write_text("PLATFORM,STREAMS\ncpu,1\ncpu,2\n")
+    code = main(["k8s", str(path), "--image", "x", "--replicas", "50001"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert "--replicas: 50001 is 50001 node(s); with 2 profile row(s) that is 100002 cells (accepted: at most" in err
+    assert main(["k8s", str(path), "--image", "x", "--replicas", "50000"]) == 0

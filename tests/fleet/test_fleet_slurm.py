@@ -222,3 +222,62 @@ def test_a_previous_fleet_folder_is_reused_only_with_force(tmp_path, capsys):
         "profile.csv",
         "slurm",
     ]
+
+
+# --- bounded, no extra mounts, --force keeps what is not the fleet's (issue 21: 17, 18, 30) --
+
+
+QUICK = ("--dry-run", "--skip-host-checks")
+
+
+def test_node_lists_are_bounded_before_they_are_expanded(tmp_path, capsys):
+    from rifebench.fleet import slurm
+
+    assert slurm.count_nodes("gpu[01-03,07],cpu1,n[8-9]x") == len(slurm.expand_nodes("gpu[01-03,07],cpu1,n[8-9]x")) == 7
+    prof, out = profile(tmp_path, TWO_ROWS), tmp_path / "fl"
+    start = time.monotonic()
+    for nodes, message in (
+        ("n[0-9999999]", "--nodes: 'n[0-9999999]' is 10000000 node(s); with 2 profile row(s) that is 20000000 cells"),
+        ("n[0-99999999999999999999]", "that is 200000000000000000000 cells (accepted: at most 100000 cells"),
+        ("50001", "--nodes: '50001' is 50001 node(s); with 2 profile row(s) that is 100002 cells"),
+        ("n[5-1]", "--nodes: invalid value 'n[5-1]': the range 5-1 runs backwards"),
+    ):
+        code, err = fleet_here(capsys, "submit", prof, "--nodes", nodes, "--output-dir", str(out), *QUICK)
+        assert code == 2 and message in err and len(err.splitlines()) == 1, (nodes, err)
+    assert time.monotonic() - start < 10 and not out.exists()  # refused before anything was expanded or written
+    code, err = fleet_here(capsys, "submit", prof, "--nodes", "n[1-50000]", "--output-dir", str(out), *QUICK)
+    assert code == 0, err
+    assert len(json.loads((out / "fleet.json").read_text())["nodes"]) == 50000
+
+
+def test_output_dir_cannot_add_container_mounts(tmp_path, capsys):
+    prof = profile(tmp_path, TWO_ROWS)
+    for value in ("/tmp/w/fl:ro,/etc", str(tmp_path / "a:b"), str(tmp_path / "a,b")):
+        code, err = fleet_here(capsys, "submit", prof, "--output-dir", value, "--container-image", "img:1", "--dry-run")
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert f"--output-dir: invalid value {value!r} (accepted: " in err and "no ',' or ':'" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.csv"]
+
+
+def test_force_removes_only_what_the_fleet_wrote(tmp_path, capsys):
+    out, prof = tmp_path / "fleet", profile(tmp_path, TWO_ROWS)
+    args = ("submit", prof, "--output-dir", str(out), "--dry-run", "--skip-host-checks")
+    assert fleet_here(capsys, *args)[0] == 0
+    cell = out / "node_gpu01" / "test_1"
+    cell.mkdir(parents=True)
+    for name in ("task.json", "results.json", "results.yaml", "output.log", "console.log"):
+        (cell / name).write_text("{}")
+    (out / "node_gpu01" / "sysinfo.json").write_text("{}")
+    (out / "slurm" / "12_1.out").write_text("log")
+    for mine in (out / "node_gpu01" / "notes.txt", cell / "mine.csv", out / "node_backup" / "keep.txt"):
+        mine.parent.mkdir(exist_ok=True)
+        mine.write_text("the user's")
+        before = sorted(str(p) for p in out.rglob("*"))
+        code, err = fleet_here(capsys, *args, "--force")
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert f"--force: {str(mine)!r} was not written by the fleet, and removing " in err, err
+        assert sorted(str(p) for p in out.rglob("*")) == before  # nothing removed
+        mine.unlink()
+    (out / "node_backup").rmdir()
+    assert fleet_here(capsys, *args, "--force")[0] == 0
+    assert not (out / "node_gpu01").exists() and list((out / "slurm").iterdir()) == []

@@ -10,7 +10,8 @@ download(url, dest) writes DEST.part and renames it to DEST only once the whole 
 there and passes the size and sha256 given. With resume=True a .part left by an earlier
 call is continued with an HTTP Range request: 206 appends, 200 (a server that ignores
 Range) starts over, 416 means the .part is either whole already or not this file (then it
-starts over). An HTML page where a file was expected is one clear error (or handed to
+starts over). A .part that is a symlink, a hard link or not a plain file is refused, never
+written through (fetch/partfile.py). An HTML page where a file was expected is one clear error (or handed to
 on_html, for Google Drive's confirmation page). Every failure is a one-line FetchError
 naming the URL; fetch/pages.py writes that line and recognises HTML pages.
 
@@ -35,6 +36,7 @@ from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
 from rifebench.errors import RifebenchError
+from rifebench.fetch import partfile
 from rifebench.fetch.pages import failure_reason, html_refusal, looks_like_html, retries_of, size_text, status_text
 from rifebench.fsutil import sha256_file
 
@@ -155,6 +157,7 @@ def download(
         on_html,
         log or (lambda msg: print(msg, file=sys.stderr, flush=True)),
     )
+    partfile.size_of(part)  # a planted link is refused before anything, and left as it is
     try:
         if not resume:
             part.unlink(missing_ok=True)
@@ -174,6 +177,8 @@ def download(
                 raise FetchError(exc.reason, url) from None
         os.replace(part, dest)
     except BaseException as exc:
+        if isinstance(exc, partfile.LinkRefused):
+            raise
         if not (resume and (getattr(exc, "resumable", False) or isinstance(exc, KeyboardInterrupt))):
             part.unlink(missing_ok=True)
         raise
@@ -185,7 +190,7 @@ def download(
 
 def _attempt(job: _Job, url: str) -> str | None:
     """One GET into job.part; returns the URL to follow after an HTML page, else None."""
-    have = job.part.stat().st_size if job.part.exists() else 0
+    have = partfile.size_of(job.part)
     resp = _get(job, url, {"Range": f"bytes={have}-"} if have else {})
     with resp:
         status, total = resp.status_code, _total(resp)
@@ -259,7 +264,7 @@ def _stream(job: _Job, url: str, resp: requests.Response, done: int, total: int 
     first = done
     kept = f"; {job.part.name} kept" if job.resume else ""
     try:
-        with open(job.part, "ab" if done else "wb") as out:
+        with partfile.open_for_writing(job.part, append=bool(done)) as out:
             chunks = _pieces(resp)
             while True:
                 try:

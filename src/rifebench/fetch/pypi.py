@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from rifebench.fetch import partfile
 from rifebench.fetch.http import FetchError, default_timeout
 
 CHUNK = 1 << 20
@@ -89,7 +90,7 @@ def extract_member(archive: Path, member: str, dest: Path) -> None:
             if len(near) != 1:
                 raise FetchError(f"archive has no member {member!r} ({len(names)} entries)")
             name = near[0]
-        with zf.open(name) as src, open(dest, "wb") as out:  # CRC checked on the way
+        with zf.open(name) as src, partfile.open_for_writing(dest, append=False) as out:  # CRC checked on the way
             shutil.copyfileobj(src, out, CHUNK)
             out.flush()
             os.fsync(out.fileno())

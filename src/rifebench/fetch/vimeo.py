@@ -11,7 +11,14 @@ pass as --data/DATASET_DIR. Steps, each skipped when its result is already there
    free space, then test the archive (every member's CRC, zipfile.testzip); a
    corrupt archive is moved aside to .zip.corrupt so that the next run fetches it anew;
 3. extract into a hidden temporary folder and rename it into place only when
-   complete, so that a vimeo_interp_test/ folder is never half-extracted.
+   complete, so that a vimeo_interp_test/ folder is never half-extracted. An archive
+   holding a symlink or special-file member, a name that leaves the folder or a name
+   twice is refused before anything is extracted; each file is created afresh
+   (O_EXCL | O_NOFOLLOW), and the extracted tree must hold no link and be a triplet
+   test folder before it is called ready.
+
+A .zip.part that is a symlink (or not a plain file) is refused with exit 2 and left
+as it is: a download is never written through a link (fetch/partfile.py).
 
 Environment: RIFEBENCH_VIMEO_URL (the archive's address, for mirrors and tests),
 RIFEBENCH_FETCH_TIMEOUT (seconds to connect and to wait for each read, 15).
@@ -23,6 +30,7 @@ import argparse
 import errno
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -30,6 +38,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from rifebench import __version__
+from rifebench.errors import UsageError
 from rifebench.fetch import http
 from rifebench.fetch.http import FetchError
 
@@ -111,30 +120,71 @@ def check_space(archive: Path, dest: Path, zf: zipfile.ZipFile | None = None) ->
     return need
 
 
+def _member_problem(m: zipfile.ZipInfo, seen: set[str]) -> str | None:
+    """Why a member may not be extracted: a name leaving the folder, a name twice, or
+    a symlink / special file (its Unix mode, which zipfile would write as a plain file)."""
+    p = PurePosixPath(m.filename)
+    kind = stat.S_IFMT(m.external_attr >> 16)
+    if p.is_absolute() or ".." in p.parts or "\\" in m.filename or "\0" in m.filename:
+        return f"unsafe member name {m.filename!r}"
+    if m.filename.rstrip("/") in seen:
+        return f"member {m.filename!r} appears twice"
+    seen.add(m.filename.rstrip("/"))
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        what = "a symlink" if kind == stat.S_IFLNK else "a special file"
+        return f"member {m.filename!r} is {what} (accepted: plain files and folders only)"
+    return None
+
+
+def _write_members(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], work: Path) -> None:
+    """Each member as a file created afresh in work: never through a link, never over another."""
+    for m in members:
+        target = work / m.filename
+        if m.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        with zf.open(m) as src, os.fdopen(fd, "wb") as out:  # CRC checked on the way
+            shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _links_in(tree: Path) -> Path | None:
+    for folder, dirs, files in os.walk(tree):
+        for name in (*dirs, *files):
+            if os.path.islink(os.path.join(folder, name)):
+                return Path(folder, name)
+    return None
+
+
 def extract(archive: Path, dest: Path) -> None:
     """Extract into a hidden folder beside dest, then rename the dataset into dest."""
     with zipfile.ZipFile(archive) as zf:
-        members = zf.infolist()
-        for m in members:
-            p = PurePosixPath(m.filename)
-            if p.is_absolute() or ".." in p.parts or "\\" in m.filename:
-                raise FetchError(
-                    f"{archive}: unsafe member name {m.filename!r}; refused; "
-                    f"moved to {_set_aside(archive, 'refused').name}"
-                )
+        members, seen = zf.infolist(), set[str]()
+        bad = next((why for m in members if (why := _member_problem(m, seen))), None)
+        if bad:
+            raise FetchError(
+                f"{archive}: {bad}; refused, nothing extracted; moved to {_set_aside(archive, 'refused').name}"
+            )
         need = check_space(archive, dest, zf)
         work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
         try:
             log(f"extracting {archive.name} ({len(members)} files, {_mb(need)})")
             try:
-                zf.extractall(work)
-            except OSError as exc:
-                what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+                _write_members(zf, members, work)
+            except (OSError, zipfile.BadZipFile) as exc:
+                full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+                what = "disk full" if full else (getattr(exc, "strerror", None) or str(exc))
                 raise FetchError(f"extracting {archive} failed: {what}; nothing was left behind") from None
-            root = _dataset_root(work)
-            if root is None:
+            root, link = _dataset_root(work), _links_in(work)
+            if link is not None or root is None or not is_dataset(root):
+                why = (
+                    f"holds a link ({link.relative_to(work)})"
+                    if link is not None
+                    else f"has no {LIST_FILE} with sequences/ or input/ + target/ folders"
+                )
                 raise FetchError(
-                    f"{archive} has no {LIST_FILE}: not the Vimeo-90K triplet test set; moved to "
+                    f"{archive} {why}: not the Vimeo-90K triplet test set; moved to "
                     f"{_set_aside(archive, 'refused').name} so that the next run fetches it anew"
                 )
             os.replace(root, dest)
@@ -169,6 +219,11 @@ def get(directory: Path, url: str = URL) -> Path:
     except OSError as exc:
         raise FetchError(f"cannot create {directory}: {exc.strerror or exc}") from None
     dest, archive = directory / FOLDER, directory / ARCHIVE
+    if dest.is_symlink():
+        raise UsageError(
+            f"{str(dest)!r} is a symlink to {os.readlink(dest)!r} that is not a triplet test folder (accepted: "
+            "the dataset folder, or none; nothing is extracted through a link); move it away and run again"
+        )
     if dest.exists():
         raise FetchError(
             f"{dest} exists but is not a triplet test folder (no {LIST_FILE} with sequences/ or "
@@ -208,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url or os.environ.get("RIFEBENCH_VIMEO_URL") or URL
     try:
         path = get(directory, url)
+    except UsageError as exc:  # a planted link: the user's to clear, not a failed download
+        print(f"get_dataset.sh: error: {exc}", file=sys.stderr, flush=True)
+        return 2
     except FetchError as exc:
         print(f"get_dataset.sh: error: {exc}", file=sys.stderr, flush=True)
         return 1

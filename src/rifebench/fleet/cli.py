@@ -14,6 +14,11 @@ sbatch script into the output folder and submits one job array (fleet/slurm.py).
 Ctrl-C then cancels the array and marks the unfinished cells "not run".
 Exit status: 0 every cell passed (or submitted, without --wait), 1 a cell
 failed or was not run, 2 bad profile or options, 130 interrupted.
+
+--force removes only what the fleet wrote (fsutil's manifest lists it): a
+node_* folder goes only when it holds nothing but what its tasks wrote
+(sysinfo.json, test_<row> folders of a run's files); one holding anything else
+is refused, naming it, before anything is removed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -29,13 +35,16 @@ from pathlib import Path
 
 from rifebench import __version__
 from rifebench.bench import profiles
+from rifebench.bench.row import CONSOLE_LOG
 from rifebench.bench.runner import prepare_output
 from rifebench.console import error, log, now_iso
 from rifebench.errors import UsageError
 from rifebench.fleet import slurm as fleet_slurm
-from rifebench.fleet.collect import NODE_PREFIX, PLAN, load_plan
+from rifebench.fleet.collect import CELL_DIR, NODE_PREFIX, PLAN, TASK, load_plan
+from rifebench.fleet.k8s import check_printable
 from rifebench.fleet.records import FleetCell, FleetPlan, PlanRow
-from rifebench.fsutil import MANIFEST_NAME, atomic_write_text, write_manifest
+from rifebench.fsutil import LOCK_NAME, MANIFEST_NAME, atomic_write_text, write_manifest
+from rifebench.report.previous import PREVIOUS, RESULT_SET
 from rifebench.run.interrupts import raise_on_signals
 from rifebench.status import Exit
 
@@ -52,6 +61,12 @@ OWN_FILES = (
     "fleet_report.json",
     "node_throughput.png",
 )
+SYSINFO = "sysinfo.json"
+# What a task and its run write in node_<node>/test_<row>/, and the temporary
+# files their atomic writes leave when killed (".<name>.<random>.tmp").
+CELL_FILES = frozenset({TASK, CONSOLE_LOG, LOCK_NAME, PREVIOUS, *RESULT_SET})
+_TEMP = re.compile(r"\.(?:task|sysinfo|results)\.(?:json|yaml)\.[a-z0-9_]+\.tmp|\.write-test-\w+")
+_SLURM_LOG = re.compile(r"[0-9]+_[0-9]+\.out")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def read_plan(args: argparse.Namespace, startup: bool) -> FleetPlan:
     """The profile checked whole, as the rows' variables: what every task runs."""
+    check_printable("PROFILE", args.profile)
     header, rows = profiles.read(args.profile)
     problems = profiles.validate(args.profile, rows, os.environ, startup=startup)
     if problems:
@@ -147,12 +163,14 @@ def submit(args: argparse.Namespace) -> int:
     plan = read_plan(args, startup=not (args.skip_host_checks or opts.container_image))
     requested = args.output_dir or f"output/fleet-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     fleet_slurm.check("--output-dir", str(Path(requested).expanduser().resolve()))
+    count = fleet_slurm.node_count(opts, len(plan.rows))  # bounded before anything is expanded or removed
     previous = Path(requested).expanduser().resolve()
-    if args.force and (previous / PLAN).is_file() and (previous / MANIFEST_NAME).is_file():
-        note_outputs(previous)  # the node folders its tasks wrote after the manifest
+    if args.force and (previous / MANIFEST_NAME).is_file():
+        check_removable(previous)
+        if (previous / PLAN).is_file():
+            note_outputs(previous)  # the node folders its tasks wrote after the manifest
     out = prepare_output(requested, args.force)
     nodes = fleet_slurm.expand_nodes(opts.node_list) if opts.node_list else []
-    count = len(nodes) or int(opts.nodes)
     sargs = fleet_slurm.sbatch_args(opts, len(plan.rows), out, count)
     plan.nodes, plan.node_count, plan.output_dir = nodes, count, str(out)
     plan.log_hint = f"{fleet_slurm.LOG_DIR}/<job>_<row>.out"
@@ -239,6 +257,56 @@ def report(out: Path) -> int:
 
 def note_outputs(out: Path) -> None:
     write_manifest(out, {*OWN_FILES, *(p.name for p in out.glob(NODE_PREFIX + "*"))})
+
+
+def check_removable(out: Path) -> None:
+    """--force: UsageError naming the first entry that removing the node folders
+    (and the Slurm log folder) would take although the fleet did not write it."""
+    try:
+        listed = json.loads((out / MANIFEST_NAME).read_text())["files"]
+        listed = {n for n in listed if isinstance(n, str)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # prepare_output refuses an unreadable manifest, removing nothing
+    if (out / PLAN).is_file():
+        listed |= {p.name for p in out.glob(NODE_PREFIX + "*")}
+    for name in sorted(listed):
+        if name.startswith(NODE_PREFIX) or name == fleet_slurm.LOG_DIR:
+            stray = foreign_entry(out / name)
+            if stray is not None:
+                raise UsageError(
+                    f"--force: {str(stray)!r} was not written by the fleet, and removing "
+                    f"{str(out / name)!r} would take it (accepted: a fleet folder holding only what "
+                    "`fleet submit` and its tasks wrote; move that away, or choose another --output-dir)"
+                )
+
+
+def foreign_entry(folder: Path) -> Path | None:
+    """The first entry of a node folder (or the Slurm log folder) that no task wrote."""
+    if not os.path.lexists(folder):
+        return None
+    if folder.is_symlink() or not folder.is_dir():
+        return folder
+    for entry in sorted(folder.iterdir()):
+        if folder.name == fleet_slurm.LOG_DIR:
+            known = _SLURM_LOG.fullmatch(entry.name) is not None and _plain(entry)
+        elif CELL_DIR.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+            inner = next((f for f in sorted(entry.iterdir()) if not _cell_file(f)), None)
+            if inner is not None:
+                return inner
+            continue
+        else:
+            known = (entry.name == SYSINFO and _plain(entry)) or _TEMP.fullmatch(entry.name) is not None
+        if not known:
+            return entry
+    return None
+
+
+def _plain(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _cell_file(path: Path) -> bool:
+    return not path.is_symlink() and (path.name in CELL_FILES or _TEMP.fullmatch(path.name) is not None)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ added in the securityContext. GPUs are requested as nvidia.com/gpu (CUDA) or
 gpu.intel.com/i915 (Intel). The results go to a PersistentVolumeClaim at
 /output, laid out as a Slurm fleet's folder (node_<node>/test_<row>/), so
 `rifebench fleet report` reads the collected folder the same way.
+
+No user string reaches the manifest except as a scalar the YAML library writes
+(the header comment holds only counts), and every one of them (the profile's
+name, its cells, the rows' variables, the command line) is refused when it holds
+a control character or a line break: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import argparse
 import dataclasses
 import json
 import re
+import unicodedata
 from typing import Any
 
 from rifebench.errors import UsageError
 from rifebench.fleet.records import FleetPlan
+from rifebench.fleet.slurm import check_cells
 from rifebench.options import BY_ENV
 
 GPU_RESOURCE = {"cuda": "nvidia.com/gpu", "xpu": "gpu.intel.com/i915"}
@@ -67,7 +74,30 @@ def platform_of(plan: FleetPlan, override: str | None) -> str:
     return override or found.pop()
 
 
+def check_printable(where: str, value: str) -> None:
+    """UsageError when value holds a control character (Cc) or a Unicode line break."""
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise UsageError(
+            f"{where}: {value!r} holds the control character U+{ord(bad):04X} "
+            "(accepted: text without control characters or line breaks)"
+        )
+
+
+def check_plan_text(plan: FleetPlan) -> None:
+    """Every string of the plan that the manifest carries: printable, one line."""
+    for row in plan.rows:
+        for key, value in (*row.cells.items(), *row.env.items()):
+            check_printable(f"PROFILE {plan.profile!r}: row {row.row}, a variable's name", key)
+            check_printable(f"PROFILE {plan.profile!r}: row {row.row}, {key}", value)
+    for name in plan.header:
+        check_printable(f"PROFILE {plan.profile!r}: header", name)
+    for word in plan.command:
+        check_printable("the command line", word)
+
+
 def check(args: argparse.Namespace) -> None:
+    check_printable("PROFILE", args.profile)
     for flag, value, pattern in (
         ("--name", args.name, DNS_LABEL),
         ("--namespace", args.namespace, DNS_LABEL),
@@ -86,6 +116,8 @@ def check(args: argparse.Namespace) -> None:
 
 def documents(args: argparse.Namespace, plan: FleetPlan) -> list[dict[str, Any]]:
     check(args)
+    check_plan_text(plan)
+    check_cells("--replicas", args.replicas, args.replicas, len(plan.rows))
     platform = platform_of(plan, args.platform)
     plan = dataclasses.replace(
         plan,
@@ -186,9 +218,10 @@ def pod_template(args: argparse.Namespace, platform: str, meta: dict[str, Any]) 
 def manifest(args: argparse.Namespace, plan: FleetPlan) -> str:
     import yaml
 
-    head = (
-        f"# rifebench fleet: {plan.profile}, {len(plan.rows)} row(s) x {args.replicas} replica(s).\n"
+    docs = documents(args, plan)  # checks every string first
+    head = (  # counts only: a user string in a comment could end the comment and start a document
+        f"# rifebench fleet: {len(plan.rows)} row(s) x {args.replicas} replica(s); the profile is in fleet.json.\n"
         "# kubectl apply -f THIS; when the Job completes, copy the volume's folder here and run:\n"
         "#   rifebench fleet report DIR\n"
     )
-    return head + yaml.safe_dump_all(documents(args, plan), sort_keys=False)
+    return head + yaml.safe_dump_all(docs, sort_keys=False)

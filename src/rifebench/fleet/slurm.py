@@ -11,7 +11,10 @@ one after another when they need the same nodes.
 
 Every value written into the script is checked against a pattern first and
 quoted with shlex; the rows' variables are not in the script at all (the task
-reads them from fleet.json), so no profile cell passes through a shell.
+reads them from fleet.json), so no profile cell passes through a shell. The
+output folder may hold neither "," nor ":": it becomes a --container-mounts
+value, where they separate mounts and options. A fleet is at most MAX_CELLS
+(row, node) cells, counted from the node list's ranges before any is expanded.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from rifebench.errors import UsageError
 SCRIPT = "fleet.sbatch"
 LOG_DIR = "slurm"
 CONTAINER_WORKDIR = "/opt/rifebench"  # the images' WORKDIR (docker/*/Dockerfile)
+MAX_CELLS = 100_000  # rows x nodes (or replicas): the plan, the report and the queue stay small
 _RANGE = r"[0-9]+(-[0-9]+)?"
 _HOST = rf"[A-Za-z][A-Za-z0-9_.-]*(\[{_RANGE}(,{_RANGE})*\][A-Za-z0-9_.-]*)?"
 PATTERNS = {
@@ -46,9 +50,9 @@ PATTERNS = {
         "an image reference as pyxis takes it (e.g. nvcr.io#nvidia/pytorch:24.05-py3 or a .sqsh path)",
     ),
     "--output-dir": (
-        r"/[A-Za-z0-9_./+=@:,-]*",
-        "an absolute path of letters, digits and _ . / + = @ : , - on a "
-        "filesystem every node shares (#SBATCH lines cannot quote)",
+        r"/[A-Za-z0-9_./+=@-]*",
+        "an absolute path of letters, digits and _ . / + = @ - on a filesystem every node shares; "
+        "no ',' or ':', which split a --container-mounts value, and no spaces, which #SBATCH lines cannot quote",
     ),
 }
 
@@ -88,10 +92,51 @@ def options(args: argparse.Namespace) -> SlurmOptions:
     )
 
 
+def _items(node_list: str) -> list[str]:
+    return re.findall(r"[^,\[]+(?:\[[^\]]*\][^,\[]*)*", node_list)
+
+
+def count_nodes(node_list: str) -> int:
+    """How many names expand_nodes would give, from the ranges alone (nothing expanded)."""
+    total = 0
+    for item in _items(node_list):
+        m = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", item)
+        if not m:
+            total += 1
+            continue
+        n = 0
+        for part in m.group(2).split(","):
+            first, _, last = part.partition("-")
+            if int(last or first) < int(first):
+                raise UsageError(
+                    f"--nodes: invalid value {node_list!r}: the range {part} runs backwards "
+                    "(accepted: ranges from low to high, e.g. gpu[01-04])"
+                )
+            n += int(last or first) - int(first) + 1
+        total += n * (count_nodes(m.group(3)) if "[" in m.group(3) else 1)
+    return total
+
+
+def check_cells(flag: str, value: str | int, nodes: int, rows: int) -> None:
+    """At most MAX_CELLS (row, node) cells; checked before a node list is expanded."""
+    if nodes * rows > MAX_CELLS:
+        raise UsageError(
+            f"{flag}: {value!r} is {nodes} node(s); with {rows} profile row(s) that is {nodes * rows} cells "
+            f"(accepted: at most {MAX_CELLS} cells, rows x nodes)"
+        )
+
+
+def node_count(opts: SlurmOptions, rows: int) -> int:
+    """The fleet's node count, bounded (check_cells) before anything is expanded."""
+    count = count_nodes(opts.node_list) if opts.node_list else int(opts.nodes)
+    check_cells("--nodes", opts.nodes, count, rows)
+    return count
+
+
 def expand_nodes(node_list: str) -> list[str]:
     """A Slurm node list as names: gpu[01-03,07],cpu1 -> gpu01 gpu02 gpu03 gpu07 cpu1."""
     names = []
-    for item in re.findall(r"[^,\[]+(?:\[[^\]]*\][^,\[]*)*", node_list):
+    for item in _items(node_list):
         m = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", item)
         if not m:
             names.append(item)
