@@ -116,3 +116,28 @@ def test_a_signal_is_passed_on_to_the_row(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert "runner: exit 130" in out
     assert "row got SIGTERM" in log.read_text()
+
+
+def test_a_figure_that_is_no_finite_number_makes_a_failed_row_that_says_which(tmp_path):
+    """Issue 21: a NaN throughput was a measured row (and row 1's NaN every speed-up)."""
+    for n, (metrics, words) in enumerate(
+        [
+            ({"throughput_img_s": float("nan")}, "metrics.throughput_img_s is nan"),
+            ({"throughput_img_s": float("inf")}, "metrics.throughput_img_s is inf"),
+            ({"throughput_img_s": "12.5"}, "metrics.throughput_img_s is '12.5'"),
+            ({"throughput_img_s": 12.5, "latency_ms": {"p50": [2.0]}}, "latency_ms.p50 is a list"),
+            ({"throughput_img_s": 12.5, "ci95": {"throughput_img_s": ["a", "b"]}}, "ci95.throughput_img_s[0] is 'a'"),
+        ],
+        1,
+    ):
+        rec = summary.row_record(n, {}, passed_run(tmp_path / f"test_{n}", metrics=metrics), 0, 1.0)
+        assert rec.status == "failed" and words in rec.reason and rec.throughput_img_s is None, rec.reason
+    bad_gpu = {"gpus": [{"util_pct": {"max": 3.0}, "power_w": None}], "gpu_source": "nvml"}
+    rec = summary.row_record(9, {}, passed_run(tmp_path / "test_9", telemetry=bad_gpu), 0, 1.0)
+    assert rec.status == "passed" and rec.gpu_util_pct is None  # a summary without its mean: no figure, no crash
+
+
+def test_a_failed_quality_verdict_without_its_pass_rate_is_a_reason_not_a_crash(tmp_path):
+    run = passed_run(tmp_path / "test_1", status="failed", quality={"verdict": "fail", "threshold_db": 25.0})
+    rec = summary.row_record(1, {}, run, 1, 1.0)
+    assert rec.status == "failed" and rec.reason == "quality verdict: ?% of frames >= 25.0 dB"

@@ -210,3 +210,109 @@ def test_fleet_records_round_trip():
     assert FleetCell.from_dict(json.loads(json.dumps(cell.to_dict()))) == cell
     st = RowStats(row=1, cells={}, nodes=3, measured=3, passed=3, statuses={"passed": 3}, median=9.0, ci=[8.0, 10.0])
     assert RowStats.from_dict(json.loads(json.dumps(st.to_dict()))) == st
+
+
+# --- files that are not what they claim (issue 21) -------------------------------------------
+
+
+def test_a_nan_throughput_is_a_failed_cell_and_stays_out_of_the_statistics(tmp_path, capsys):
+    """A NaN throughput passed ("8/8 cells passed"), and the median, interval and
+    outlier rule took it: the cell is failed with the key named, the rest decide."""
+    from rifebench.fleet.cli import main
+
+    values = [100.0, 101.0, 99.5, 100.4, 98.9, 82.0, 100.8, float("nan")]
+    out = make_fleet(tmp_path / "f", {1: {f"gpu{i:02d}": v for i, v in enumerate(values, 1)}})
+    cells, stats = stats_of(out)
+    nan = next(c for c in cells if c.node == "gpu08")
+    assert nan.status == "failed" and "metrics.throughput_img_s is nan" in nan.reason
+    assert nan.throughput_img_s is None and stats[0].measured == 7 and stats[0].median == 100.0
+    assert stats[0].outliers == ["gpu06"] and all(x == x for x in stats[0].ci)
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 1
+    assert "7/8 cell(s) passed" in capsys.readouterr().out
+    assert "7 of 8 cells passed" in (out / "summary.md").read_text()
+
+
+def _plan_edit(key, value):
+    return lambda plan: plan | {key: value}
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (_plan_edit("node_count", "many"), "node_count is 'many' (accepted: an integer)"),
+        (_plan_edit("node_count", 10**7), "node_count 10000000"),
+        (_plan_edit("node_count", 1e400), "node_count is inf"),
+        (_plan_edit("node_count", float("nan")), "node_count is nan"),
+        (_plan_edit("nodes", "a,b"), "nodes is 'a,b' (accepted: a list of strings)"),
+        (_plan_edit("scheduler", "slurm"), "scheduler is 'slurm'"),
+        (_plan_edit("command", [["x"]]), "command[0] is a list"),
+        (lambda plan: plan | {"rows": [{"row": "1", "cells": {}}]}, "rows[0].row is '1'"),
+        (lambda plan: plan | {"rows": [{"row": 1, "cells": {"STREAMS": 2}}]}, "rows[0].cells.STREAMS is 2"),
+        (lambda plan: plan | {"rows": [{"row": i} for i in range(1, 100_002)]}, "at most 100000 cells"),
+        (lambda plan: json.dumps(plan)[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        (lambda plan: [plan], "is not a fleet plan"),
+    ],
+)
+def test_a_corrupt_fleet_plan_is_one_line_and_exit_2_at_once(tmp_path, capsys, change, words):
+    import time
+
+    from rifebench.fleet.cli import main
+
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 99.0}})
+    new = change(json.loads((out / "fleet.json").read_text()))
+    (out / "fleet.json").write_text(new if isinstance(new, str) else json.dumps(new))
+    capsys.readouterr()
+    t0 = time.monotonic()
+    assert main(["report", str(out)]) == 2
+    assert time.monotonic() - t0 < 10  # node_count 10^7 once listed ten million cells
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("rifebench fleet: error: DIR: "), err
+    assert str(out / "fleet.json") in err and words in err, err
+    assert not (out / "summary.md").exists()
+
+
+@pytest.mark.parametrize(
+    "name, text, words",
+    [
+        ("task.json", '{"state": "finished", "exit_code": "0"}', "exit_code is '0' (accepted: an integer or null)"),
+        ("task.json", '{"state": "finished", "exit_code": 0, "wall_s": NaN}', "wall_s is nan"),
+        ("task.json", "[" * 100_000, "nested too deeply"),
+        ("task.json", '["finished"]', "not a task record"),
+        ("results.json", None, "metrics.throughput_img_s is 'fast'"),
+        ("results.json", "[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_a_corrupt_cell_file_is_a_failed_cell_that_says_why(tmp_path, name, text, words):
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 99.0, "c": 101.0}})
+    path = out / "node_b" / "test_1" / name
+    if text is None:
+        doc = json.loads(path.read_text())
+        doc["metrics"]["throughput_img_s"] = "fast"
+        text = json.dumps(doc)
+    path.write_text(text)
+    cells, stats = report(out)
+    bad = next(c for c in cells if c.node == "b")
+    assert bad.status == "failed" and words in bad.reason and "\n" not in bad.reason, bad.reason
+    assert str(path) in bad.reason
+    assert stats[0].measured == 2 and stats[0].median == 100.5
+    assert "2 of 3 cells passed" in (out / "summary.md").read_text()
+
+
+def test_the_report_stays_linear_in_its_cells(tmp_path):
+    """30,000 cells (one row, node_count 30000, no folders): listing, statistics and
+    the markdown take seconds; the cell matrix was once a scan of every cell per node."""
+    import time
+
+    from rifebench.fleet.report import markdown
+
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0}, 2: {"a": 99.0}})
+    plan = json.loads((out / "fleet.json").read_text())
+    (out / "fleet.json").write_text(json.dumps(plan | {"node_count": 15_000}))
+    t0 = time.monotonic()
+    plan = load_plan(out)
+    cells = collect(out, plan)
+    stats = row_stats(plan, cells)
+    md = markdown(plan, cells, stats, [])
+    assert time.monotonic() - t0 < 15
+    assert len(cells) == 30_000 and "2 of 30000 cells passed" in md and md.count("\n| (unallocated") == 14_999

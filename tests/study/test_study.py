@@ -241,3 +241,61 @@ def test_a_study_row_round_trips_without_its_outputs():
     row = StudyRow(size="64x64", config="bf16", precision="bf16", rounds_ms=[[1.0, 2.0]], fps=500.0, outputs=[b"x"])
     doc = json.loads(json.dumps(row.to_dict()))
     assert "outputs" not in doc and StudyRow.from_dict(doc) == StudyRow(**{**vars(row), "outputs": []})
+
+
+# --- issue 21 -----------------------------------------------------------------------------
+
+
+def test_the_null_model_needs_no_weights():
+    """`study --model null` crashed on os.path.isfile(None): the null model has no weights file."""
+    from rifebench.study.cli import check_configs
+
+    check_configs(parse(["--model", "null", "--configs", "baseline,channels_last", "--sizes", "32x32"]))
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("x=--fault 5:1", "--fault/FAULT: invalid value '5:1'"),
+        ("x=--fault", "--fault"),
+        ("x=--bogus 1", "unrecognized arguments: --bogus 1"),
+        ("x=--precision int3", "--precision: invalid value 'int3'"),
+    ],
+)
+def test_a_bad_config_or_fault_is_exit_2_in_process(tmp_path, capsys, spec, words):
+    """Issue 21, item 31 (the issue-20 refactor made it exit 2; this keeps it so)."""
+    code = main(["--model", "null", "--configs", "baseline,x", "--config", spec, "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("study: error: configuration 'x': ") and words in err, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, "5"])
+def test_a_pair_time_that_is_no_finite_number_fails_its_row_with_the_reason(tmp_path, bad):
+    """A NaN pair time went into the median and the interval, and study.json
+    (written with allow_nan=False) then crashed the study after every worker ran."""
+    from rifebench.study.report import write
+
+    base = StudyRow(config="baseline", size="16x16", rounds_ms=[[10.0], [11.0]], cpu_ms=[10.0, 11.0])
+    row = StudyRow(config="bf16", size="16x16", rounds_ms=[[5.0], [bad]], cpu_ms=[5.0, 5.0])
+    rows = [score(base, base), score(row, base)]
+    assert rows[1].error.startswith("the worker measured round 2: a pair time of") and rows[1].fps is None
+    assert rows[0].fps == pytest.approx(1000 / 10.5) and "| 16x16 | bf16 | failed: the worker measured" in table(rows)
+    doc = {"started": "s", "finished": "f", "command": "c", "cpu": "x", "model": "4.0", "threads": 1}
+    write(tmp_path, doc | {"rounds": 2, "pairs": 1, "complete": True, "rows": [r.to_dict() for r in rows]}, rows)
+    assert json.loads((tmp_path / "study.json").read_text())["rows"][1]["fps"] is None
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")  # NaN to 8 bits, for SSIM
+def test_outputs_that_hold_nan_fail_the_row_instead_of_the_study():
+    rng = np.random.default_rng(0)
+    outs = [rng.random((8, 8, 3)).astype(np.float32) for _ in range(2)]
+    nan = [o.copy() for o in outs]
+    nan[1][0, 0, 0] = np.nan
+    base = StudyRow(config="baseline", size="8x8", rounds_ms=[[10.0]], outputs=outs)
+    row = StudyRow(config="fp16", size="8x8", rounds_ms=[[5.0]], outputs=nan)
+    score(base, base)
+    scored = score(row, base)
+    assert "hold NaN values" in scored.error and scored.quality is None
+    json.dumps(scored.to_dict(), allow_nan=False)

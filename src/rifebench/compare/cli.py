@@ -10,10 +10,12 @@ the change exceeds --min-diff %. Where a folder cannot show its noise (one
 repetition's throughput, too few samples) the figure says "noise unknown" and
 no difference is claimed. Quality (compare_checks): mean PSNR beyond
 --psnr-drop dB or a changed verdict of dataset runs, and output fingerprints of
-dummy runs saved with --saveimages. Runs of different workloads are refused
-unless --force. Benchmark rows are matched by their cells. Every results.json is
-read through the schema (report/schema.py): one of a schema_version this
-rifebench does not read is refused (exit 2), never compared.
+dummy runs saved with --saveimages. Runs of different workloads, or whose
+results.json lacks the configuration that tells, are refused unless --force.
+Benchmark rows are matched by their cells. Every results.json is read through
+the schema (report/schema.py): one of a schema_version this rifebench does not
+read, or holding a figure that is no finite number, is refused (exit 2), never
+compared; so is a row.json or a saved output frame that is not one.
 
 Exit status: 0 no difference beyond the noise, 1 some, 2 bad input.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +35,12 @@ from rifebench.compare.checks import config_diff, fingerprint_rows, quality_rows
 from rifebench.compare.stats import METRICS, Figure, figures, interval, judge, pool_repeats
 from rifebench.console import error
 from rifebench.errors import UsageError
+from rifebench.report.fingerprint import FINGERPRINT, read_fingerprint
 from rifebench.report.schema import RunNotFinished, RunResult, SchemaError, UnknownSchema, Validity, load_results
+from rifebench.report.shape import describe
 
 PROG = "compare"
+ROW_DIR = re.compile(r"test_[0-9]{1,9}$")
 Key = tuple[tuple[str, str], ...]
 
 
@@ -79,7 +85,44 @@ def load_result(folder: Path, label: str, key: Key, strict: bool) -> Result:
             detail = str(exc).removeprefix(f"results.json at {path}: ")
             raise CompareError(f"{str(path)!r} is not a readable results.json: {detail}") from None
         return Result(label, key, folder, "failed (no readable results.json)")
+    check_fingerprint(folder / FINGERPRINT)
     return Result(label, key, folder, run.status, run, figures(run))
+
+
+def check_fingerprint(path: Path) -> None:
+    """A saved output frame is read before anything is printed: a file that is not
+    one (a header declaring 100000x100000x3, NaN values) is bad input."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    try:
+        read_fingerprint(path)
+    except (OSError, ValueError) as exc:
+        raise CompareError(
+            f"{str(path)!r} is not an output fingerprint: {exc} "
+            "(accepted: the images/dummy_0.npy of a run saved with --saveimages)"
+        ) from None
+
+
+def row_cells(test_dir: Path) -> dict[str, str]:
+    """The profile cells of a benchmark row (row.json); none when it wrote no row.json."""
+    path = test_dir / "row.json"
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    try:
+        if not path.is_file():
+            raise OSError("not a regular file")
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CompareError(
+            f"{str(path)!r} cannot be read ({type(exc).__name__}: {str(exc)[:80]}) "
+            "(accepted: the row.json a benchmark writes)"
+        ) from None
+    cells = doc.get("cells", {}) if isinstance(doc, dict) else doc
+    if not (isinstance(cells, dict) and all(isinstance(v, str) for v in cells.values())):
+        raise CompareError(
+            f"{str(path)!r}: cells is {describe(cells)} (accepted: an object of profile columns and their values)"
+        )
+    return cells
 
 
 def load(folder: str | Path) -> tuple[str, list[Result]]:
@@ -87,7 +130,7 @@ def load(folder: str | Path) -> tuple[str, list[Result]]:
     if (folder / "results.json").exists():
         return "run", [load_result(folder, "run", (), strict=True)]
     tests = sorted(
-        (p for p in folder.glob("test_*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:])
+        (p for p in folder.glob("test_*") if p.is_dir() and ROW_DIR.match(p.name)), key=lambda p: int(p.name[5:])
     )
     if not tests:
         raise CompareError(
@@ -96,10 +139,7 @@ def load(folder: str | Path) -> tuple[str, list[Result]]:
         )
     out = []
     for t in tests:
-        try:
-            cells = json.loads((t / "row.json").read_text()).get("cells", {})
-        except (OSError, ValueError):
-            cells = {}
+        cells = row_cells(t)
         out.append(load_result(t, f"row {t.name[5:]}", tuple(sorted(cells.items())), strict=False))
     groups: dict[Key, list[dict[str, Figure]]] = {}
     for r in out:
@@ -132,6 +172,8 @@ def compare_pair(a: Result, b: Result, args: argparse.Namespace, tally: Tally) -
     lines = [f"== {head}" + (f" ({what})" if what else "") + " =="]
     if diff := workload_diff(a.run, b.run):
         lines.append("workload differs (compared anyway: --force): " + ", ".join(diff))
+    if blind := no_config(a, b):
+        lines.append(f"workload unknown: {blind} (compared anyway: --force)")
     if diff := config_diff(a.run, b.run):
         lines.append("configuration differs: " + ", ".join(diff))
     lines += _validity(a.run, b.run)
@@ -160,6 +202,14 @@ def compare_pair(a: Result, b: Result, args: argparse.Namespace, tally: Tally) -
     return lines
 
 
+def no_config(a: Result, b: Result) -> str | None:
+    """Why the workload check cannot be made for two runs with figures, or None."""
+    lacking = [side for side, r in (("A", a), ("B", b)) if r.run is not None and not r.run.config]
+    if not (a.run and b.run and lacking):
+        return None
+    return f"{' and '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no config in results.json"
+
+
 def _validity(a: RunResult | None, b: RunResult | None) -> list[str]:
     va, vb = (a.validity if a else None), (b.validity if b else None)
     if not (va or vb) or all(v and v.valid for v in (va, vb)):
@@ -169,6 +219,22 @@ def _validity(a: RunResult | None, b: RunResult | None) -> list[str]:
         return "unchecked" if not v else "valid" if v.valid else f"invalid ({', '.join(v.reasons)})"
 
     return [f"validity: A {word(va)}, B {word(vb)} (the figures of an invalid run may mislead)"]
+
+
+def check_workloads(pairs: list[tuple[Result, Result]], runs: bool) -> None:
+    """Runs of different workloads, or whose workload cannot be checked, are refused (without --force)."""
+    for a, b in pairs:
+        where = "" if runs else f" (A {a.label} vs B {b.label})"
+        if d := workload_diff(a.run, b.run):
+            raise CompareError(
+                f"different workloads{where}: {', '.join(d)} "
+                "(accepted: runs of the same workload; --force compares them anyway)"
+            )
+        if blind := no_config(a, b):
+            raise CompareError(
+                f"the workload cannot be checked{where}: {blind} "
+                "(accepted: results.json files that record their configuration; --force compares them anyway)"
+            )
 
 
 def _f(x: float | None) -> str:
@@ -219,14 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         kind_a, ra = load(args.a)
         kind_b, rb = load(args.b)
         pairs, alone = match(ra, rb)
-        refused = [(a, b, d) for a, b in pairs if (d := workload_diff(a.run, b.run))]
-        if refused and not args.force:
-            a, b, d = refused[0]
-            where = "" if kind_a == kind_b == "run" else f" (A {a.label} vs B {b.label})"
-            raise CompareError(
-                f"different workloads{where}: {', '.join(d)} "
-                "(accepted: runs of the same workload; --force compares them anyway)"
-            )
+        if not args.force:
+            check_workloads(pairs, kind_a == kind_b == "run")
     except CompareError as exc:
         error(PROG, str(exc))
         return 2

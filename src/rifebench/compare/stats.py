@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rifebench.measure.metrics import MIN_SAMPLES_FOR, percentile
+from rifebench.measure.metrics import MIN_SAMPLES_FOR
 from rifebench.measure.records import Latency
-from rifebench.measure.stats import block_bootstrap_ci, bootstrap_ci
+from rifebench.measure.stats import Percentile, block_bootstrap_ci, bootstrap_ci
 from rifebench.report.schema import Repetition, RunResult
 
 # (key, label, +1 when larger is better)
@@ -74,7 +74,7 @@ def _figure(run: RunResult, key: str, value: float | None, reps: list[Repetition
     q = PERCENTILE[key][1]
     if q == 99 and len(samples) < MIN_SAMPLES_FOR["p99"]:
         return Figure(value, None, len(samples))
-    return Figure(value, block_bootstrap_ci(samples, lambda v: percentile(sorted(v), q)), len(samples))
+    return Figure(value, block_bootstrap_ci(samples, Percentile(q)), len(samples))
 
 
 def pool_repeats(groups: list[list[dict[str, Figure]]]) -> None:

@@ -11,8 +11,12 @@ one; a cancelled fleet's unfinished cells are "not run"; the scheduler's view
 
 Across nodes, per row: median throughput, min, max, range ((max - min) /
 median: measure.stats.range_pct, every node counts), MAD and a bootstrap 95%
-interval of the median. A cell whose results.json is of a schema_version this
-rifebench does not read stops the report (FleetReportError, exit 2). A node is an outlier
+interval of the median, over the cells whose figures are finite numbers: a
+cell whose results.json or task.json holds a figure that is not one, or is not
+of its type (report/shape.py), is a failed cell that says which. A cell whose
+results.json is of a schema_version this rifebench does not read stops the
+report (FleetReportError, exit 2), as does a fleet.json that is not a plan of at
+most MAX_CELLS cells (fleet/records.py). A node is an outlier
 of its row when all of these hold (see OUTLIER_RULE): at least MIN_NODES nodes
 measured the row; its throughput is more than K_MAD robust standard deviations
 (1.4826 x MAD) from the median; it differs from the median by more than
@@ -26,7 +30,9 @@ unlucky draw from being called slow.
 from __future__ import annotations
 
 import json
+import math
 import re
+import stat
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,11 +43,12 @@ from rifebench.fleet.records import FleetCell, FleetPlan, PlanRow, RowStats, Tas
 from rifebench.measure.stats import bootstrap_ci, range_pct
 from rifebench.report import summary
 from rifebench.report.schema import RunResult, SchemaError, UnknownSchema
+from rifebench.report.shape import ShapeError
 
 PLAN = "fleet.json"
 TASK = "task.json"
 NODE_PREFIX = "node_"
-CELL_DIR = re.compile(r"test_(\d+)(?:\.(\d+))?$")
+CELL_DIR = re.compile(r"test_([0-9]{1,9})(?:\.([0-9]{1,9}))?$")
 NOT_RUN, PENDING, RUNNING, FAILED = "not run", "pending", "running", "failed"
 K_MAD, MIN_REL, MIN_NODES, MAD_SCALE = 3.0, 0.05, 3, 1.4826
 OUTLIER_RULE = (
@@ -58,7 +65,7 @@ class FleetReportError(UsageError):
 def load_plan(out: Path) -> FleetPlan:
     path = Path(out) / PLAN
     try:
-        doc = json.loads(path.read_text())
+        doc = read_json(path)
     except FileNotFoundError:
         raise FleetReportError(
             f"DIR: {str(out)!r} has no {PLAN} (accepted: a folder written by "
@@ -68,10 +75,25 @@ def load_plan(out: Path) -> FleetPlan:
         raise FleetReportError(f"DIR: {str(path)!r} cannot be read ({exc}) (accepted: a fleet plan in JSON)") from None
     try:
         return FleetPlan.from_dict(doc)
+    except ShapeError as exc:  # names the key, the value and what it accepts
+        raise FleetReportError(f"DIR: {str(path)!r} is not a fleet plan: {exc}") from None
     except (TypeError, ValueError, KeyError):
         raise FleetReportError(
             f"DIR: {str(path)!r} is not a fleet plan (accepted: the {PLAN} fleet submit writes)"
         ) from None
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; OSError (FileNotFoundError when it is missing) or ValueError,
+    whose message is one short line, for anything else."""
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the report
+        raise OSError(f"{path} is not a regular file")
+    try:
+        return json.loads(path.read_text())
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason})") from None
 
 
 def cell_dirs(out: Path) -> dict[int, list[tuple[str, Path]]]:
@@ -109,7 +131,11 @@ def collect(out: Path, plan: FleetPlan, live: Mapping[int, str] | None = None) -
 def cell(out: Path, plan: FleetPlan, row: PlanRow, node: str, test_dir: Path | None, live: str | None) -> FleetCell:
     rel = str(test_dir.relative_to(out)) if test_dir else None
     base = FleetCell(row=row.row, cells=dict(row.cells), status="", node=node, dir=rel)
-    task = read_task(test_dir / TASK) if test_dir else None
+    try:
+        task = read_task(test_dir / TASK) if test_dir else None
+    except ValueError as exc:  # a record that is not one: the cell failed, and says why
+        base.status, base.reason = FAILED, str(exc)
+        return base
     if test_dir is None or task is None or task.state != "finished":
         return _unfinished(base, plan, task, live)
     try:
@@ -144,10 +170,16 @@ def _unfinished(base: FleetCell, plan: FleetPlan, task: TaskRecord | None, live:
 
 
 def read_task(path: Path) -> TaskRecord | None:
+    """The task's record; None when it wrote none, ValueError (one line naming the
+    file) when what it holds is not one."""
     try:
-        return TaskRecord.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        return TaskRecord.from_dict(read_json(path))
+    except FileNotFoundError:
         return None
+    except ShapeError as exc:
+        raise ValueError(f"{path}: not a task record: {exc}") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: not a task record ({exc}) (accepted: the {TASK} the fleet's task writes)") from None
 
 
 def telemetry(run: RunResult | None) -> dict[str, Any]:
@@ -178,9 +210,13 @@ def telemetry(run: RunResult | None) -> dict[str, Any]:
 def row_stats(plan: FleetPlan, cells: list[FleetCell]) -> list[RowStats]:
     """Per row, the figures across its measured nodes; flags outlier cells in place."""
     out = []
+    by_row: dict[int, list[FleetCell]] = {}
+    for c in cells:
+        by_row.setdefault(c.row, []).append(c)
     for row in plan.rows:
-        mine = [c for c in cells if c.row == row.row]
-        measured = [c for c in mine if c.throughput_img_s is not None]
+        mine = by_row.get(row.row, [])
+        # Only finite figures count (the schema refuses others; a cell's record is checked again here).
+        measured = [c for c in mine if c.throughput_img_s is not None and math.isfinite(c.throughput_img_s)]
         st = RowStats(
             row=row.row,
             cells=row.cells,

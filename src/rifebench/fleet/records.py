@@ -11,21 +11,30 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from rifebench.report.shape import STR, Shape, ShapeError, check_numbers, check_record, check_shape
 from rifebench.report.table import RowRecord
 
 T = TypeVar("T")
+# The most (row, node) cells a fleet may have: the report lists every one.
+MAX_CELLS = 100_000
+SCHEDULER: Shape = {"kind": STR, "job_id": STR, "args": "list[str] | None"}
 
 
-def _build(cls: type[T], d: Mapping[str, Any], **convert: Any) -> T:
+def _build(cls: type[T], d: Mapping[str, Any], where: str = "", **convert: Any) -> T:
     """cls from a JSON object: known keys become fields (through `convert`), the
-    rest go to `extra` when cls keeps them; TypeError when it is not an object."""
+    rest go to `extra` when cls keeps them; TypeError when it is not an object,
+    ShapeError (a ValueError naming the key) when a field is not of its type or a
+    number is not finite."""
     if not isinstance(d, Mapping):
         raise TypeError(f"{cls.__name__}: {type(d).__name__} is not an object")
+    check_numbers(dict(d), where)
     known = {f.name for f in fields(cls)} - {"extra"}  # type: ignore[arg-type]  # cls is a dataclass
     kwargs = {k: convert[k](v) if k in convert else v for k, v in d.items() if k in known}
     if "extra" in {f.name for f in fields(cls)}:  # type: ignore[arg-type]  # cls is a dataclass
         kwargs["extra"] = {k: v for k, v in d.items() if k not in known}
-    return cls(**kwargs)
+    record = cls(**kwargs)
+    check_record(record, where)
+    return record
 
 
 def _plain(record: Any, omit_none: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -52,8 +61,8 @@ class PlanRow:
         return {"row": self.row, "line": self.line, "cells": self.cells, "env": self.env} | self.extra
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PlanRow:
-        return _build(cls, d)
+    def from_dict(cls, d: Mapping[str, Any], where: str = "") -> PlanRow:
+        return _build(cls, d, where)
 
 
 @dataclass
@@ -82,9 +91,21 @@ class FleetPlan:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FleetPlan:
+        """The plan; TypeError or ShapeError (a ValueError naming the key) for a
+        document that is not one, or one of more than MAX_CELLS cells."""
         if not isinstance(d, Mapping) or not isinstance(d.get("rows"), list):
             raise TypeError("not an object with a list of rows")
-        return _build(cls, d, rows=lambda rows: [PlanRow.from_dict(r) for r in rows])
+        if len(d["rows"]) > MAX_CELLS:  # before a row is read
+            raise ShapeError(f"rows holds {len(d['rows'])} rows (accepted: at most {MAX_CELLS} cells in all)")
+        plan = _build(cls, d, rows=lambda rows: [PlanRow.from_dict(r, f"rows[{i}]") for i, r in enumerate(rows)])
+        check_shape(plan.scheduler, SCHEDULER, "scheduler")
+        width = max(plan.node_count, len(plan.nodes), 1)
+        if plan.node_count < 0 or len(plan.rows) * width > MAX_CELLS:
+            raise ShapeError(
+                f"{len(plan.rows)} row(s) x {width} node(s) (node_count {plan.node_count}) "
+                f"(accepted: a node_count >= 0 and at most {MAX_CELLS} cells in all)"
+            )
+        return plan
 
 
 @dataclass

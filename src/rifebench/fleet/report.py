@@ -145,8 +145,11 @@ def _matrix(nodes: Sequence[str], cells: Sequence[FleetCell], stats: Sequence[Ro
         "| node | " + " | ".join(f"row {st.row}" for st in stats) + " |",
         "|---|" + "---|" * len(stats),
     ]
+    by_node: dict[str, dict[int, FleetCell]] = {}
+    for c in cells:  # one pass: a fleet of many nodes stays linear
+        by_node.setdefault(c.node, {}).setdefault(c.row, c)
     for node in nodes:
-        mine = {c.row: c for c in cells if c.node == node}
+        mine = by_node.get(node, {})
         out.append(f"| {node} | " + " | ".join(_cell_text(mine.get(st.row)) for st in stats) + " |")
     return out
 

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rifebench.measure.metrics import percentile
+from rifebench.console import log
+from rifebench.measure.metrics import MIN_SAMPLES_FOR
 from rifebench.measure.records import StreamResult
-from rifebench.measure.stats import block_bootstrap_ci, bootstrap_ci, summary
+from rifebench.measure.stats import MAX_RESAMPLED, RESAMPLES, Percentile, block_bootstrap_cis, bootstrap_ci, summary
 from rifebench.report.aggregate import Combined, aggregate
 from rifebench.report.device import device_section
 from rifebench.report.schema import Repetition, Validity
@@ -150,22 +151,20 @@ def ci95(reps: list[Analysis]) -> dict[str, Any]:
             "throughput_summary": summary(tps),
         }
     samples = [s for r in reps[0].streams for s in r.latency_ms]
+    if len(samples) > MAX_RESAMPLED:  # a second or so: say what the wait is for
+        log(
+            f"computing the latency intervals: moving-block bootstrap of {len(samples):,} samples "
+            f"({RESAMPLES} resamples of {MAX_RESAMPLED:,}, m out of n)"
+        )
+    ci50, ci99 = block_bootstrap_cis(samples, [Percentile(50), Percentile(99)])
     return {
         "throughput_img_s": None,
         "n": 1,
-        "latency_p50_ms": _l(block_bootstrap_ci(samples, _p50)),
-        "latency_p99_ms": _l(block_bootstrap_ci(samples, _p99)) if len(samples) >= 100 else None,
+        "latency_p50_ms": _l(ci50),
+        "latency_p99_ms": _l(ci99) if len(samples) >= MIN_SAMPLES_FOR["p99"] else None,
         "method": "one repetition: latency from a moving-block bootstrap of the per-submission samples; "
         "throughput has no interval (REPEAT >= 2 gives one)",
     }
-
-
-def _p50(v: list[float]) -> float | None:
-    return percentile(sorted(v), 50)
-
-
-def _p99(v: list[float]) -> float | None:
-    return percentile(sorted(v), 99)
 
 
 def _l(ci: tuple[float, float] | None) -> list[float] | None:

@@ -8,6 +8,9 @@ Schema versions (CHANGELOG.md records each change):
 
 A reader accepts every version in READABLE_SCHEMAS; a key it does not know is
 kept (in `extra`) and written back unchanged, a key a version lacks is None.
+Every number in the document is finite, every field of its declared type, and
+the free-form sections' figures numbers (report/shape.py), or the document is
+refused (SchemaError naming the key): no NaN reaches a median.
 
 The document `report.results.begin()` writes when a run starts says
 {"status": "running", ...} and has no schema_version: it holds no figures, so
@@ -19,12 +22,14 @@ counts the run as unfinished; a reader given one run (compare) lets it exit 2.
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rifebench.errors import UsageError
 from rifebench.measure.records import LOCAL, OMIT_NONE, Latency, from_plain, to_plain
+from rifebench.report import shape
 
 SCHEMA_VERSION = "3"
 READABLE_SCHEMAS = ("2", "3")
@@ -47,7 +52,8 @@ class UnknownSchema(SchemaError):
     """A results.json whose schema_version (or its absence) this rifebench does not read."""
 
 
-def _latency(d: Any) -> Latency:
+def _latency(d: Any, where: str = "latency_ms") -> Latency:
+    shape.check_shape(d, shape.LATENCY, where, nullable=False)  # Latency.from_dict would take "12" for 12
     return Latency.from_dict(d)
 
 
@@ -104,9 +110,9 @@ class Metrics:
             cls,
             d,
             "metrics",
-            latency_ms=_latency,
-            latency_per_pair_ms=_latency,
-            host_submit_ms=_latency,
+            latency_ms=lambda v: _latency(v, "metrics.latency_ms"),
+            latency_per_pair_ms=lambda v: _latency(v, "metrics.latency_per_pair_ms"),
+            host_submit_ms=lambda v: _latency(v, "metrics.host_submit_ms"),
             window=Window.from_dict,
         )
 
@@ -171,7 +177,13 @@ class Repetition:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Repetition:
-        return from_plain(cls, d, "repetitions[]", latency_ms=_latency, validity=Validity.from_dict)
+        return from_plain(
+            cls,
+            d,
+            "repetitions[]",
+            latency_ms=lambda v: _latency(v, "repetitions[].latency_ms"),
+            validity=Validity.from_dict,
+        )
 
 
 @dataclass
@@ -214,7 +226,7 @@ class StreamSummary:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StreamSummary:
-        return from_plain(cls, d, "streams[]", latency_ms=_latency)
+        return from_plain(cls, d, "streams[]", latency_ms=lambda v: _latency(v, "streams[].latency_ms"))
 
 
 @dataclass
@@ -272,11 +284,13 @@ class RunResult:
                 "running",
             )
         if version not in READABLE_SCHEMAS:
+            shown = "None" if version is None else shape.describe(version)
             raise UnknownSchema(
-                f"{where}: schema_version {version!r} is not one this rifebench reads "
+                f"{where}: schema_version {shown} is not one this rifebench reads "
                 f"(accepted: {', '.join(READABLE_SCHEMAS)})"
             )
         try:
+            shape.check_numbers(d)  # every figure finite, before any reaches a statistic
             run = from_plain(
                 cls,
                 d,
@@ -286,7 +300,11 @@ class RunResult:
                 repetitions=lambda items: [Repetition.from_dict(r) for r in items],
                 streams=lambda items: [StreamSummary.from_dict(s) for s in items],
             )
-        except (TypeError, ValueError, AttributeError) as exc:
+            shape.check_record(run, "")
+            shape.check_shape(d, shape.RESULTS_SECTIONS, "")
+        except shape.ShapeError as exc:
+            raise SchemaError(f"{where}: {exc}") from None
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise SchemaError(f"{where}: not a valid schema {version} document ({exc})") from None
         run.path = Path(path) if path is not None else None
         return run
@@ -304,12 +322,17 @@ def load_results(path: str | Path) -> RunResult:
     finished run's results of a known schema_version."""
     file = results_path(path)
     try:
-        doc = json.loads(file.read_text())
+        regular = stat.S_ISREG(file.stat().st_mode)  # a FIFO would block the reader for ever
+        doc = json.loads(file.read_text()) if regular else None
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaError(
             f"results.json at {file}: not readable ({exc.__class__.__name__}) "
             "(accepted: a run's OUTPUT_DIR or its results.json)"
         ) from None
+    except RecursionError:
+        raise SchemaError(f"results.json at {file}: nested too deeply (accepted: a run's results.json)") from None
     except ValueError as exc:
         raise SchemaError(f"results.json at {file}: not JSON ({exc}) (accepted: a run's results.json)") from None
+    if not regular:
+        raise SchemaError(f"results.json at {file}: not a regular file (accepted: a run's results.json)")
     return RunResult.from_dict(doc, file)

@@ -3,8 +3,9 @@
 A row's figures come from its results.json, read through the schema
 (report/schema.py); a row that crashed, was refused or was interrupted shows its
 status and reason and no figures, so a failed row can never pass for a measured
-one, and a results.json that cannot be read (not JSON, or of a schema_version
-this rifebench does not read) makes a failed row that says so. A measured row
+one, and a results.json that cannot be read (not JSON, of a schema_version
+this rifebench does not read, or holding a figure that is no finite number of
+its declared type: report/shape.py) makes a failed row that says so. A measured row
 carries its validity verdict and warning codes beside its figures: a speed-up
 computed from an invalid row (row 1 measured while another process took the
 cores) is marked, never bare. PSNR / SSIM are the quality figures of dataset
@@ -161,7 +162,11 @@ def _status(run: RunResult | None, exit_code: int | None, test_dir: Path) -> tup
         return failed, f"stream {f.get('stream')}: {f.get('reason')}"
     q = (run.quality if run else None) or {}
     if q.get("verdict") == "fail":
-        return failed, f"quality verdict: {q.get('pass_pct'):.2f}% of frames >= {q.get('threshold_db')} dB"
+        pct = q.get("pass_pct")
+        return (
+            failed,
+            f"quality verdict: {'?' if pct is None else f'{pct:.2f}'}% of frames >= {q.get('threshold_db')} dB",
+        )
     if exit_code == Exit.PASS:
         return failed, "exit status 0 but no passing results.json: not counted as a pass"
     return failed, f"exit status {exit_code}: {_last_error(test_dir) or 'no output'}"
@@ -207,9 +212,9 @@ def gpu_figures(tel: dict[str, Any] | None) -> dict[str, Any]:
     gpus = (tel or {}).get("gpus") or []
     if not gpus:
         return {}
-    util = [g["util_pct"]["mean"] for g in gpus if g.get("util_pct")]
-    power = [g["power_w"]["mean"] for g in gpus if g.get("power_w")]
-    mem = [g["mem_used_bytes"]["max"] for g in gpus if g.get("mem_used_bytes")]
+    util = [v for g in gpus if (v := (g.get("util_pct") or {}).get("mean")) is not None]
+    power = [v for g in gpus if (v := (g.get("power_w") or {}).get("mean")) is not None]
+    mem = [v for g in gpus if (v := (g.get("mem_used_bytes") or {}).get("max")) is not None]
     return {
         "gpu_util_pct": math.fsum(util) / len(util) if util else None,
         "gpu_power_w": math.fsum(power) if power and len(power) == len(gpus) else None,

@@ -170,7 +170,7 @@ def check_configs(args: argparse.Namespace) -> None:
             raise UsageError(f"configuration {n!r}: {exc}") from None
         except KnobError as exc:
             raise UsageError(f"configuration {n!r}: {flag_of(exc.knob)}: {exc}") from None
-        if not os.path.isfile(cfg.load_path):
+        if cfg.load_path is not None and not os.path.isfile(cfg.load_path):  # the null model has no weights
             raise UsageError(
                 f"weights {cfg.load_path} not found (accepted: an existing file; "
                 f"./get_model.sh --model {args.model} fetches it)"

@@ -58,6 +58,8 @@ def quality(ref_outputs: Sequence[Any], outputs: Sequence[Any]) -> dict[str, Any
     """Outputs against the reference's; `identical` (and psnr_db null: JSON has
     no infinity) when every pair's output is equal."""
     scores = [output_diff(a, b) for a, b in zip(ref_outputs, outputs, strict=False)]
+    if any(math.isnan(float(v)) for s in scores for v in s.values()):  # min() and max() would skip a NaN
+        raise ValueError("its outputs (or the reference's) hold NaN values: no quality to score")
     psnr = min(s["psnr_db"] for s in scores)
     return {
         "identical": math.isinf(psnr),
@@ -68,9 +70,39 @@ def quality(ref_outputs: Sequence[Any], outputs: Sequence[Any]) -> dict[str, Any
     }
 
 
+def _number(t: Any) -> bool:
+    """A finite number >= 0 (not a bool; an integer beyond float range is none)."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        return False
+    try:
+        return math.isfinite(t) and t >= 0
+    except OverflowError:
+        return False
+
+
+def bad_figure(row: StudyRow) -> str | None:
+    """Why the worker's figures cannot be scored (a pair time that is not a
+    finite positive number), or None."""
+    for r, times in enumerate(row.rounds_ms, 1):
+        for t in times:
+            if not _number(t) or t == 0:
+                return f"round {r}: a pair time of {t!r} ms (accepted: a finite number > 0)"
+    for t in row.cpu_ms:
+        if not _number(t):
+            return f"a CPU time of {t!r} ms per pair (accepted: a finite number >= 0)"
+    return None
+
+
 def score(row: StudyRow, base: StudyRow) -> StudyRow:
-    """Speed, quality and warnings of one row against the first (the reference)."""
+    """Speed, quality and warnings of one row against the first (the reference).
+    A row whose figures are not finite is failed, with the reason: no statistic takes them."""
     if not row.measured:
+        return row
+    if why := bad_figure(row):
+        row.error = f"the worker measured {why}"
+        # Kept, as null where not a number: study.json holds no NaN.
+        row.rounds_ms = [[t if _number(t) else None for t in r] for r in row.rounds_ms]  # type: ignore[misc]  # failed row
+        row.cpu_ms = [t if _number(t) else None for t in row.cpu_ms]  # type: ignore[misc]  # failed row: null, no NaN
         return row
     row.update(speed(row.rounds_ms, base.rounds_ms if base.measured else None))
     row.warnings = []
@@ -83,7 +115,10 @@ def score(row: StudyRow, base: StudyRow) -> StudyRow:
     if base.measured and row.platform == "cpu" and row.cpu_ms and base.cpu_ms:
         row.speedup_cpu_time = statistics.median(base.cpu_ms) / statistics.median(row.cpu_ms)
     if base.outputs and row.outputs:
-        row.quality = quality(base.outputs, row.outputs)
+        try:
+            row.quality = quality(base.outputs, row.outputs)
+        except ValueError as exc:
+            row.error = str(exc)
     mem = row.memory or {}
     # GPUs: the allocator's peak. CPUs: the process's peak RSS, and how much of it
     # the run added to the loaded model (torch alone is a few hundred MiB).
