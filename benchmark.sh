@@ -4,9 +4,10 @@
 #   PROFILE=profiles/cpu.csv ./benchmark.sh            (or --profile CSV)
 #   OUTPUT_DIR   benchmark folder (default ./output/benchmark-<timestamp>); one test_<n>/ per row
 #   IMAGE        run every row with `docker run ... IMAGE ./run_model.sh` (see docker/README.md)
+#   CONTAINER_ENGINE  docker or podman for IMAGE (default: the first on PATH)
 #   OVERWRITE=1  reuse a non-empty OUTPUT_DIR (--force); otherwise it is refused
 #   INVENTORY=no skip svr-info / PerfSpect even when on PATH (--no-inventory)
-#   DOCKER_ARGS  extra `docker run` arguments (split like a shell would, never evaluated)
+#   DOCKER_ARGS  extra `docker run`/`podman run` arguments (split like a shell would, never evaluated)
 # Any option variable of ./run_model.sh --help set here applies to every row a
 # profile cell does not set. Exit status: 0 all rows passed, 1 a row failed,
 # 2 bad profile or options (nothing ran), 130 interrupted.
@@ -20,7 +21,7 @@ usable() { [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import rifebenc
 # there is no environment yet, so that asking for help never runs setup.sh.
 for arg in "$@"; do
   case "$arg" in
-    -h|--help) if ! usable; then sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0; fi ;;
+    -h|--help) if ! usable; then sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0; fi ;;
   esac
 done
 

@@ -8,7 +8,7 @@
 #   --print-torch-source  say which torch build and index would be used, install nothing
 #   VENV_DIR     where the environment goes (default .venv)
 #   PYTHON       interpreter used to create it (default python3)
-#   SETUP_DEV=1  also install the test tools, the linters and both CPU runtimes (the "dev" extra)
+#   SETUP_DEV=1  also install the test tools, linters, docs tools and both CPU runtimes ("dev" extra)
 #   --dev        same as SETUP_DEV=1;  --with-dataset  also run get_dataset.sh
 #   --runtimes LIST  also install these RUNTIMEs (comma-separated: onnxruntime, openvino), with the
 #                ONNX exporter they need (pyproject.toml's extras); SETUP_RUNTIMES=LIST does the same
@@ -42,7 +42,7 @@ done
 for name in ${runtimes//,/ }; do
   if ! known_runtime "$name"; then
     echo "setup.sh: --runtimes: unknown runtime '$name' (accepted: onnxruntime, openvino; TensorRT needs a GPU" \
-      "machine: see README \"Runtimes\")" >&2
+      "machine: see docs/runtimes.md)" >&2
     exit 2
   fi
 done
@@ -121,7 +121,10 @@ else
   # no build isolation, so that building it needs no download.
   extras=()
   if [[ "$dev" == 1 ]]; then extras+=(dev); fi
-  for name in ${runtimes//,/ }; do extras+=("$name"); done
+  for name in ${runtimes//,/ }; do
+    extras+=("$name")
+    if [[ "$name" == openvino ]]; then extras+=(int8); fi  # NNCF: PRECISION=int8 runs in OpenVINO
+  done
   if ((${#extras[@]})); then
     target=".[$(IFS=,; echo "${extras[*]}")]"
     echo "setup.sh: installing rifebench with the extras ${extras[*]}"

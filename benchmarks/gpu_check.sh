@@ -210,7 +210,7 @@ harness 15 "$step_s" paper dummy --precision "$half" "${size[@]}"
 quality 17 "$half"
 quality 18 fp32
 overhead_step 19
-# Runtimes (README "Runtimes"): the device machine has no network, so these run only where
+# Runtimes (docs/runtimes.md): the device machine has no network, so these run only where
 # onnxruntime-gpu / TensorRT were installed beforehand; elsewhere the row is exit 2 with its install command.
 harness 20 "$step_s" 4.6 dummy --precision "$half" "${size[@]}" --runtime onnxruntime
 harness 22 "$step_s" 4.6 dummy --precision "$half" "${big[@]}" --runtime onnxruntime

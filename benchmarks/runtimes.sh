@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runtimes on this CPU (README "Runtimes"). 1) The study alternates torch fp32 (the reference), torch bf16,
+# Runtimes on this CPU (docs/runtimes.md). 1) The study alternates torch fp32 (the reference), torch bf16,
 # onnxruntime fp32, openvino fp32 and openvino bf16 in one run, at 448x256 and 1280x720: FPS, speed-up and
 # PSNR against torch fp32. 2) A quality run on UCF101 per CPU runtime: its mean PSNR against torch's
 # (target: equal within 0.01 dB) and its parity figure. Everything lands in OUT_DIR/runtimes.md.

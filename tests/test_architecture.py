@@ -1,7 +1,8 @@
 """The shape of the package: layers import only downwards, the tools (compare, study,
 fleet) do not import one another, modules and functions stay small, the configuration
-is typed from the option table; and the README: every warning code documented, every
-package in its layout, the test tiers as pyproject declares them, no typed test count."""
+is typed from the option table; and the documentation (docs/): every warning code documented,
+every package in its layout, the test tiers as pyproject declares them (tests/test_docs.py checks
+that no page quotes a test count)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ LAYERS = [
     ("run", {"rifebench.run"}),
     ("bench", {"rifebench.bench"}),
     ("study", {"rifebench.study"}),
+    ("tune", {"rifebench.tune"}),
     ("fleet", {"rifebench.fleet"}),
-    ("cli", {"rifebench.__main__"}),
+    ("cli", {"rifebench.__main__", "rifebench.docsgen"}),
 ]
 MAX_FILE_LINES = 340
 MAX_FUNCTION_LINES = 60
@@ -154,13 +156,13 @@ def test_config_is_typed_from_the_option_table():
 def test_every_warning_code_is_documented_and_well_formed():
     from rifebench.warning_codes import REGISTRY, UnknownWarning, markdown_table, warning
 
-    readme = (REPO / "README.md").read_text()
-    missing = [code for code in REGISTRY if f"`{code}`" not in readme]
-    assert not missing, f"README lacks warning codes {missing}"
-    assert markdown_table() in readme, "README warning table is stale: paste `python -m rifebench --warnings-markdown`"
+    page = (REPO / "docs" / "warnings.md").read_text()
+    missing = [code for code in REGISTRY if f"`{code}`" not in page]
+    assert not missing, f"docs/warnings.md lacks warning codes {missing}"
+    assert markdown_table() in page, "docs/warnings.md is stale: run `python -m rifebench.docsgen`"
     for code, entry in REGISTRY.items():
         assert code.isupper() and entry.remedy and entry.level in ("warning", "note")
-    w = warning("HOST_BOUND", busy_pct=41.0, what="GPU(s) [0] ran kernels")
+    w = warning("HOST_BOUND", busy_pct=41.0, what="GPU(s) [0] ran kernels", limit=70.0)
     assert w["code"] == "HOST_BOUND" and "41%" in w["message"] and "BATCH_SIZE" in w["remedy"]
     with pytest.raises(UnknownWarning):
         warning("NO_SUCH_CODE")
@@ -215,18 +217,18 @@ def _plain_imports(tree) -> list[tuple[int, str]]:
     return out
 
 
-# --- the README ---------------------------------------------------------------------------
+# --- the documentation --------------------------------------------------------------------
 
 
-def readme_section(title: str) -> str:
-    text = (REPO / "README.md").read_text()
+def docs_section(title: str, page: str = "docs/development.md") -> str:
+    text = (REPO / page).read_text()
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end > 0 else len(text)]
 
 
 def marker_table() -> str:
-    """The README's table of test tiers, from pyproject's pytest markers."""
+    """The documented table of test tiers, from pyproject's pytest markers."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     rows = ["| marker | a test so marked | leave them out with |", "|---|---|---|"]
     for entry in pyproject["tool"]["pytest"]["ini_options"]["markers"]:
@@ -235,25 +237,25 @@ def marker_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def test_readme_marker_table_is_generated_from_pyproject():
+def test_docs_marker_table_is_generated_from_pyproject():
     table = marker_table()
-    assert table in readme_section("Tests"), f"README test tiers are stale; paste:\n{table}"
+    assert table in docs_section("Tests"), f"docs/development.md test tiers are stale; paste:\n{table}"
 
 
-def test_readme_quotes_no_test_count():
+def test_docs_tests_section_quotes_no_test_count():
     """How many tests a tier holds changes with every commit; pytest says it (--collect-only)."""
-    counts = re.findall(r"\b\d[\d,]* (?:tests|passed|failed|skipped|deselected|selected)\b", readme_section("Tests"))
+    counts = re.findall(r"\b\d[\d,]* (?:tests|passed|failed|skipped|deselected|selected)\b", docs_section("Tests"))
     assert not counts, counts
 
 
-def test_readme_layout_names_every_package_and_test_folder():
-    layout = readme_section("Layout")
+def test_docs_layout_names_every_package_and_test_folder():
+    layout = docs_section("Layout")
     packages = sorted(p.name for p in SRC.iterdir() if (p / "__init__.py").is_file())
     missing = [f"{p}/" for p in packages if f"  {p}/" not in layout]
     missing += [f"tests/{p}/" for p in packages if (REPO / "tests" / p).is_dir() and f"{p}/" not in layout]
     modules_ = sorted(p.name for p in SRC.glob("*.py"))
     missing += [m for m in modules_ if m not in layout]
-    assert not missing, f"README Layout lacks {missing}"
+    assert not missing, f"docs/development.md Layout lacks {missing}"
 
 
 def test_changelog_has_this_version_and_its_schema():

@@ -45,7 +45,7 @@ def assert_usage_error(proc, *needles, out=None):
     [
         ({"PLATFORM": "tpu"}, ["PLATFORM", "'tpu'", "cpu, cuda, xpu"]),
         ({"PRECISION": "int4"}, ["PRECISION", "'int4'", "fp16, bf16, fp32"]),
-        ({"MODEL": "5.0"}, ["MODEL", "'5.0'", "4.0, 4.6, paper"]),
+        ({"MODEL": "5.0"}, ["MODEL", "'5.0'", "(accepted: 4.0, ", " 4.6, ", " paper, "]),
         ({"IPEX": "sometimes"}, ["IPEX", "'sometimes'", "yes, no"]),
         ({"NUM_INPUTS": "0"}, ["NUM_INPUTS", "'0'", ">= 1"]),
         ({"STREAMS": "two"}, ["STREAMS", "'two'", "integer"]),
@@ -157,6 +157,9 @@ def test_dummy_run_writes_reference_outputs(tmp_path, request, model):
     assert m["latency_ms"]["p99"] is None and "p99 needs >= 100 samples" in m["latency_ms"]["percentile_note"]
     assert res["validity"]["valid"] is False and "TOO_FEW_SAMPLES" in res["validity"]["reasons"]
     assert "validity: INVALID (TOO_FEW_SAMPLES" in proc.stdout
+    # A collector reading results.yaml alone, and the last line, see that the pass is not to be trusted.
+    assert doc["status"] == "passed" and doc["validity"] == {"valid": False, "reasons": res["validity"]["reasons"]}
+    assert proc.stdout.splitlines()[-1].startswith("status: passed, but INVALID: TOO_FEW_SAMPLES")
     s = res["streams"][0]
     assert s["id"] == 0 and s["frames"] == 3 and s["cpus"] and len(s["latency_samples_ms"]) == 3
     assert s["end"] > s["start"]

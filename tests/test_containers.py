@@ -53,12 +53,15 @@ def cpu_image(base_image, tmp_path_factory) -> str:
     return tag
 
 
-def run_dummy(image: str, output, env: dict, *options: str) -> subprocess.CompletedProcess:
+def run_dummy(
+    image: str, output, env: dict, *options: str, owner: int | None = UID, expect: int = 0
+) -> subprocess.CompletedProcess:
     output.mkdir(exist_ok=True)
-    os.chown(output, UID, UID)  # docker/README.md: make the mounted folder writable for uid 1000
+    if owner is not None:
+        os.chown(output, owner, owner)
     cmd = engine.run_command(image, output, env, *options)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=engine.env())
-    assert proc.returncode == 0, f"{' '.join(cmd)}: exit {proc.returncode}\n{engine.tail(proc)}"
+    assert proc.returncode == expect, f"{' '.join(cmd)}: exit {proc.returncode}\n{engine.tail(proc)}"
     return proc
 
 
@@ -104,3 +107,52 @@ def test_gpu_image_builds_up_to_its_vendor_steps(base_image, tmp_path, flavour):
     # The common stage ends with the weights fetched, verified and loaded once.
     proc = engine.podman("run", "--rm", "--network", "none", tag, "cat", "model/SHA256SUMS")
     assert "model/rife-4.0/flownet.pkl" in proc.stdout
+
+
+@pytest.mark.parametrize("uid", [0, 4242], ids=["root", "another-user"])
+def test_the_documented_run_works_for_the_user_running_it(cpu_image, tmp_path, uid):
+    """docker/README.md runs the image with --user "$(id -u):$(id -g)" -e HOME=/tmp:
+    the results belong to whoever ran it, root or not, in a folder they own."""
+    out = tmp_path / "out"
+    run_dummy(cpu_image, out, {**SMALL, "HOME": "/tmp"}, "--user", f"{uid}:{uid}", owner=uid)
+    assert (out / "results.json").stat().st_uid == uid
+    assert json.loads((out / "results.json").read_text())["status"] == "passed"
+
+
+def test_podman_can_hand_the_folder_to_the_image_user_with_U(cpu_image, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = engine.run_command(cpu_image, out, SMALL, mount="U")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=engine.env())
+    assert proc.returncode == 0, engine.tail(proc)
+    assert (out / "results.json").stat().st_uid == UID
+
+
+def test_a_folder_the_image_user_cannot_write_names_the_fix(cpu_image, tmp_path):
+    """The copy-paste run as root without --user: the host folder is root's, the
+    image's user is uid 1000. One line with both fixes, exit 2, nothing written."""
+    out = tmp_path / "out"
+    proc = run_dummy(cpu_image, out, SMALL, owner=0, expect=2)
+    said = (proc.stdout + proc.stderr).strip().splitlines()
+    assert "is not writable" in said[-1] and "uid 1000" in said[-1], said
+    assert '--user "$(id -u):$(id -g)" -e HOME=/tmp' in said[-1] and ":U" in said[-1]
+    assert not any(out.iterdir())
+
+
+def test_benchmark_sh_runs_a_row_in_the_image_with_podman(cpu_image, tmp_path):
+    profile = tmp_path / "p.csv"
+    profile.write_text("PLATFORM,PRECISION,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP,DUMMY\ncpu,fp32,64,64,5,1,1\n")
+    out = tmp_path / "bench"
+    env = {**engine.env(), "IMAGE": cpu_image, "CONTAINER_ENGINE": "podman", "INVENTORY": "no"}
+    env["DOCKER_ARGS"] = "--network none"
+    proc = subprocess.run(
+        [str(engine.REPO / "benchmark.sh"), "--profile", str(profile), "--output-dir", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, engine.tail(proc)
+    result = json.loads((out / "test_1" / "results.json").read_text())
+    assert result["status"] == "passed" and result["system"]["container"]["flavour"] == "cpu"
+    assert json.loads((out / "sysinfo.json").read_text())["image"]["engine"] == "podman"

@@ -1,4 +1,4 @@
-"""The option table drives parsing, environment variables, validation and the README."""
+"""The option table drives parsing, environment variables, validation and docs/options.md."""
 
 import re
 
@@ -71,8 +71,14 @@ def test_switches_from_variables():
     "name,value,accepted",
     [
         ("PLATFORM", "tpu", "auto, cpu, cuda, xpu"),
-        ("PRECISION", "fp8", "auto, fp16, bf16, fp32"),
-        ("MODEL", "9.9", "4.0, 4.6, paper, null"),
+        ("PRECISION", "fp8", "auto, fp16, bf16, fp32, int8"),
+        (
+            "MODEL",
+            "9.9",
+            "4.0, 4.1, 4.2, 4.3, 4.4, 4.5, 4.6, 4.7, 4.8, 4.9, 4.10, 4.11, 4.12, 4.12.lite, 4.13, "
+            "4.13.lite, 4.14, 4.14.lite, 4.15, 4.15.lite, 4.16.lite, 4.17, 4.17.lite, 4.18, 4.19, 4.20, 4.21, 4.22, "
+            "4.22.lite, 4.23, 4.24, 4.25, 4.25.lite, 4.25.heavy, 4.26, 4.26.heavy, 3.6, paper, null",
+        ),
         ("IPEX", "maybe", "yes, no"),
     ],
 )
@@ -151,9 +157,9 @@ def test_every_option_has_help_with_default():
     assert "default: 100" in text and "default: unlimited" in text
 
 
-def test_readme_option_table_is_generated_from_the_table():
-    readme = (REPO / "README.md").read_text()
-    assert markdown_table() in readme, "README option table is stale: paste `python -m rifebench --options-markdown`"
+def test_docs_option_table_is_generated_from_the_table():
+    page = (REPO / "docs" / "options.md").read_text()
+    assert markdown_table() in page, "docs/options.md is stale: run `python -m rifebench.docsgen`"
 
 
 def test_variables_are_unique():

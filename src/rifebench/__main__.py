@@ -3,31 +3,52 @@
 `python -m rifebench [run] OPTIONS` is run_model.sh: the options are parsed
 (config.py), the run prepared (run/prepare.py) and then launched and reported
 (run/session.py). The other tools are subcommands: `bench` (benchmark.sh),
-`compare`, `study`, `fetch-model` (get_model.sh), `fetch-dataset`
+`compare`, `study`, `fetch-model` (get_model.sh), `models` (the zoo), `fetch-dataset`
 (get_dataset.sh), `fleet` (Slurm, Kubernetes). Exit status: status.Exit.
+Signals: one rule for every instant (run/interrupts.py); the handlers go in
+before anything else is imported.
 """
 
 from __future__ import annotations
 
-import errno
-import importlib
-import os
-import sys
-from typing import Any, TextIO
+from rifebench.run.interrupts import START_UP, Deferred, Interrupted, raise_recorded
 
-from rifebench import console
-from rifebench.errors import UsageError
-from rifebench.run.interrupts import Interrupted, raise_on_signals
-from rifebench.run.session import PROG
-from rifebench.status import Exit
+EARLY = Deferred()  # the imports below take a tenth of a second: a signal then is recorded, and cli() says so
+if __name__ == "__main__":
+    EARLY.__enter__()  # entered for the process's life: cli() replaces its handlers
+
+import errno  # noqa: E402 - after the signal handlers, on purpose
+import importlib  # noqa: E402 - after the signal handlers, on purpose
+import os  # noqa: E402 - after the signal handlers, on purpose
+import sys  # noqa: E402 - after the signal handlers, on purpose
+from typing import Any, TextIO  # noqa: E402 - after the signal handlers, on purpose
+
+from rifebench import console  # noqa: E402 - after the signal handlers, on purpose
+from rifebench.errors import UsageError  # noqa: E402 - after the signal handlers, on purpose
+from rifebench.run.session import PROG  # noqa: E402 - after the signal handlers, on purpose
+from rifebench.status import Exit  # noqa: E402 - after the signal handlers, on purpose
 
 SUBCOMMANDS = {
     "bench": "rifebench.bench.runner",
     "compare": "rifebench.compare.cli",
     "study": "rifebench.study.cli",
+    "tune": "rifebench.tune.cli",
     "fetch-model": "rifebench.fetch.weights",
+    "models": "rifebench.fetch.catalog",
     "fetch-dataset": "rifebench.fetch.vimeo",
     "fleet": "rifebench.fleet.cli",
+}
+# What a subcommand (and its action word) was doing, for the line a signal gets.
+DOING = {
+    "bench": "running the benchmark",
+    "compare": "comparing the results",
+    "study": "running the study",
+    "tune": "searching the configurations",
+    "fetch-model": "fetching the weights",
+    "fetch-dataset": "fetching the dataset",
+    "fleet submit": "checking and submitting the fleet",
+    "fleet report": "collecting the cells and writing the report",
+    "fleet k8s": "writing the Kubernetes manifest",
 }
 
 TORCH_MISSING = (
@@ -102,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.PASS
     try:
         from rifebench.config import resolve
-        from rifebench.run.prepare import lock_output_dir, prepare
+        from rifebench.run.prepare import lock_output_dir, prepare, refused
 
-        ready = prepare(resolve(argv))
-        lock = lock_output_dir(ready.cfg.output_dir)
+        cfg = resolve(argv)
+        with refused(cfg.output_dir):  # a refusal removes the folders this run created
+            ready = prepare(cfg)
+            lock = lock_output_dir(ready.cfg.output_dir)
     except UsageError as exc:
         error(str(exc))
         return Exit.USAGE
@@ -120,13 +143,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """`python -m rifebench`: a signal exits 130 with one line from here on (run/interrupts.py)."""
-    raise_on_signals()
+    """`python -m rifebench`: a signal that reaches here (start-up, or a subcommand
+    that does not handle it) exits 130 with one line naming the tool and what it
+    was doing (run/interrupts.py has the rule)."""
+    argv = sys.argv[1:]
     try:
-        return main()
+        raise_recorded(EARLY)
+        return main(argv)
     except Interrupted as exc:
-        error(f"interrupted by {exc} during start-up; nothing was measured")
+        prog, doing = interrupted_tool(argv)
+        console.error(prog, f"interrupted by {exc} {doing}")
         return Exit.INTERRUPTED
+
+
+def interrupted_tool(argv: list[str]) -> tuple[str, str]:
+    """(the tool's name, what it was doing) for the line of an interruption."""
+    if not argv or argv[0] not in SUBCOMMANDS:
+        return PROG, START_UP
+    sub = argv[0]
+    action = argv[1] if len(argv) > 1 and not argv[1].startswith("-") and f"{sub} {argv[1]}" in DOING else None
+    command = f"rifebench {sub}" + (f" {action}" if action else "")
+    module = sys.modules.get(SUBCOMMANDS[sub])
+    prog = getattr(module, "PROG", None) or f"rifebench {sub}"
+    doing = DOING.get(f"{sub} {action}") or DOING.get(sub) or "running"
+    return prog, f"while {doing} (`{command}`); it did not finish: run it again"
 
 
 if __name__ == "__main__":

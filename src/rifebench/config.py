@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from rifebench import __version__
-from rifebench.data.video_io import VIDEO_EXTENSIONS, is_video_path
+from rifebench import __version__, paths
+from rifebench.data.video_io import VIDEO_EXTENSIONS, is_video_path, path_problem
 from rifebench.errors import UsageError
 from rifebench.models import zoo
+from rifebench.models.zoo import random_weights_path
 from rifebench.options import BY_NAME, GROUPS, OPTIONS
 from rifebench.paths import default_models_dir
 from rifebench.runtimes import registry as runtimes
@@ -51,10 +52,12 @@ class Config:
     precision: str = _default("precision")
     amp: bool = _default("amp")
     runtime: str = _default("runtime")
+    calibration: str | None = _default("calibration")
     dummy: bool = _default("dummy")
     dataset_dir: str | None = _default("dataset_dir")
     models_dir: str | None = _default("models_dir")
     load_path: str | None = _default("load_path")
+    random_weights: bool = _default("random_weights")
     output_dir: str = _default("output_dir")
     # -- workload
     num_inputs: int = _default("num_inputs")
@@ -91,6 +94,7 @@ class Config:
     cuda_graphs: str = _default("cuda_graphs")
     preallocate: str = _default("preallocate")
     reuse_frames: str = _default("reuse_frames")
+    ov_hint: str = _default("ov_hint")
     # -- run
     repeat: int = _default("repeat")
     min_samples: int = _default("min_samples")
@@ -142,9 +146,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (accepted: the options listed by {self.prog} --help)")
 
 
-def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog=prog,
+        prog=prog or paths.tool_name("run"),
         allow_abbrev=False,
         description="RIFE inference benchmark: throughput, latency and PSNR pass rate. "
         "Every option is also an environment variable (in brackets); a flag wins over the variable, "
@@ -154,7 +158,9 @@ def build_parser(prog: str = "run_model.sh") -> argparse.ArgumentParser:
         "  bench          every row of a CSV profile (benchmark.sh)\n"
         "  compare        two runs or benchmarks, A vs B\n"
         "  study          optimisation study: configurations x sizes in one process per worker\n"
+        "  tune           the fastest configuration within a quality floor (runtime x precision x knobs x streams)\n"
         "  fetch-model    download and verify official weights (get_model.sh)\n"
+        "  models         the model zoo: family, parameters, GFLOP at 720p, weights source and presence\n"
         "  fetch-dataset  download the Vimeo-90K triplet test set (get_dataset.sh)\n"
         "  fleet          a profile across many machines: Slurm job array or Kubernetes Indexed Job",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -200,6 +206,8 @@ def _resolve_paths(values: dict) -> None:
     if zoo.get(values["model"]).weights_file is None:  # the null model: LOAD_PATH is recorded, not used
         if values["load_path"] is not None:
             values["load_path"] = str(Path(values["load_path"]).expanduser().resolve())
+    elif values["random_weights"] and values["load_path"] is None:  # written at start-up (models/weights.py)
+        values["load_path"] = str(random_weights_path(zoo.get(values["model"]), values["models_dir"]))
     elif values["load_path"] is None:
         values["load_path"] = str(zoo.get(values["model"]).weights_path(values["models_dir"]))
     else:
@@ -210,8 +218,10 @@ def _resolve_paths(values: dict) -> None:
             "'.' for the current folder)"
         )
     values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
-    if values["dataset_dir"] is not None:
-        values["dataset_dir"] = str(Path(values["dataset_dir"]).expanduser().resolve())
+    if values["dataset_dir"] is not None:  # absolute, but a link is not followed: its name decides the mode
+        values["dataset_dir"] = os.path.abspath(os.path.expanduser(values["dataset_dir"]))
+    if values["calibration"] is not None:  # as the dataset: a link keeps its name (a video is known by it)
+        values["calibration"] = os.path.abspath(os.path.expanduser(values["calibration"]))
 
 
 def _flag(name: str) -> str:
@@ -231,29 +241,27 @@ def validate(cfg) -> None:
             f"{_flag('dummy')}: no workload given (accepted: --dummy for performance mode, "
             "or --data DIR for quality mode)"
         )
+    videos = f"a video file ({' '.join(VIDEO_EXTENSIONS)})"
     if is_video_path(cfg.dataset_dir):  # video mode; its content is checked at start-up (run/startup.py)
-        if not Path(cfg.dataset_dir).is_file():
-            raise UsageError(
-                f"{_flag('dataset_dir')}: video file {cfg.dataset_dir!r} does not exist "
-                f"(accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}) or a Vimeo-90K folder)"
-            )
+        if why := path_problem(cfg.dataset_dir, "a regular file"):  # never opened here: a FIFO would block
+            raise UsageError(f"{_flag('dataset_dir')}: video file {cfg.dataset_dir!r} {why} (accepted: {videos})")
     elif cfg.dataset_dir is not None:
-        root = Path(cfg.dataset_dir)
-        if not root.is_dir():
+        if why := path_problem(cfg.dataset_dir, "a folder"):
             raise UsageError(
-                f"{_flag('dataset_dir')}: folder {cfg.dataset_dir!r} does not exist "
-                "(accepted: a Vimeo-90K triplet test folder, or a video file)"
+                f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} {why} (accepted: a Vimeo-90K triplet test folder, "
+                f"or {videos} named so)"
             )
-        if not (root / "tri_testlist.txt").is_file():
+        if why := path_problem(Path(cfg.dataset_dir) / "tri_testlist.txt", "a regular file"):
+            what = "has no tri_testlist.txt" if why == "does not exist" else f"holds a tri_testlist.txt that {why}"
             raise UsageError(
-                f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} has no tri_testlist.txt "
-                "(accepted: a Vimeo-90K triplet test folder)"
+                f"{_flag('dataset_dir')}: {cfg.dataset_dir!r} {what} (accepted: a Vimeo-90K triplet test folder)"
             )
     if cfg.max_test_duration is not None and cfg.min_test_duration > cfg.max_test_duration:
         raise UsageError(
             f"{_flag('min_test_duration')}: {cfg.min_test_duration} is greater than "
             f"{_flag('max_test_duration')} {cfg.max_test_duration} (accepted: MIN <= MAX)"
         )
+    _check_random_weights(cfg)
     why = cfg.spec.interpolation_error(cfg.interpolation)
     if why is not None:
         raise UsageError(f"{_flag('interpolation')}: {cfg.interpolation} frames per pair is not possible: {why}")
@@ -267,6 +275,23 @@ def validate(cfg) -> None:
                 f"{_flag('devices')}: invalid value {cfg.devices!r} "
                 "(accepted: comma-separated device indices, e.g. 0,1)"
             )
+
+
+def _check_random_weights(cfg) -> None:
+    """Random weights measure speed only: refused wherever a quality is scored."""
+    if not cfg.random_weights:
+        return
+    if cfg.origin.get("load_path", "default") != "default":
+        raise UsageError(
+            f"{_flag('random_weights')}: cannot be combined with {_flag('load_path')} {cfg.load_path!r} "
+            "(accepted: one of a weights file or random weights)"
+        )
+    scored = cfg.mode == "dataset" or (cfg.mode == "video" and cfg.video_gt != "none")
+    if scored:
+        raise UsageError(
+            f"{_flag('random_weights')}: refused in {cfg.mode_name} mode: it scores quality, and random weights "
+            "have none (accepted: --dummy performance mode, or video mode with --video-gt none)"
+        )
 
 
 def parse_fault(text: str, streams: int) -> tuple[int, int, str]:

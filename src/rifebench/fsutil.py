@@ -88,6 +88,17 @@ def open_nofollow(path: str | os.PathLike, mode: int = 0o666):
     return os.fdopen(fd, "wb")
 
 
+def _container_fix() -> str:
+    """In our images a mounted folder belongs to the host's user, not to the
+    container's: name the two ways that make the documented run work."""
+    if not os.environ.get("RIFEBENCH_IMAGE_FLAVOUR"):
+        return ""
+    return (
+        f"; in this container the run is uid {os.getuid()}: start it as your own user with "
+        '--user "$(id -u):$(id -g)" -e HOME=/tmp, or with podman mount the folder with :U (-v DIR:/tmp/output:U)'
+    )
+
+
 def prepare_dir(path: str | os.PathLike, files: tuple[str, ...] = (), min_free: int = MIN_FREE_BYTES) -> Path:
     """Create `path` if needed and check that it can take a run's outputs: a
     folder, writable, with `min_free` bytes free, and none of `files` (the
@@ -104,7 +115,8 @@ def prepare_dir(path: str | os.PathLike, files: tuple[str, ...] = (), min_free: 
             pass
     except OSError as exc:
         raise OutputDirError(
-            f"{str(out)!r} is not writable ({exc.strerror or exc}) (accepted: a folder this user can create and write)"
+            f"{str(out)!r} is not writable ({exc.strerror or exc}) "
+            f"(accepted: a folder this user can create and write{_container_fix()})"
         ) from None
     free = shutil.disk_usage(out).free
     if free < min_free:

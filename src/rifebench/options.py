@@ -2,7 +2,7 @@
 
 Every option of the harness is one row here. The row drives the command-line
 flag, the environment variable, parsing and range checks, ``--help`` and the
-README's option table (``python -m rifebench --options-markdown``). A flag wins
+option table of docs/options.md (``python -m rifebench.docsgen``). A flag wins
 over the variable, the variable over the default. Checks that involve more
 than one option live in config.py.
 """
@@ -118,7 +118,10 @@ def _yes_no(name, flag, env, help, group, default="auto", extra=("auto",)):
 OPTIONS: tuple[Option, ...] = (
     # -- what to run
     Option("model", "--model", "MODEL", "choice", zoo.DEFAULT_MODEL,
-           "RIFE model: " + "; ".join(f"{s.name} = {s.description}" for s in zoo.MODELS.values()),
+           "RIFE model: 4.0 ... 4.26 with .lite/.heavy variants = the Practical-RIFE releases under vs-rife's "
+           "names (4.0 is the default); 3.6 = the ECCV2022-RIFE HD model; paper = the ECCV2022 paper model; null = "
+           "no network, NULL_MS of host busy-wait per frame (measures the harness itself). `rifebench models` lists "
+           "each with its architecture, parameters, GFLOP and weights",
            "run", choices=tuple(zoo.MODELS)),
     Option("null_ms", "--null-ms", "NULL_MS", "float", 5.0,
            "null model only (ignored by the others): host busy-wait per generated frame of each pair, in ms "
@@ -134,14 +137,22 @@ OPTIONS: tuple[Option, ...] = (
            "run", choices=("yes", "no")),
     Option("precision", "--precision", "PRECISION", "choice", "auto",
            "compute precision; the warp always runs in fp32. auto = fp16 on GPUs (the reference default), "
-           "fp32 on CPUs (CPU fp16 convolutions are ~60x slower than fp32 in torch 2.13)", "run",
-           choices=("auto", "fp16", "bf16", "fp32")),
+           "fp32 on CPUs (CPU fp16 convolutions are ~60x slower than fp32 in torch 2.13). int8 = NNCF "
+           "post-training quantization in RUNTIME=openvino on the CPU, calibrated on CALIBRATION, parity gate "
+           ">= 30 dB against PyTorch fp32 (see docs/runtimes.md)", "run",
+           choices=("auto", "fp16", "bf16", "fp32", "int8")),
     Option("amp", "--amp", "AMP", "switch", False,
            "keep fp32 weights and run under torch.autocast in PRECISION (mixed precision)", "run"),
     Option("runtime", "--runtime", "RUNTIME", "choice", "torch",
            "what runs the network: torch (eager PyTorch), or its ONNX export (cached beside the weights) in "
-           "onnxruntime, openvino or tensorrt, parity-checked against PyTorch fp32 before timing (see README "
-           "\"Runtimes\")", "run", choices=("torch", "onnxruntime", "openvino", "tensorrt")),
+           "onnxruntime, openvino or tensorrt, parity-checked against PyTorch fp32 before timing (see "
+           "docs/runtimes.md)", "run", choices=("torch", "onnxruntime", "openvino", "tensorrt")),
+    Option("calibration", "--calibration", "CALIBRATION", "path", None,
+           "PRECISION=int8 only: the frames the quantization is calibrated on (24 pairs spread over the set): a "
+           "Vimeo-90K triplet folder or a video file. The quantized graphs are cached, keyed by the frames' "
+           "sha256", "run",
+           default_text="the run's dataset or video, else ../shared/data/mixed_448x256 beside a checkout, else "
+           "synthetic frames (warning INT8_SYNTHETIC_CALIBRATION)"),
     Option("dummy", "--dummy", "DUMMY", "switch", False,
            "performance mode: the same seeded random pair every submission; accuracy is 0 and no verdict is made",
            "run"),
@@ -156,6 +167,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("load_path", "--pretrained-weights", "LOAD_PATH", "path", None,
            "weights file; missing default weights are fetched as by get_model.sh", "run",
            default_text="MODELS_DIR/rife-<model>/flownet.pkl"),
+    Option("random_weights", "--random-weights", "RANDOM_WEIGHTS", "switch", False,
+           "speed only: seeded random weights of the model's official shapes (written once to "
+           "MODELS_DIR/rife-<model>/random-seed0.pkl) in place of its weights file, for a release not at hand; "
+           "recorded in results.json; refused where quality is scored (quality mode, video mode with VIDEO_GT=drop)",
+           "run"),
     Option("output_dir", "--output-dir", "OUTPUT_DIR", "path", "./output",
            "where output.log, results.yaml and results.json go", "run"),
     # -- workload
@@ -173,7 +189,7 @@ OPTIONS: tuple[Option, ...] = (
            "pairs run before timing starts, reported apart", "workload", minimum=0, maximum=10**6),
     Option("async_", "--async", "ASYNC", "int", 0,
            "how often the host waits for the device: every N submissions; 0 = once at the end. GPU latency is "
-           "measured with device events whatever ASYNC is (see README)",
+           "measured with device events whatever ASYNC is (see docs/measurement.md)",
            "workload", minimum=0, maximum=10**9),
     Option("data_channels", "--data-channels", "DATA_CHANNELS", "int", 3,
            "dummy frame channels (RIFE takes RGB)", "workload", minimum=3, maximum=3),
@@ -238,6 +254,11 @@ OPTIONS: tuple[Option, ...] = (
     _yes_no("preallocate", "--preallocate", "PREALLOCATE", "pre-allocated, pinned input buffers", "optimisation"),
     _yes_no("reuse_frames", "--reuse-frames", "REUSE_FRAMES",
             "video sequences: reuse the shared frame's device copy between consecutive pairs", "optimisation"),
+    Option("ov_hint", "--ov-hint", "OV_HINT", "choice", "latency",
+           "RUNTIME=openvino only: latency = one infer request on one OpenVINO stream with all the stream's CPUs "
+           "(STREAMS is the parallelism); throughput = OpenVINO's THROUGHPUT hint, its own streams inside this "
+           "stream, the pairs of a submission spread over its infer requests (use BATCH_SIZE >= their number, "
+           "recorded in results.json)", "optimisation", choices=("latency", "throughput")),
     Option("repeat", "--repeat", "REPEAT", "int", 1,
            "repetitions of the timed measurement, each in fresh stream processes with its own warm-up; the "
            "headline figures are their medians with 95% bootstrap intervals", "run", minimum=1, maximum=100),
@@ -267,7 +288,7 @@ def flag_of(name: str) -> str:
 
 
 def markdown_table() -> str:
-    """The README's option table, generated from OPTIONS."""
+    """The option table of docs/options.md, generated from OPTIONS."""
     rows = ["| flag | variable | values | default | meaning |", "|---|---|---|---|---|"]
     for o in OPTIONS:
         flags = " ".join(f"`{f}`" for f in (o.flag, *o.alias_flags))

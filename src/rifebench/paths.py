@@ -8,6 +8,7 @@ installed with pip has no such folder (parents[2] of the package is then
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -56,3 +57,34 @@ def git_revision() -> str | None:
     except OSError:
         return None
     return None
+
+
+# The checkout's scripts by subcommand: users of a checkout type these names.
+SCRIPTS = {
+    "run": "run_model.sh",
+    "bench": "benchmark.sh",
+    "fetch-model": "get_model.sh",
+    "fetch-dataset": "get_dataset.sh",
+}
+
+
+def _as_installed_command() -> bool:
+    """Started as the installed `rifebench` command, or with no checkout around the
+    package (pip installed): then no script exists to name."""
+    return Path(sys.argv[0]).name == "rifebench" or checkout_root() is None
+
+
+def tool_name(sub: str) -> str:
+    """What a tool calls itself in its usage and error lines: the script a checkout's
+    user typed (run_model.sh; the scripts start `python -m rifebench`), or the
+    installed command's subcommand (`rifebench run`)."""
+    if not _as_installed_command() and sub in SCRIPTS:
+        return SCRIPTS[sub]
+    return f"rifebench {sub}" if _as_installed_command() else f"python -m rifebench {sub}"
+
+
+def tool_command(sub: str) -> str:
+    """The command a hint tells the user to type: `./get_model.sh` in a checkout,
+    `rifebench fetch-model` where only the installed command exists."""
+    name = tool_name(sub)
+    return f"./{name}" if name in SCRIPTS.values() else name

@@ -28,14 +28,22 @@ REGISTRY: dict[str, Code] = {
     for c in (
         Code(
             "CPU_CONTENTION",
-            "other processes used up to {pct:.0f}% of the CPUs of stream(s) {streams} during the timed window: the "
-            "machine was not quiet and the figures understate it",
+            "other processes used up to {pct:.0f}% of the CPUs of stream(s) {streams} during the timed window "
+            "(allowed <= {limit:g}%): the machine was not quiet and the figures understate it",
             "find the other processes with top and rerun on a quiet machine",
         ),
         Code(
             "WEIGHTS_NOT_OFFICIAL",
             "weights {path} match the architecture of model {model} but are not the official file (sha256 {sha256})",
-            "fetch the official weights with ./get_model.sh, or ignore this for a speed-only run",
+            "fetch the official weights with ./get_model.sh (installed: rifebench fetch-model), "
+            "or ignore this for a speed-only run",
+        ),
+        Code(
+            "INT8_SYNTHETIC_CALIBRATION",
+            "PRECISION=int8 is calibrated on {pairs} pairs of synthetic frames (no --calibration, no dataset or "
+            "video in this run, no bundled triplets beside the checkout): activation ranges from a synthetic "
+            "texture need not fit real video, so the INT8 figures may understate its quality",
+            "give real frames of your content with --calibration DIR (a Vimeo-90K triplet folder) or a video file",
         ),
         Code(
             "PIN_FALLBACK",
@@ -72,8 +80,8 @@ REGISTRY: dict[str, Code] = {
         ),
         Code(
             "HOST_BOUND",
-            "{what} for only {busy_pct:.0f}% of the timed window: the host's kernel launches, not the device, "
-            "limit this run",
+            "{what} for only {busy_pct:.0f}% of the timed window (needs >= {limit:g}%): the host's kernel launches, "
+            "not the device, limit this run",
             "OPTIMIZE=optimized (compiled graphs), a larger BATCH_SIZE, or more STREAMS",
         ),
         Code(
@@ -85,7 +93,7 @@ REGISTRY: dict[str, Code] = {
         Code(
             "TOO_FEW_SAMPLES",
             "too few timed submissions for a trustworthy figure: {detail}",
-            "run longer: raise NUM_INPUTS or MIN_TEST_DURATION (MIN_SAMPLES sets the bar)",
+            "more timed submissions per stream: {how} (MIN_SAMPLES sets the bar)",
         ),
         Code(
             "THROTTLED",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rifebench.bench import docker, profiles
+from rifebench.bench import profiles
 from rifebench.bench import runner as bench
 from rifebench.errors import UsageError
 from rifebench.options import BY_ENV
@@ -31,7 +31,7 @@ TINY = "PLATFORM,PRECISION,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP"
 def clean_env(**extra) -> dict:
     """The caller's environment without any option or benchmark variable, so a
     developer's exported PRECISION cannot change what a test runs."""
-    drop = set(BY_ENV) | {"PROFILE", "IMAGE", "OVERWRITE", "INVENTORY", "DOCKER_ARGS"}
+    drop = set(BY_ENV) | {"PROFILE", "IMAGE", "OVERWRITE", "INVENTORY", "DOCKER_ARGS", "CONTAINER_ENGINE"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     return env | {k: str(v) for k, v in extra.items()}
 
@@ -119,6 +119,7 @@ def test_shipped_profiles_are_valid_and_shaped_as_documented():
     names = sorted(p.name for p in (REPO / "profiles").glob("*.csv"))
     assert names == [
         "cpu.csv",
+        "models.csv",
         "reference.rife.fp16.csv",
         "rife.bf16.csv",
         "rife.fp16.csv",
@@ -134,6 +135,11 @@ def test_shipped_profiles_are_valid_and_shaped_as_documented():
     for p in ("fp16", "bf16", "fp32"):
         cfgs = loaded[f"rife.{p}.csv"]
         assert [(c["precision"], c["streams"]) for c in cfgs] == [(p, 1), (p, 2), (p, 4)]
+    from rifebench.models import zoo
+
+    sweep = {(c["model"], c["data_width"], c["data_height"], c["random_weights"]) for c in loaded["models.csv"]}
+    with_weights = [n for n, s in zoo.MODELS.items() if s.weights_file is not None]
+    assert sweep == {(n, w, h, n not in ("4.0", "3.6")) for n in with_weights for w, h in ((448, 256), (1280, 720))}
     cpu = loaded["cpu.csv"]
     assert all(c["platform"] == "cpu" and c["data_height"] * c["data_width"] <= 448 * 256 for c in cpu)
     assert len(cpu) <= 6 and sum(c["min_test_duration"] for c in cpu) <= 60
@@ -174,7 +180,7 @@ def test_bad_profile_fails_in_a_second_and_runs_nothing(tmp_path):
 def test_missing_profile_and_unreadable_profile(tmp_path):
     proc = run_bench("--output-dir", tmp_path / "o")
     assert proc.returncode == 2 and "--profile/PROFILE: not given" in proc.stderr
-    assert "profiles/cpu.csv" in proc.stderr
+    assert "a shipped profile by name: cpu, " in proc.stderr  # the names that work anywhere
     proc = run_bench(env=clean_env(PROFILE=tmp_path / "nope.csv", OUTPUT_DIR=tmp_path / "o"))
     assert proc.returncode == 2 and "PROFILE: cannot read" in proc.stderr
 
@@ -348,7 +354,7 @@ def fake_row(
         import numpy as np
 
         np.save(d / "images" / "dummy_0.npy", fingerprint)
-    warns = [warning("CPU_CONTENTION", pct=76.0, streams=[0])] if "CPU_CONTENTION" in reasons else []
+    warns = [warning("CPU_CONTENTION", pct=76.0, streams=[0], limit=25.0)] if "CPU_CONTENTION" in reasons else []
     (d / "results.json").write_text(
         json.dumps(
             {
@@ -622,101 +628,3 @@ def test_interrupt_records_the_row_and_skips_the_rest(tmp_path):
     assert rows[0]["throughput_img_s"] == ""
     assert not (out / "test_2").exists()
     assert "0 of 2 rows passed" in (out / "summary.md").read_text()
-
-
-# --- containers ---------------------------------------------------------------------------
-
-IMAGE = {"name": "rifebench:cuda", "id": "sha256:abc", "digest": "rifebench@sha256:def"}
-
-
-def test_docker_command_is_the_documented_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_ARGS", "--cpuset-cpus '0-3' --memory 8g")
-    test_dir = tmp_path / "test_1"
-    cmd = docker.docker_command(IMAGE, {"PRECISION": "fp16", "STREAMS": "2", "DUMMY": "1"}, test_dir, "cuda")
-    assert cmd[:6] == ["docker", "run", "--rm", "--ipc=host", "--cap-add", "SYS_NICE"]
-    joined = " ".join(cmd)
-    assert "--gpus all" in joined and "/dev/dri" not in joined
-    assert f"-v {test_dir}:/tmp/output" in joined and "-e OUTPUT_DIR=/tmp/output" in joined
-    assert "-e PRECISION=fp16" in joined and "-e STREAMS=2" in joined and "-e DUMMY=1" in joined
-    assert "-e RIFEBENCH_IMAGE_DIGEST=rifebench@sha256:def" in joined
-    assert f"--user {os.getuid()}:{os.getgid()}" in joined
-    assert cmd[-6:] == ["--cpuset-cpus", "0-3", "--memory", "8g", "rifebench:cuda", "./run_model.sh"]
-    xpu = docker.docker_command(IMAGE, {"DATASET_DIR": str(tmp_path)}, test_dir, "xpu")
-    assert "--device" in xpu and xpu[xpu.index("--device") + 1] == "/dev/dri" and "--gpus" not in xpu
-    assert f"{tmp_path}:/data:ro" in xpu and "DATASET_DIR=/data" in xpu
-    cpu = docker.docker_command(IMAGE, {}, test_dir, "cpu")
-    assert "--gpus" not in cpu and "--device" not in cpu and "--ipc=host" in cpu
-
-
-FAKE_DOCKER = r'''#!{python}
-"""Stands in for docker: answers `image inspect`, prints a system description
-for the sysinfo run, and for a row writes its own argv into the mounted
-output folder and exits 3, as a container that failed would."""
-import json, sys
-args = sys.argv[1:]
-if args[:2] == ["image", "inspect"]:
-    print(json.dumps({{"Id": "sha256:1234", "RepoDigests": ["rifebench@sha256:5678"],
-                      "Config": {{"Labels": {{"org.opencontainers.image.title": "rifebench-cpu"}}}}}}))
-    sys.exit(0)
-if "rifebench.measure.sysinfo" in args:
-    print(json.dumps({{"cpu_model": "inside the image", "packages": {{"torch": "2.13.0"}}}}))
-    sys.exit(0)
-mount = args[args.index("-v") + 1].split(":")[0]
-with open(mount + "/docker-argv.json", "w") as f:
-    json.dump(args, f)
-print("container: exiting with 3")
-sys.exit(3)
-'''
-
-
-def docker_env(tmp_path, image: str) -> dict:
-    """The environment of a benchmark whose `docker` is FAKE_DOCKER, with IMAGE set."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "docker"
-    fake.write_text(FAKE_DOCKER.format(python=sys.executable))
-    fake.chmod(0o755)
-    return clean_env(IMAGE=image, INVENTORY="no", PATH=f"{bindir}:{os.environ['PATH']}")
-
-
-def test_image_mode_runs_rows_through_docker(tmp_path):
-    prof = write(tmp_path / "p.csv", "PLATFORM,PRECISION,STREAMS\ncpu,fp32,1\ncpu,bf16,2\n")
-    out = tmp_path / "out"
-    env = docker_env(tmp_path, "rifebench:cpu")
-    proc = run_bench("--profile", prof, "--output-dir", out, env=env, timeout=120)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    argv = json.loads((out / "test_2" / "docker-argv.json").read_text())
-    assert argv[:5] == ["run", "--rm", "--ipc=host", "--cap-add", "SYS_NICE"]
-    assert argv[-2:] == ["rifebench:cpu", "./run_model.sh"]
-    assert "PRECISION=bf16" in argv and "STREAMS=2" in argv and "RIFEBENCH_IMAGE_ID=sha256:1234" in argv
-    rows = read_summary(out)
-    assert [r["status"] for r in rows] == ["failed", "failed"]
-    assert "exit status 3: container: exiting with 3" in rows[0]["reason"]
-    system = json.loads((out / "sysinfo.json").read_text())
-    assert system["cpu_model"] == "inside the image" and system["image"]["digest"] == "rifebench@sha256:5678"
-    assert "rifebench@sha256:5678" in (out / "summary.md").read_text()
-
-
-def test_the_references_own_profile_runs_with_an_image(tmp_path):
-    """Intel's profile format, unchanged, through IMAGE: model_name is a label
-    (never passed to the container), the lower-case columns are variables."""
-    prof = write(tmp_path / "ref.csv", "model_name,batch_size,num_inputs,streams,precision\nRIFE,1,1024,2,fp16\n")
-    out = tmp_path / "out"
-    env = docker_env(tmp_path, "rifebench:cuda")
-    proc = run_bench("--profile", prof, "--output-dir", out, env=env, timeout=120)
-    assert proc.returncode == 1, proc.stdout + proc.stderr  # the fake container exits 3
-    argv = json.loads((out / "test_1" / "docker-argv.json").read_text())
-    assert {"BATCH_SIZE=1", "NUM_INPUTS=1024", "STREAMS=2", "PRECISION=fp16"} <= set(argv)
-    assert not [a for a in argv if a.upper().startswith("MODEL_NAME")]
-    assert read_summary(out)[0]["model_name"] == "RIFE"
-
-
-def test_image_must_be_usable_before_anything_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no docker anywhere
-    with pytest.raises(UsageError, match="--image/IMAGE: 'rifebench:cpu' given but docker is not on PATH"):
-        docker.inspect_image("rifebench:cpu")
-    fake = tmp_path / "docker"
-    fake.write_text("#!/bin/sh\necho 'Error: No such image: rifebench:cpu' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    with pytest.raises(UsageError, match=r"'rifebench:cpu' is not a local image \(Error: No such image"):
-        docker.inspect_image("rifebench:cpu")

@@ -209,7 +209,7 @@ def test_min_diff_is_a_floor(cli, tmp_path):
     "config_b, named",
     [
         (DATASET, "mode 'dummy' -> 'dataset'"),
-        ({"data_height": 720, "data_width": 1280}, "data size '256x448' -> '720x1280'"),
+        ({"data_height": 720, "data_width": 1280}, "data size '448x256' -> '1280x720'"),
         ({"model": "4.6"}, "model '4.0' -> '4.6'"),
         ({"batch_size": 4}, "batch_size 1 -> 4"),
     ],
@@ -303,7 +303,7 @@ def test_benchmarks_are_matched_by_row_cells(cli, tmp_path):
     assert "beyond noise" not in out.split("== A row 1 vs B row 2")[1].split("==")[1]
     extra = make_bench(tmp_path / "c", [(fp32, {"mean_ms": 40.0, "seed": 1})])
     rc, out, _ = cli(extra, a)
-    assert rc == 1 and "unmatched: row 2 (PRECISION=bf16)" in out
+    assert rc == 1 and "unmatched: B row 2 (PRECISION=bf16): A has no row with these cells  <-- DIFFERENT" in out
 
 
 def test_repeated_rows_give_the_run_to_run_noise(tmp_path):

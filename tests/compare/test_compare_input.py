@@ -132,7 +132,7 @@ def test_row_folders_are_named_by_ascii_digits(cli, tmp_path):
     bench = gen.make_bench(tmp_path / "bench", [({"PRECISION": "fp32"}, {})])
     (bench / "test_\N{SUPERSCRIPT TWO}").mkdir()  # str.isdigit() says yes, int() says no
     rc, out, _ = cli(bench, bench)
-    assert rc == 0 and "1 result(s)" in out
+    assert rc == 0 and "a benchmark of 1 row(s)" in out
 
 
 @pytest.mark.parametrize("config", [None, {}])

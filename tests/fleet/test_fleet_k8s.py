@@ -12,14 +12,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+import rifebench
+
 REPO = Path(__file__).resolve().parents[2]
+SRC = Path(rifebench.__file__).resolve().parents[1]  # the code under test, in subprocesses too
 K8S_VERSION = "1.31"
 
 
 def k8s(tmp_path: Path, profile_text: str, *args: str) -> subprocess.CompletedProcess:
     path = tmp_path / "p.csv"
     path.write_text(profile_text)
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
     return subprocess.run(
         [sys.executable, "-m", "rifebench", "fleet", "k8s", str(path), *args],
         capture_output=True,
@@ -57,7 +60,8 @@ def test_cuda_manifest_is_a_valid_indexed_job(tmp_path):
     assert spec["completionMode"] == "Indexed" and spec["completions"] == 12 and spec["parallelism"] == 4
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": 2}
+    wanted = {"cpu": "3", "memory": container["resources"]["limits"]["memory"], "nvidia.com/gpu": 2}  # STREAMS 2 + 1
+    assert container["resources"] == {"requests": wanted, "limits": wanted}
     assert container["securityContext"]["capabilities"]["add"] == ["SYS_NICE"]
     assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]
     assert container["command"][-1] == "--completion-index"
@@ -70,12 +74,14 @@ def test_intel_and_cpu_requests(tmp_path):
     assert proc.returncode == 0, proc.stderr
     docs = list(yaml.safe_load_all(proc.stdout))
     validate(docs)
-    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"gpu.intel.com/i915": 1}
+    limits = docs[1]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["gpu.intel.com/i915"] == 1 and limits["cpu"] == "2"
     proc = k8s(tmp_path, "PLATFORM,STREAMS\ncpu,1\ncpu,2\n", "--image", "rifebench:cpu", "--namespace", "perf")
     docs = list(yaml.safe_load_all(proc.stdout))
     validate(docs)
     assert docs[1]["metadata"]["namespace"] == "perf"
-    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["resources"] == {}
+    resources = docs[1]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == resources["limits"] and set(resources["limits"]) == {"cpu", "memory"}
 
 
 def test_refusals_name_the_option(tmp_path, capsys):
@@ -115,7 +121,7 @@ def test_pods_write_a_folder_fleet_report_reads(tmp_path):
     plan.write_text(config_map["data"]["fleet.json"])
     out = tmp_path / "output"
     for index, node in ((0, "node-a"), (1, "node-a")):  # the second replica landed on the same node
-        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), JOB_COMPLETION_INDEX=str(index), NODE_NAME=node)
+        env = dict(os.environ, PYTHONPATH=str(SRC), JOB_COMPLETION_INDEX=str(index), NODE_NAME=node)
         task = subprocess.run(
             [
                 sys.executable,
@@ -135,7 +141,7 @@ def test_pods_write_a_folder_fleet_report_reads(tmp_path):
         assert task.returncode == 0, task.stdout + task.stderr
     assert (out / "fleet.json").exists()
     assert sorted(p.name for p in (out / "node_node-a").iterdir()) == ["sysinfo.json", "test_1", "test_1.2"]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
     rep = subprocess.run(
         [sys.executable, "-m", "rifebench", "fleet", "report", str(out)],
         capture_output=True,
@@ -156,7 +162,7 @@ EVIL = "p.csv\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: evil}\nspec: {co
 def test_a_profile_name_cannot_inject_a_document(tmp_path):
     path = tmp_path / EVIL
     path.write_text("PLATFORM,STREAMS\ncpu,1\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
     cmd = [sys.executable, "-m", "rifebench", "fleet", "k8s", str(path), "--image", "rifebench:cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert proc.returncode == 2, proc.stdout
@@ -168,7 +174,7 @@ def test_a_profile_name_cannot_inject_a_document(tmp_path):
 def test_a_name_that_looks_like_yaml_stays_a_scalar(tmp_path):
     name = "p # x: y --- &a *b |.csv"
     (tmp_path / name).write_text("PLATFORM,STREAMS\ncpu,1\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
     cmd = [sys.executable, "-m", "rifebench", "fleet", "k8s", str(tmp_path / name), "--image", "rifebench:cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -199,3 +205,80 @@ def test_replicas_are_bounded(tmp_path, capsys):
     assert code == 2 and out == ""
     assert "--replicas: 50001 is 50001 node(s); with 2 profile row(s) that is 100002 cells (accepted: at most" in err
     assert main(["k8s", str(path), "--image", "x", "--replicas", "50000"]) == 0
+
+
+# --- Guaranteed pods, plain YAML, what parallelism does (issue 22 item 11) ---------------------
+
+
+def test_pods_are_guaranteed_with_requests_equal_to_limits(tmp_path):
+    """`resources: {}` made every pod BestEffort: the first evicted, throttled for its neighbours."""
+    text = "PLATFORM,STREAMS,DATA_HEIGHT,DATA_WIDTH\ncpu,1,720,1280\ncpu,4,2160,3840\n"
+    proc = k8s(tmp_path, text, "--image", "rifebench:cpu")
+    assert proc.returncode == 0, proc.stderr
+    resources = list(yaml.safe_load_all(proc.stdout))[1]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == resources["limits"]
+    memory = resources["limits"]["memory"]
+    assert resources["limits"]["cpu"] == "5" and memory.endswith("Mi")  # the largest row: 4 streams + 1
+    from rifebench.config import resolve
+    from rifebench.run.memory import estimate
+
+    row = {"PLATFORM": "cpu", "STREAMS": "4", "DATA_HEIGHT": "2160", "DATA_WIDTH": "3840", "DUMMY": "1"}
+    needed = estimate(resolve([], env=row))
+    assert int(memory[:-2]) * 2**20 >= needed.total_bytes * 1.25 + 512 * 2**20  # the run's own estimate, + headroom
+    assert "each pod requests and is limited to 5 CPU(s) and " + memory in proc.stderr
+    proc = k8s(tmp_path, text, "--image", "rifebench:cpu", "--cpus", "32", "--memory", "64Gi")
+    resources = list(yaml.safe_load_all(proc.stdout))[1]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "32", "memory": "64Gi"}, "limits": {"cpu": "32", "memory": "64Gi"}}
+    validate(list(yaml.safe_load_all(proc.stdout)))
+
+
+def test_the_manifest_is_plain_yaml(tmp_path):
+    """The ConfigMap held the plan as one escaped JSON string ("{\\n  \\"rows\\"...") and the
+    documents shared their metadata through anchors (&id001 / *id001)."""
+    proc = k8s(tmp_path, "PLATFORM,STREAMS\ncpu,1\ncpu,2\n", "--image", "rifebench:cpu")
+    assert proc.returncode == 0, proc.stderr
+    events = list(yaml.parse(proc.stdout))
+    assert not [e for e in events if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)]
+    assert "&id" not in proc.stdout and "*id" not in proc.stdout
+    config_map = next(iter(yaml.compose_all(proc.stdout)))
+    data = next(v for k, v in config_map.value if k.value == "data")
+    (plan_node,) = [v for k, v in data.value if k.value == "fleet.json"]
+    assert plan_node.style == "|"  # a literal block: the JSON reads as written
+    assert '  fleet.json: |\n    {\n      "rows": [' in proc.stdout and '\\"' not in proc.stdout
+    docs = list(yaml.safe_load_all(proc.stdout))
+    assert json.loads(docs[0]["data"]["fleet.json"])["rows"][1]["env"]["STREAMS"] == "2"
+    assert docs[0]["metadata"] == docs[1]["metadata"]
+
+
+def test_the_manifest_says_replicas_of_a_row_do_not_run_together(tmp_path):
+    proc = k8s(tmp_path, "PLATFORM,STREAMS\ncpu,1\ncpu,2\n", "--image", "rifebench:cpu", "--replicas", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "parallelism = replicas does not keep one row's replicas together: the Job starts the next completion "
+        "index as soon as any pod ends" in proc.stderr
+    )
+    assert "# Pods request what they are limited to (Guaranteed QoS). One row's replicas are not\n" in proc.stdout
+    helped = subprocess.run(
+        [sys.executable, "-m", "rifebench", "fleet", "k8s", "--help"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(SRC)),
+        timeout=60,
+    )
+    assert "does not keep one row's replicas together" in " ".join(helped.stdout.split())
+
+
+def test_bad_pod_sizes_are_refused(tmp_path, capsys):
+    from rifebench.fleet.cli import main
+
+    path = tmp_path / "p.csv"
+    path.write_text("PLATFORM\ncpu\n")
+    for flag, value, words in (
+        ("--cpus", "0", "--cpus: invalid value 0 (accepted: 1 to 4096)"),
+        ("--memory", "16G", "--memory: invalid value '16G' (accepted: a Kubernetes quantity in Mi, Gi or Ti"),
+        ("--memory", "1Gi\n---", "'1Gi\\n---' holds the control character U+000A"),
+    ):
+        capsys.readouterr()
+        assert main(["k8s", str(path), "--image", "x", flag, value]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and words in err and len(err.splitlines()) == 1, err

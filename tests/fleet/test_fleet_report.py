@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+import rifebench
 from rifebench.fleet.collect import collect, load_plan, row_stats
 from rifebench.fleet.report import report
 from rifebench.report.schema import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
+SRC = Path(rifebench.__file__).resolve().parents[1]  # the code under test, in subprocesses too
 
 
 def make_fleet(
@@ -77,7 +79,7 @@ def test_a_slow_node_is_flagged_with_its_telemetry(tmp_path):
         "throttle_reasons": {"sw_thermal_slowdown": 40},
     }
     out = make_fleet(tmp_path / "f", {1: nodes}, gpu={"gpu06": slow_gpu})
-    _cells, stats = report(out)
+    _cells, stats, _ = report(out)
     assert stats[0].outliers == ["gpu06"]
     assert stats[0].median == 100.0 and stats[0].measured == 7 and stats[0].ci is not None
     md = (out / "summary.md").read_text()
@@ -117,7 +119,7 @@ def test_two_nodes_flag_nothing_and_a_noisy_node_is_not_accused(tmp_path):
 def test_failed_and_not_run_cells_are_listed_never_missing(tmp_path):
     out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": None}, 2: {"a": None, "b": None}}, nodes=["a", "b"])
     (out / "node_a" / "test_1" / "task.json").write_text(json.dumps({"state": "finished", "exit_code": 1}))
-    cells, _stats = report(out)
+    cells, _stats, _ = report(out)
     by = {(c.row, c.node): c for c in cells}
     assert set(by) == {(1, "a"), (1, "b"), (2, "a"), (2, "b")}
     assert all(c.status == "failed" for c in cells)
@@ -138,7 +140,7 @@ def test_a_node_count_without_folders_still_lists_every_cell(tmp_path):
 
 @pytest.mark.slow  # three interpreters drawing plots
 def test_fleet_report_command_exit_codes(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), PATH="/usr/bin:/bin")
+    env = dict(os.environ, PYTHONPATH=str(SRC), PATH="/usr/bin:/bin")
     good = make_fleet(tmp_path / "good", {1: {"a": 100.0, "b": 99.0}})
     bad = make_fleet(tmp_path / "bad", {1: {"a": 100.0, "b": None}}, nodes=["a", "b"])
     run = [sys.executable, "-m", "rifebench", "fleet", "report"]
@@ -180,7 +182,7 @@ def test_a_cell_of_an_unknown_schema_stops_the_report(tmp_path, capsys):
 def test_the_range_across_nodes_is_named_range(tmp_path):
     """(max - min) / median over the nodes is the full range (measure.stats.range_pct), not the spread."""
     out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 90.0, "c": 110.0}})
-    _, stats = report(out)
+    _, stats, _ = report(out)
     assert stats[0].range_pct == pytest.approx(20.0)
     rows = json.loads((out / "fleet_report.json").read_text())["rows"]
     assert rows[0]["range_pct"] == pytest.approx(20.0) and "spread_pct" not in rows[0]
@@ -291,7 +293,7 @@ def test_a_corrupt_cell_file_is_a_failed_cell_that_says_why(tmp_path, name, text
         doc["metrics"]["throughput_img_s"] = "fast"
         text = json.dumps(doc)
     path.write_text(text)
-    cells, stats = report(out)
+    cells, stats, _ = report(out)
     bad = next(c for c in cells if c.node == "b")
     assert bad.status == "failed" and words in bad.reason and "\n" not in bad.reason, bad.reason
     assert str(path) in bad.reason
@@ -316,3 +318,80 @@ def test_the_report_stays_linear_in_its_cells(tmp_path):
     md = markdown(plan, cells, stats, [])
     assert time.monotonic() - t0 < 15
     assert len(cells) == 30_000 and "2 of 30000 cells passed" in md and md.count("\n| (unallocated") == 14_999
+
+
+# --- only the plan's cells count; a dry run is not a failure (issue 21 item 29, issue 22 item 11) --
+
+
+def test_folders_not_in_the_plan_are_strays_never_cells(tmp_path, capsys):
+    """A node the list does not name, a second replica on a listed node, a row the
+    plan does not have and a node folder of the user's were counted as cells."""
+    from rifebench.fleet.cli import main
+
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 99.0, "c": 98.0}, 9: {"a": 50.0}}, nodes=["a", "b"])
+    plan = json.loads((out / "fleet.json").read_text())
+    plan["rows"] = plan["rows"][:1]  # row 9's folder is left from another profile
+    (out / "fleet.json").write_text(json.dumps(plan))
+    (out / "node_a" / "test_1.2").mkdir()  # a resubmitted script's second task on node a
+    (out / "node_backup").mkdir()
+    (out / "node_backup" / "keep.txt").write_text("the user's")
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    console = capsys.readouterr().out
+    strays = ["node_a/test_1.2", "node_a/test_9", "node_backup", "node_c"]
+    assert "2/2 cell(s) passed" in console, console
+    assert f"4 folder(s) not in the plan, not counted: {', '.join(strays)}" in console
+    md = (out / "summary.md").read_text()
+    assert "Result: 2 of 2 cells passed" in md and "4 folder(s) not in the plan, not counted:** node_a/test_1.2" in md
+    assert "| c |" not in md and "a#2" not in md
+    doc = json.loads((out / "fleet_report.json").read_text())
+    assert doc["strays"] == strays and len(doc["cells"]) == 2
+    with open(out / "summary.csv") as f:
+        assert [r["node"] for r in csv.DictReader(f)] == ["a", "b"]
+
+
+def test_a_node_count_takes_that_many_folders_per_row(tmp_path):
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": 99.0, "c": 98.0}})
+    plan = json.loads((out / "fleet.json").read_text())
+    (out / "fleet.json").write_text(json.dumps(plan | {"node_count": 2}))
+    cells, stats = stats_of(out)
+    assert [c.node for c in cells] == ["a", "b"] and stats[0].nodes == 2
+    assert report(out).strays == ["node_c"]
+    assert "2 of 2 cells passed" in (out / "summary.md").read_text()
+
+
+def test_a_dry_run_folder_is_not_submitted_not_failed(tmp_path, capsys):
+    from rifebench.fleet.cli import main
+
+    out = make_fleet(tmp_path / "f", {1: {"a": None}, 2: {"a": None}})
+    plan = json.loads((out / "fleet.json").read_text())
+    plan |= {"node_count": 2, "output_dir": str(out), "scheduler": {"kind": "slurm", "job_id": None, "script": "s.sh"}}
+    (out / "fleet.json").write_text(json.dumps(plan))
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 1  # nothing passed: not a pass
+    assert "0/4 cell(s) passed (4 not submitted)" in capsys.readouterr().out
+    cells, _, _ = report(out)
+    assert {c.status for c in cells} == {"not submitted"}
+    assert cells[0].reason == f"written with --dry-run and never submitted (submit it: sbatch {out / 's.sh'}; " + (
+        "if it was, no task has started yet)"
+    )
+    md = (out / "summary.md").read_text()
+    assert "FAILED" not in md and "failed" not in md.split("## How to read this")[0]
+    assert "| (unallocated 1) | not submitted | not submitted |" in md
+    # Submitted by hand (sbatch of the dry run's script): its tasks' folders say so.
+    cell = out / "node_a" / "test_1"
+    cell.mkdir(parents=True)
+    (cell / "task.json").write_text(json.dumps({"state": "running"}))
+    cells, _, _ = report(out)
+    assert "not submitted" not in {c.status for c in cells}
+
+
+def test_a_task_that_never_started_names_the_interpreter(tmp_path):
+    """A node that cannot see the submitting checkout's .venv never writes a record: say which Python."""
+    out = make_fleet(tmp_path / "f", {1: {"a": 100.0, "b": None}}, nodes=["a", "b"])
+    plan = json.loads((out / "fleet.json").read_text())
+    plan["scheduler"] |= {"python": "/home/u/rifebench/.venv/bin/python"}
+    (out / "fleet.json").write_text(json.dumps(plan))
+    cells, _ = stats_of(out)
+    assert cells[1].status == "failed"
+    assert cells[1].reason.endswith("a node that cannot run /home/u/rifebench/.venv/bin/python fails so)")

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+import rifebench
+
 REPO = Path(__file__).resolve().parents[2]
+SRC = Path(rifebench.__file__).resolve().parents[1]  # the code under test, in subprocesses too
 # Null model (a fixed cost per pair), 64x64, a few pairs: the scheduler is under test, not the model.
 TWO_ROWS = (
     "MODEL,NULL_MS,PLATFORM,DATA_HEIGHT,DATA_WIDTH,NUM_INPUTS,WARMUP\nnull,2,cpu,64,64,30,2\nnull,4,cpu,64,64,30,2\n"
@@ -23,7 +26,7 @@ TWO_ROWS = (
 
 
 def fleet(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
     return subprocess.run(
         [sys.executable, "-m", "rifebench", "fleet", *args],
         capture_output=True,
@@ -59,6 +62,7 @@ def test_two_rows_through_slurm_with_wait(slurm, tmp_path):
     out = tmp_path / "fleet"
     proc = fleet("submit", profile(tmp_path, TWO_ROWS), "--output-dir", str(out), "--wait", "--time-limit", "5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == ""  # no library's warning leaks (issue 21 item 33)
     assert "pending" in proc.stdout and "2 done, 0 failed" in proc.stdout
     node = os.uname().nodename.split(".")[0]
     got = cells(out)
@@ -84,6 +88,9 @@ def test_a_killed_stream_is_a_failed_cell(slurm, tmp_path):
     out = tmp_path / "fleet"
     proc = fleet("submit", profile(tmp_path, text), "--output-dir", str(out), "--wait")
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    # Nothing measured: the plot has no labelled dot, and matplotlib's "No artists with
+    # labels found to put in legend" once leaked here (issue 21 item 33).
+    assert proc.stderr == "", proc.stderr
     (cell,) = cells(out)
     assert cell["status"] == "failed" and "stream 0" in cell["reason"], cell
     assert "1 failed" in proc.stdout
@@ -98,7 +105,7 @@ def test_ctrl_c_cancels_the_array_and_marks_cells_not_run(slurm, tmp_path):
         "null,2,cpu,64,64,30,2\n"
     )
     out = tmp_path / "fleet"
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -281,3 +288,99 @@ def test_force_removes_only_what_the_fleet_wrote(tmp_path, capsys):
     (out / "node_backup").rmdir()
     assert fleet_here(capsys, *args, "--force")[0] == 0
     assert not (out / "node_gpu01").exists() and list((out / "slurm").iterdir()) == []
+
+
+def test_one_bound_on_cells_for_every_reader_and_writer():
+    """slurm.py and records.py each had a MAX_CELLS = 100_000: changing one would let
+    submit write a plan the report refuses. One assignment; the others import it."""
+    import ast
+
+    from rifebench.fleet import k8s, records, slurm
+
+    package = Path(records.__file__).parent
+    defined = [
+        path.name
+        for path in sorted(package.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        and any(
+            isinstance(t, ast.Name) and t.id == "MAX_CELLS"
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        )
+    ]
+    assert defined == ["records.py"], defined
+    assert slurm.MAX_CELLS is records.MAX_CELLS and k8s.check_cells is slurm.check_cells
+
+
+# --- the interpreter the nodes run (issue 22 item 11) ----------------------------------------
+
+
+def script_file(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_submit_says_the_nodes_must_share_this_checkout(tmp_path, capsys):
+    """The script ran this .venv with this checkout's PYTHONPATH and said nothing of it."""
+    from rifebench.fleet import interpreter
+    from rifebench.fleet.cli import main
+
+    out = tmp_path / "fleet"
+    capsys.readouterr()
+    assert main(["submit", profile(tmp_path, TWO_ROWS), "--output-dir", str(out), *QUICK]) == 0
+    console = capsys.readouterr().out
+    assert f"every node runs {sys.executable}" in console
+    parent = interpreter.package_parent()
+    assert f"with PYTHONPATH={parent} (this checkout's): the nodes must see these paths" in console
+    assert "--python PATH" in console
+    script = (out / "fleet.sbatch").read_text()
+    assert "must see these paths" in script and f"export PYTHONPATH={interpreter.package_parent()}" in script
+    assert json.loads((out / "fleet.json").read_text())["scheduler"]["python"] == sys.executable
+
+
+def test_python_names_the_nodes_interpreter_and_is_checked(tmp_path, capsys):
+    import rifebench
+
+    src = Path(rifebench.__file__).resolve().parents[1]
+    prof = profile(tmp_path, TWO_ROWS)
+    good = script_file(tmp_path, "good", f'PYTHONPATH={src} exec {sys.executable} "$@"')
+    out = tmp_path / "fleet"
+    code, err = fleet_here(capsys, "submit", prof, "--python", good, "--output-dir", str(out), *QUICK)
+    assert code == 0, err
+    script = (out / "fleet.sbatch").read_text()
+    assert f"srun --ntasks-per-node=1 --kill-on-bad-exit=0 {good} -m rifebench.fleet.task" in script
+    assert "PYTHONPATH" not in script
+    cases = (
+        ("relative/python", QUICK, "--python: invalid value 'relative/python' (accepted: an absolute path"),
+        ("/nowhere/python", ("--dry-run",), "--python: '/nowhere/python' does not exist on this host (accepted: "),
+        (
+            script_file(tmp_path, "bare", "echo \"ModuleNotFoundError: No module named 'rifebench'\" >&2; exit 1"),
+            QUICK,
+            "cannot run the fleet's task (ModuleNotFoundError: No module named 'rifebench') (accepted: ",
+        ),
+        (script_file(tmp_path, "old", "printf 0.0.1"), QUICK, "has rifebench '0.0.1' (accepted: rifebench "),
+    )
+    for python, flags, words in cases:
+        bad = tmp_path / "refused"
+        code, err = fleet_here(capsys, "submit", prof, "--python", python, "--output-dir", str(bad), *flags)
+        assert code == 2 and len(err.splitlines()) == 1 and words in err, (python, err)
+        assert not bad.exists()
+    # Only the nodes have it: accepted unchecked on a login node that skips host checks.
+    code, err = fleet_here(capsys, "submit", prof, "--python", "/nowhere/python", "--output-dir", str(bad), *QUICK)
+    assert code == 0, err
+    assert " /nowhere/python -m rifebench.fleet.task " in (bad / "fleet.sbatch").read_text()
+
+
+def test_an_interpreter_in_memory_is_refused(tmp_path, capsys, monkeypatch):
+    from rifebench.fleet import interpreter
+
+    assert interpreter.filesystem("/proc/self") == "proc"  # the mount table is read as it is
+    here = os.path.dirname(sys.executable)
+    monkeypatch.setattr(interpreter, "filesystem", lambda p: "tmpfs" if p.startswith(here) else "nfs4")
+    out = tmp_path / "fleet"
+    code, err = fleet_here(capsys, "submit", profile(tmp_path, TWO_ROWS), "--output-dir", str(out), *QUICK)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"--python: {sys.executable!r} is on a tmpfs filesystem, in this host's memory, which no node sees" in err
+    assert not out.exists()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rifebench.measure import flops
+from rifebench.models import versions, zoo
 from rifebench.models.nets.ifnet_paper import build_paper
 from rifebench.models.nets.ifnet_v4 import build_v40, build_v46
 
@@ -29,6 +30,47 @@ def test_v46_matches_published_figures():
 def test_paper_matches_published_figures():
     assert close(flops.count_gflop(build_paper, 720, 1280, arbitrary_timestep=False)["gflop"], 233.7)
     assert close(flops.count_gflop(build_paper, 256, 448, arbitrary_timestep=False)["gflop"], 29.1)
+
+
+def conv_macs(cin: int, cout: int, k: int, pixels: float, groups: int = 1) -> float:
+    """Multiply-accumulates of a (transposed) conv over `pixels` positions: the output
+    positions of a conv, the input positions of a transposed conv (as torch counts)."""
+    return cin * cout * k * k / groups * pixels
+
+
+def expected_gflop(arch, h: int, w: int) -> float:
+    """Conv FLOPs (2 x MAC) of one pair from a release's facts alone: each block at
+    1/scale, its two stride-2 convs, the eight convs and the head; the encoder on both
+    frames. An independent check of the counter on every path of the family."""
+    macs = 0.0
+    for i, (c, s) in enumerate(zip(arch.widths, arch.scales, strict=True)):
+        half, quarter = h * w / (2 * s) ** 2, h * w / (4 * s) ** 2
+        macs += conv_macs(arch.block_inputs(i), c // 2, 3, half) + conv_macs(c // 2, c, 3, quarter)
+        macs += 8 * conv_macs(c, c, 3, quarter, arch.groups)
+        macs += conv_macs(c, arch.head_channels * (4 if arch.head == "shuffle" else 1), 4, quarter)
+    if arch.encoder is not None:
+        e, half = arch.encoder_width, h * w / 4
+        hidden = 0 if arch.encoder == "conv-deconv" else 2 * conv_macs(e, e, 3, half)
+        macs += 2 * (conv_macs(3, e, 3, half) + hidden + conv_macs(e, arch.encode_channels, 4, half))
+    return 2 * macs / 1e9
+
+
+@pytest.mark.parametrize("name", [n for n in versions.VERSIONS if not versions.get(n).large_motion])
+def test_every_release_counts_its_convs(name):
+    """Counted on fake tensors at 720p padded to the modulus, equal to the count from the facts."""
+    spec = zoo.get(name)
+    h, w = spec.padded_size(720, 1280)
+    got = flops.count_gflop(spec.build(), h, w, modulus=spec.modulus)
+    assert "fake" in got["basis"]
+    assert got["gflop"] == pytest.approx(expected_gflop(versions.get(name), h, w), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_the_large_motion_releases_count_without_their_rerun():
+    for name in ("4.0", "4.1"):
+        got = flops.count_gflop(zoo.get(name).build(), 256, 384, modulus=64)
+        assert "branches off" in got["basis"]
+        assert got["gflop"] == pytest.approx(expected_gflop(versions.get(name), 256, 384), rel=1e-9)
 
 
 def test_batch_two_counts_twice_batch_one():

@@ -228,3 +228,85 @@ def test_result_files_honour_the_umask(tmp_path, mask, mode):
         os.umask(old)
     for name in ("results.json", "results.yaml", "frame.png"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+# --- 20. previous/ holds the user's folders too ---------------------------------------------
+
+
+def test_the_rotation_prunes_only_the_folders_it_made(tmp_path):
+    out = tmp_path / "out"
+    mine = out / "previous" / "00_my_baseline"
+    mine.mkdir(parents=True)
+    (mine / "results.json").write_text("kept by hand")
+    (out / "previous" / "notes.txt").write_text("mine too")
+    (out / "previous" / "20990101T000000Z-copy").mkdir()  # looks like a stamp, is not one
+    for day in range(1, 8):
+        fake_run(out, f"2026-03-0{day}T10:00:00+00:00", f"run {day}")
+        previous.set_aside_previous(str(out))
+    names = sorted(p.name for p in (out / "previous").iterdir())
+    assert names == sorted(
+        ["00_my_baseline", "20990101T000000Z-copy", "notes.txt", *(f"2026030{d}T100000Z" for d in range(3, 8))]
+    )
+    assert (mine / "results.json").read_text() == "kept by hand"
+    assert [p.name for p in previous.kept_runs(str(out))] == [f"2026030{d}T100000Z" for d in range(3, 8)]
+
+
+# --- 23. a full disk on a first run -----------------------------------------------------------
+
+
+def test_a_full_disk_on_a_first_run_claims_no_earlier_results(tmp_path, monkeypatch):
+    from rifebench.run import session
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = SimpleNamespace(output_dir=str(out))
+    said: list[str] = []
+    monkeypatch.setattr(session, "error", lambda prog, msg: said.append(msg))
+
+    def lost() -> str:
+        assert session.results_lost(cfg, OSError(28, "No space left on device"), session.Deferred()) == 1
+        return said[-1]
+
+    assert lost().endswith("(No space left on device)")  # a first run: nothing earlier to speak of
+    (out / "previous" / "my-notes").mkdir(parents=True)  # not an earlier run's results either
+    assert "previous" not in lost()
+    (out / "previous" / "20260102T030405Z").mkdir()
+    assert lost().endswith("; earlier runs' results are kept in its previous/ folder")
+
+
+# --- 25. a refused run leaves no folder it made -----------------------------------------------
+
+
+def test_a_run_refused_by_memory_admission_removes_only_the_folders_it_made(tmp_path, monkeypatch, capsys):
+    from rifebench.__main__ import main
+    from rifebench.run import memory
+
+    def no_memory(cfg):
+        raise UsageError("--streams/STREAMS 1 x frames of 64x64: the run needs about 9 GB of memory (accepted: ...)")
+
+    monkeypatch.setattr(memory, "check", no_memory)
+    (tmp_path / "there").mkdir()
+    assert main([*SMALL, "--output-dir", str(tmp_path / "there" / "a" / "b")]) == 2
+    assert "of memory" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [tmp_path / "there"] and list((tmp_path / "there").iterdir()) == []
+    assert main([*SMALL, "--output-dir", str(tmp_path / "there")]) == 2  # not made by this run: kept
+    assert (tmp_path / "there").is_dir()
+
+
+# --- 27. what sits at the lock's name -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,what", [("fifo", "a FIFO (named pipe)"), ("folder", "a folder")])
+def test_a_fifo_or_folder_at_the_lock_is_named(tmp_path, kind, what):
+    from rifebench.run.prepare import lock_output_dir
+
+    lock = tmp_path / fsutil.LOCK_NAME
+    os.mkfifo(lock) if kind == "fifo" else lock.mkdir()
+    with pytest.raises(UsageError) as info:
+        lock_output_dir(str(tmp_path))
+    assert str(info.value) == (
+        f"--output-dir/OUTPUT_DIR: {str(lock)!r} is {what}, not the run lock file this harness keeps there "
+        "(accepted: a regular file or nothing at that name: remove it)"
+    )
+    (tmp_path / "fresh").mkdir()
+    lock_output_dir(str(tmp_path / "fresh")).release()  # a regular one is taken as ever

@@ -63,9 +63,46 @@ def test_too_few_samples():
     v, by, added = checks([stream(0, [10.0] * 29), stream(1, [10.0] * 40)])
     assert v.reasons == ["TOO_FEW_SAMPLES"] and by["TOO_FEW_SAMPLES"].value == 29
     assert added[0]["code"] == "TOO_FEW_SAMPLES" and "[29, 40]" in added[0]["message"]
-    text = validity.line(v)
+    text = validity.line(v, added)
     assert text.startswith("validity: INVALID (TOO_FEW_SAMPLES): these figures do not measure")
     assert text.splitlines()[1] == "  recommendation: " + added[0]["remedy"]
+    assert "(needs >= 30 each, MIN_SAMPLES)" in added[0]["message"]
+
+
+def few(mode, frames, num_inputs=100, batch=1):
+    """TOO_FEW_SAMPLES's warning for one stream of 5 submissions in `mode`."""
+    m = validity.Measurements(
+        "cpu", [StreamResult(id=0, latency_ms=[1.0] * 5, frames=frames)], None, None, None, mode, num_inputs, batch
+    )
+    return validity.too_few(SETTINGS, m)[1]
+
+
+def test_too_few_samples_has_the_remedy_of_its_mode():
+    dummy = few("dummy", 5)["remedy"]
+    assert "NUM_INPUTS or MIN_TEST_DURATION" in dummy
+    for mode, more in (("dataset", "more triplets"), ("video", "a longer clip")):
+        used_up = few(mode, 5)["remedy"]  # 5 of NUM_INPUTS=100: the data ran out
+        assert used_up.startswith(f"more timed submissions per stream: {more}")
+        assert "NUM_INPUTS cannot add any" in used_up and "MIN_TEST_DURATION applies to dummy mode only" in used_up
+        capped = few(mode, 5, num_inputs=5)["remedy"]  # NUM_INPUTS stopped it: raising it helps
+        assert "raise NUM_INPUTS" in capped and "MIN_TEST_DURATION" not in capped
+    assert "a smaller BATCH_SIZE" in few("video", 20, batch=4)["remedy"]
+    v, _, _ = checks([stream(0, [1.0] * 5)])
+    assert "{how}" not in validity.line(v, [few("video", 5)]) and "a longer clip" in validity.line(v, [few("video", 5)])
+
+
+def test_every_rule_states_its_figure_and_its_bar():
+    two = [stream(0, [1.0] * 100), stream(1, [1.0] * 100)]
+    _, _, added = checks(two, window={"overlap_pct": 80.0})
+    assert added[0]["message"] == (
+        "the streams' timed windows did not overlap enough: they overlap for 80.0% of the whole window (needs >= 95%)"
+    )
+    _, _, added = checks([stream(0, [10.0] * 50 + [11.5] * 50)])
+    assert "15.0% apart (allowed <= 10%)" in added[0]["message"]
+    busy = {"streams": [{"id": 0, "others_pct_of_cpus": 40.0}]}
+    slow = {"gpus": [{"index": 0, "kernel_busy_pct": 55.6}], "streams": []}
+    _, _, added = checks([stream(0, [1.0] * 100)], telemetry=busy, device=slow, platform="cuda")
+    assert "(allowed <= 25%)" in added[0]["message"] and "(needs >= 70%)" in added[1]["message"]
 
 
 def test_a_synthetic_drift_has_no_steady_state():

@@ -200,3 +200,132 @@ def test_sigkilled_benchmark_leaves_no_row_running(tmp_path):
     while alive := [p for p in rows if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]:
         assert time.monotonic() < until, f"left running: {[p.cmdline() for p in alive]}"
         time.sleep(0.05)
+
+
+# --- one rule for every instant (run/interrupts.py) ----------------------------------------
+
+
+def signal_at_script(out: Path, target: str, when: str, sig: signal.Signals, argv=None) -> str:
+    """The harness with a signal sent to itself `when` ("before" or "after") the
+    call of `target` ("module:attr" or "module:Class.attr")."""
+    module, _, attr = target.partition(":")
+    owner, _, name = attr.rpartition(".")
+    args = argv if argv is not None else [*NULL, "--num-inputs", "3", "--output-dir", str(out)]
+    return textwrap.dedent(f"""
+        import importlib, os, sys
+        import rifebench.__main__ as cli
+        owner = importlib.import_module({module!r})
+        if {owner!r}:
+            owner = getattr(owner, {owner!r})
+        real = getattr(owner, {name!r})
+        def patched(*a, **k):
+            if {when!r} == "before":
+                os.kill(os.getpid(), {int(sig)})
+            result = real(*a, **k)
+            if {when!r} == "after":
+                os.kill(os.getpid(), {int(sig)})
+            return result
+        setattr(owner, {name!r}, patched)
+        sys.argv = ["rifebench", *{args!r}]
+        sys.exit(cli.cli())
+    """)
+
+
+def run_script(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=clean_env(), cwd=REPO, timeout=120
+    )
+
+
+@pytest.mark.slow  # a whole run each: about 6 s on 2 cores
+@pytest.mark.parametrize(
+    "target,when,sig",
+    [
+        ("rifebench.report.console_summary:print_summary", "after", signal.SIGTERM),  # right after the summary
+        ("rifebench.fsutil:OutputLock.release", "before", signal.SIGHUP),  # was "during start-up", exit 130
+    ],
+    ids=["after-summary", "at-lock-release"],
+)
+def test_a_signal_after_the_results_leaves_them_standing_and_says_so(tmp_path, target, when, sig):
+    proc = run_script(signal_at_script(tmp_path, target, when, sig))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["status"] == "passed" and doc["exit_code"] == 0 and (tmp_path / "results.yaml").exists()
+    assert f"received {sig.name} after the run ended: nothing left to interrupt (status passed, exit 0)" in proc.stdout
+    assert "nothing was measured" not in proc.stdout + proc.stderr and proc.stderr == ""
+
+
+@pytest.mark.slow  # a whole run each: about 6 s on 2 cores
+@pytest.mark.parametrize(
+    "target,when,sig,line",
+    [
+        # while the launcher reaps the streams: was recorded by its own handler and never looked at (exit 0)
+        ("rifebench.run.launcher:_reap", "before", signal.SIGTERM, "after the streams ended: the measurement is kept"),
+        # between results.json "running" and the launch: was status interrupted without a word
+        ("rifebench.report.results:begin", "after", signal.SIGINT, "before the streams started: status interrupted"),
+    ],
+    ids=["launcher-tail", "before-the-launch"],
+)
+def test_a_signal_during_the_run_interrupts_it_with_one_line(tmp_path, target, when, sig, line):
+    proc = run_script(signal_at_script(tmp_path, target, when, sig))
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["status"] == "interrupted" and doc["exit_code"] == 130
+    assert not (tmp_path / "results.yaml").exists()
+    assert f"received {sig.name} {line}" in proc.stdout
+    assert "Traceback" not in proc.stderr and "nothing was measured" not in proc.stderr
+
+
+@pytest.mark.slow  # torch is imported by the start-up checks first
+def test_a_signal_while_earlier_results_are_set_aside_is_start_up(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"status": "passed", "started": "2026-01-02T03:04:05+00:00"}))
+    (tmp_path / "output.log").write_text("the earlier run's log")
+    proc = run_script(
+        signal_at_script(tmp_path, "rifebench.report.previous:set_aside_previous", "after", signal.SIGTERM)
+    )
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert proc.stderr == "run_model.sh: error: interrupted by SIGTERM during start-up; nothing was measured\n"
+    kept = tmp_path / "previous" / "20260102T030405Z"
+    assert sorted(p.name for p in kept.iterdir()) == ["output.log", "results.json"]  # moved whole, not split
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_subcommand_cut_short_names_itself_and_what_it_was_doing(tmp_path):
+    argv = ["fleet", "report", str(tmp_path)]
+    proc = run_script(signal_at_script(tmp_path, "rifebench.fleet.cli:load_plan", "before", signal.SIGTERM, argv))
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert proc.stderr == (
+        "rifebench fleet: error: interrupted by SIGTERM while collecting the cells and writing the report "
+        "(`rifebench fleet report`); it did not finish: run it again\n"
+    )
+
+
+def test_run_model_sh_traps_a_signal_before_python_takes_over(tmp_path):
+    run = Proc([str(REPO / "run_model.sh"), *NULL, "--output-dir", tmp_path])
+    until = time.monotonic() + 20
+    while not any("-c" in p.cmdline() for p in descendants(run.proc.pid)):  # the environment check
+        assert run.proc.poll() is None and time.monotonic() < until, "".join(run.out + run.err)
+        time.sleep(0.005)
+    run.proc.send_signal(signal.SIGTERM)  # to the shell only, as a supervisor sends it
+    assert run.finish() == 130, "".join(run.out + run.err)  # was 143, without a word
+    assert run.err == ["run_model.sh: error: interrupted by SIGTERM during start-up; nothing was measured\n"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_benchmark_start_up_cut_short_is_one_line_and_leaves_no_folder(tmp_path):
+    profile = tmp_path / "p.csv"
+    profile.write_text("MODEL,NULL_MS\nnull,1\n")
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from rifebench.bench import profiles, runner
+        real = profiles.validate
+        def validate(*a, **k):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(*a, **k)
+        profiles.validate = validate
+        sys.exit(runner.main(["--profile", {str(profile)!r}, "--output-dir", {str(tmp_path / "new" / "b")!r}]))
+    """)
+    proc = run_script(script)
+    assert proc.returncode == 130, proc.stdout + proc.stderr  # was a KeyboardInterrupt traceback
+    assert proc.stderr == "benchmark.sh: error: interrupted by SIGTERM during start-up; no row ran\n"
+    assert not (tmp_path / "new").exists()

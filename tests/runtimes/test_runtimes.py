@@ -12,7 +12,7 @@ import torch
 from helpers import clean_env, run_harness
 from rifebench.config import resolve
 from rifebench.errors import UsageError
-from rifebench.runtimes import engines, registry
+from rifebench.runtimes import engines, ov_engine, registry
 from rifebench.runtimes.net import graph_precision
 
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None
@@ -104,16 +104,22 @@ def test_ort_providers_are_chosen_by_runtime_and_platform():
 
 
 def test_openvino_settings_one_request_latency_and_the_precision_hint():
-    cpu = engines.ov_config("cpu", "bf16", 3)
+    cpu = ov_engine.ov_config("cpu", "bf16", 3)
     assert cpu == {
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": "1",
         "INFERENCE_PRECISION_HINT": "bf16",
         "INFERENCE_NUM_THREADS": 3,
     }
-    assert "INFERENCE_NUM_THREADS" not in engines.ov_config("xpu", "fp16", 3)
-    assert engines.ov_config("xpu", "fp16", 3)["INFERENCE_PRECISION_HINT"] == "f16"
-    assert engines.ov_device("cpu", 0) == "CPU" and engines.ov_device("xpu", 1) == "GPU.1"
+    assert "INFERENCE_NUM_THREADS" not in ov_engine.ov_config("xpu", "fp16", 3)
+    assert ov_engine.ov_config("xpu", "fp16", 3)["INFERENCE_PRECISION_HINT"] == "f16"
+    assert ov_engine.ov_device("cpu", 0) == "CPU" and ov_engine.ov_device("xpu", 1) == "GPU.1"
+
+
+def test_openvino_throughput_hint_leaves_the_streams_to_openvino_and_int8_keeps_float_in_f32():
+    tp = ov_engine.ov_config("cpu", "fp32", 2, "throughput")
+    assert tp == {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2}
+    assert ov_engine.ov_config("cpu", "int8", 2)["INFERENCE_PRECISION_HINT"] == "f32"  # the warp stays f32
 
 
 def test_graph_precision():

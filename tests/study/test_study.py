@@ -19,6 +19,7 @@ import torch
 
 from helpers import REPO, clean_env
 from rifebench.data.dummy import dummy_frames
+from rifebench.errors import UsageError
 from rifebench.measure.quality import output_diff as compare
 from rifebench.measure.stats import spread_pct
 from rifebench.study.cli import main, parse
@@ -299,3 +300,111 @@ def test_outputs_that_hold_nan_fail_the_row_instead_of_the_study():
     scored = score(row, base)
     assert "hold NaN values" in scored.error and scored.quality is None
     json.dumps(scored.to_dict(), allow_nan=False)
+
+
+# --- issue 23: models crossed with the configurations ----------------------------------------
+
+
+def test_models_are_parsed_and_all_means_every_model_with_weights(capsys):
+    from rifebench.models import zoo
+
+    args = parse(["--models", "all", "--random-weights"])
+    assert args.models == [n for n in zoo.MODELS if n != "null"] and len(args.models) == 38
+    assert parse(["--models", "4.25, 3.6"]).models == ["4.25", "3.6"]
+    assert parse([]).models == ["4.0"]  # --model alone, as before
+    for bad, words in (
+        (["--models", "4.25,4.99"], "--models: invalid value '4.99'"),
+        (["--models", "4.25,4.25"], "--models: invalid value '4.25,4.25'"),
+        (["--models", "4.0,4.6", "--pretrained-weights", "w.pkl"], "one file cannot hold the weights"),
+        (["--max-workers", "0"], "--max-workers: must be >= 1"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            parse(bad)
+        assert info.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_cells_cross_models_with_configurations_and_say_what_the_weights_are(tmp_path):
+    from rifebench.study.cells import cells, groups
+
+    (tmp_path / "rife-4.25").mkdir()
+    torch.save({"x": torch.zeros(1)}, tmp_path / "rife-4.25" / "flownet.pkl")  # present: used, not verified here
+    args = parse(["--models", "4.25,4.6", "--configs", "baseline,bf16", "--models-dir", str(tmp_path)])
+    with pytest.raises(UsageError, match=r"^model 4\.6: weights not found at .*rife-4\.6/flownet\.pkl \(accepted: "):
+        cells(args)
+    args.random_weights = True
+    got = cells(args)
+    assert [c.key for c in got] == ["4.25 baseline", "4.25 bf16", "4.6 baseline", "4.6 bf16"]
+    assert [c.weights for c in got] == ["given", "given", "random", "random"]  # no lock, no published sha: given
+    assert got[3].flags[-2:] == ("--precision", "bf16") and "--random-weights" in got[3].flags
+    assert [[c.key for c in g] for g in groups(got, 3)] == [
+        ["4.25 baseline", "4.25 bf16"],
+        ["4.6 baseline", "4.6 bf16"],
+    ]
+    assert len(groups(got, 4)) == 1 and len(groups(got, 1)) == 2  # a model is never split
+
+
+def test_random_weights_are_written_before_any_worker(tmp_path):
+    from rifebench.study.cli import check_configs
+
+    args = parse(["--models", "4.22.lite,null", "--random-weights", "--models-dir", str(tmp_path), "--sizes", "32x32"])
+    check_configs(args)
+    assert (tmp_path / "rife-4.22.lite" / "random-seed0.pkl").is_file()
+    assert [c.weights for c in args.cells] == ["random"] * 5 + ["none"] * 5
+
+
+def test_the_pareto_front_and_the_chart(tmp_path):
+    from rifebench.study.chart import draw_charts, front
+    from rifebench.study.report import table
+
+    def row(model, config, fps, psnr, weights="official"):
+        q = {"psnr_db": psnr, "ssim": 0.9, "triplets": 3} if psnr is not None else None
+        return StudyRow(size="64x64", config=config, model=model, weights=weights, fps=fps, dataset_quality=q)
+
+    rows = [
+        row("4.0", "baseline", 10.0, 30.0),
+        row("4.0", "bf16", 15.0, 29.0),
+        row("3.6", "baseline", 8.0, 29.5),  # slower and worse than 4.0 baseline: off the front
+        row("3.6", "bf16", 16.0, 28.0),
+        row("4.25", "baseline", 20.0, None, "random"),
+    ]
+    assert [(r.model, r.config) for r in front(rows[:4])] == [("3.6", "bf16"), ("4.0", "bf16"), ("4.0", "baseline")]
+    assert draw_charts(tmp_path, rows) == ["study-64x64.png"]
+    assert (tmp_path / "study-64x64.png").read_bytes()[:4] == b"\x89PNG"
+    assert [r.pareto for r in rows] == [True, True, False, True, None]
+    text = table(rows)
+    assert "| 64x64 | 4.25 baseline (None, random weights) |" in text and "| speed only |" in text
+    assert "| 30.00 (0.9000) Pareto |" in text and "| 29.50 (0.9000) |" in text
+
+
+@pytest.mark.slow
+def test_a_tiny_model_sweep_end_to_end(tmp_path, weights_40):
+    """4.0 with its official weights and 4.25.lite with random ones, two configurations,
+    quality on a tiny dataset: four rows, the random ones speed only, a chart."""
+    import shutil
+
+    from helpers import sibling_module
+
+    models = tmp_path / "models"
+    (models / "rife-4.0").mkdir(parents=True)
+    shutil.copy(weights_40, models / "rife-4.0" / "flownet.pkl")
+    data = sibling_module("runtimes", "test_runtimes_e2e").tiny_vimeo(tmp_path / "ds", n=2, h=64, w=64)
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "rifebench", "study", "--models", "4.0,4.25.lite", "--random-weights"]
+    cmd += ["--models-dir", str(models), "--data", str(data), "--data-triplets", "2", "--sizes", "64x64"]
+    cmd += ["--configs", "baseline,channels_last", "--rounds", "2", "--warmup", "0", "--threads", "1"]
+    proc = subprocess.run(
+        [*cmd, "--output-dir", str(out)], capture_output=True, text=True, timeout=600, env=clean_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["study-64x64.png", "study.json", "study.md"]
+    doc = json.loads((out / "study.json").read_text())
+    assert doc["models"] == ["4.0", "4.25.lite"] and doc["weights"] == {"4.0": "official", "4.25.lite": "random"}
+    rows = {(r["model"], r["config"]): r for r in doc["rows"]}
+    assert len(rows) == 4 and all(r["fps"] > 0 for r in rows.values())
+    for config in ("baseline", "channels_last"):
+        official, random = rows[("4.0", config)], rows[("4.25.lite", config)]
+        assert official["dataset_quality"]["triplets"] == 2 and official["dataset_quality"]["psnr_db"] > 20
+        assert random["weights"] == "random" and random["dataset_quality"] is None and random["pareto"] is None
+    assert rows[("4.25.lite", "channels_last")]["speedup"] is not None  # against its own model's baseline
+    assert "| 64x64 | 4.25.lite baseline (fp32, random weights) |" in proc.stdout
+    assert "![speed vs quality](study-64x64.png)" in (out / "study.md").read_text()

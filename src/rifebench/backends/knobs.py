@@ -46,7 +46,7 @@ BASELINE = {
 # costs nothing; CHANNELS_LAST/COMPILE stay there to try. bf16 is the CPU's
 # real speed-up (1.47x, 53 dB against fp32): it is PRECISION's, not a preset's.
 # CUDA, chosen by measurement (benchmarks/gpu_check.sh on one H200, torch 2.11,
-# 4.6 fp16 1280x720, batch 1, 5 s windows; README "Figures measured on an H200"):
+# 4.6 fp16 1280x720, batch 1, 5 s windows; docs/figures.md "One NVIDIA H200"):
 #   eager (baseline)                                          189 img/s, NVML kernels 56%
 #   COMPILE=none CUDA_GRAPHS=yes CHANNELS_LAST=yes CUDNN_BENCHMARK=yes   491 img/s, 82%
 #   COMPILE=reduce-overhead (+ channels_last, cudnn.benchmark, TF32)  598 img/s, 100%

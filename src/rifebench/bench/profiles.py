@@ -15,6 +15,7 @@ unchanged: `model_name` is a label recorded in the summary, not a variable.
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 
 from rifebench.errors import UsageError
 from rifebench.options import BY_ENV
+from rifebench.paths import checkout_root
 
 # OUTPUT_DIR is the benchmark's own folder; each row gets OUTPUT_DIR/test_<n>.
 RESERVED = {"OUTPUT_DIR": "benchmark.sh gives each row its own OUTPUT_DIR/test_<n>"}
@@ -34,6 +36,21 @@ SHELL_META = set("$`;&|<>(){}[]*?!\\\"'")
 
 class ProfileError(UsageError):
     """The message is the whole one-line error (file, row, column, value, accepted); exit 2."""
+
+
+def shipped() -> dict[str, Path]:
+    """The profiles that come with rifebench, by name (`cpu` for cpu.csv): the
+    checkout's profiles/ folder, or the same files installed as rifebench.profiles."""
+    root = checkout_root()
+    folder = root / "profiles" if root else Path(str(importlib.resources.files("rifebench.profiles")))
+    return {p.stem: p for p in sorted(folder.glob("*.csv"))}
+
+
+def locate(given: str) -> str:
+    """A profile as given: a file's path, else a shipped profile's name."""
+    if Path(given).exists() or given not in shipped():
+        return given  # read() names the shipped profiles if nothing is there
+    return str(shipped()[given])
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,7 @@ def read(path: str | Path) -> tuple[list[str], list[Row]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(
             f"PROFILE: cannot read {path!r} ({getattr(exc, 'strerror', None) or exc}) "
-            "(accepted: a CSV file, e.g. profiles/cpu.csv)"
+            f"(accepted: a CSV file, or a shipped profile by name: {', '.join(shipped()) or 'none installed'})"
         ) from None
     kept = [
         (n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")
@@ -149,6 +166,25 @@ def row_env(row: Row, environ: Mapping[str, str]) -> dict[str, str]:
     if "DUMMY" not in env and not env.get("DATASET_DIR"):
         env["DUMMY"] = "1"
     return env
+
+
+def origins(row: Row, environ: Mapping[str, str]) -> dict[str, str]:
+    """Where each option variable of a row takes its value from: "profile" (its
+    cell), "environment" (set for benchmark.sh, e.g. DATA_HEIGHT=256 ./benchmark.sh),
+    "benchmark.sh" (OUTPUT_DIR, the row's folder; DUMMY=1 when no dataset is
+    named), else "default"."""
+    base, env = base_env(environ), row_env(row, environ)
+    out = {}
+    for var in BY_ENV:
+        if var in row.cells:
+            out[var] = "profile"
+        elif var in base:
+            out[var] = "environment"
+        elif var in env or var in RESERVED:
+            out[var] = "benchmark.sh"
+        else:
+            out[var] = "default"
+    return out
 
 
 def validate(path: str, rows: list[Row], environ: Mapping[str, str], startup: bool = True) -> list[str]:

@@ -8,6 +8,8 @@ the row's folder. Its output goes to console.log there (and, when asked, to
 this console with a prefix). The row dies with its parent. A signal (Ctrl-C,
 SIGTERM from scancel or a pod's deletion, SIGHUP) is passed on to the row,
 which records its own interruption; it gets STOP_TIMEOUT_S to stop cleanly.
+Its exit status is then its own (a row that had written its results keeps
+them, as run/interrupts.py says); `interrupted` tells the caller to stop.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ CONSOLE_LOG = "console.log"
 @dataclass(frozen=True)
 class RowRun:
     """How a row's process ended: its exit status (None: it could not start;
-    Exit.INTERRUPTED when a signal stopped it) and its wall time."""
+    Exit.INTERRUPTED when a signal stopped it), its wall time, and the signal
+    passed on to it, if any (the benchmark stops after this row)."""
 
     exit_code: int | None
     wall_s: float
+    interrupted: str | None = None
 
 
 def harness_command() -> list[str]:
@@ -58,13 +62,16 @@ def run_row(cmd: list[str], row_env: Mapping[str, str], test_dir: Path, echo: st
     """Run one row in `test_dir`; `echo`: the prefix its output lines get on this
     console (None: console.log only)."""
     t0 = time.monotonic()
-    code = run_logged(cmd, child_env(row_env, test_dir), test_dir / CONSOLE_LOG, echo)
-    return RowRun(code, time.monotonic() - t0)
+    code, sig = run_logged(cmd, child_env(row_env, test_dir), test_dir / CONSOLE_LOG, echo)
+    return RowRun(code, time.monotonic() - t0, sig)
 
 
-def run_logged(cmd: list[str], env: Mapping[str, str], log_path: Path, echo: str | None) -> int | None:
-    """The process's output into log_path (and echoed); a signal that reaches us
-    as Interrupted (run.interrupts.raise_on_signals) is passed on to it."""
+def run_logged(
+    cmd: list[str], env: Mapping[str, str], log_path: Path, echo: str | None
+) -> tuple[int | None, str | None]:
+    """The process's output into log_path (and echoed): its exit status and the
+    signal that reached us as Interrupted (run.interrupts.raise_on_signals) and
+    was passed on to it, if any."""
     with open(log_path, "wb") as logf:
         try:
             proc = subprocess.Popen(
@@ -76,13 +83,16 @@ def run_logged(cmd: list[str], env: Mapping[str, str], log_path: Path, echo: str
             )
         except OSError as exc:
             logf.write(f"error: cannot start {cmd[0]}: {exc}\n".encode())
-            return None
+            return None, None
         try:
             _copy(proc, logf, echo)
-            return proc.wait()
+            return proc.wait(), None
         except KeyboardInterrupt as exc:
-            _stop(proc, logf, _signal_of(exc))
-            return Exit.INTERRUPTED
+            sig = _signal_of(exc)
+            _stop(proc, logf, sig)
+            # Its own status: 130 when it was cut short; 0 or 1 when it had finished (its results stand).
+            code = proc.returncode
+            return (code if code is not None and code >= 0 else Exit.INTERRUPTED), sig.name
 
 
 def _copy(proc: subprocess.Popen[bytes], logf: BinaryIO, echo: str | None) -> None:

@@ -2,7 +2,7 @@
 
 Each row is a subprocess (`python -m rifebench` with this package, so an
 installed copy works outside a checkout, or `docker run ... IMAGE
-./run_model.sh` when IMAGE is set) with the row's cells as environment
+./run_model.sh` when IMAGE is set, with docker or podman) with the row's cells as environment
 variables and OUTPUT_DIR=<benchmark folder>/test_<n>. The profile is checked
 whole before anything runs; a row that fails is recorded and the next one
 runs; the summary is rewritten after every row, so a later crash loses nothing.
@@ -22,10 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rifebench import __version__
+from rifebench import __version__, paths
 from rifebench.bench import profiles
-from rifebench.bench.docker import container_sysinfo, docker_command, inspect_image
+from rifebench.bench.container import choose_engine, container_sysinfo, inspect_image, run_command
 from rifebench.bench.row import harness_command, run_row
+from rifebench.bench.weights import WeightsOnce
 from rifebench.console import error, log, now_iso
 from rifebench.errors import UsageError
 from rifebench.fsutil import (
@@ -38,13 +39,13 @@ from rifebench.fsutil import (
 )
 from rifebench.measure import sysinfo
 from rifebench.options import TRUE_WORDS
-from rifebench.paths import checkout_root
 from rifebench.report import plots, summary
 from rifebench.report.table import RowRecord
-from rifebench.run.interrupts import raise_on_signals
+from rifebench.run.interrupts import Interrupted, raise_on_signals
+from rifebench.run.prepare import refused
 from rifebench.status import Exit, Status
 
-PROG = "benchmark.sh"
+PROG = paths.tool_name("bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Run every row of a CSV profile (profiles/README.md) as one run of run_model.sh. "
         "Every option is also an environment variable (in brackets); a flag wins.",
-        epilog="DOCKER_ARGS: extra `docker run` arguments with IMAGE (split like a shell would, never evaluated). "
+        epilog="DOCKER_ARGS: extra `docker run`/`podman run` arguments with IMAGE "
+        "(split like a shell would, never evaluated). "
         "Any option variable of run_model.sh --help set here applies to every row a profile cell does not set. "
         "Exit status: 0 every row passed, 1 a row failed, 2 bad profile or options, 130 interrupted.",
     )
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         metavar="CSV",
         default=env.get("PROFILE"),
-        help="[PROFILE] the profile to run, e.g. profiles/cpu.csv (required)",
+        help="[PROFILE] the profile to run: a CSV file, or a shipped profile by name, e.g. cpu (required)",
     )
     p.add_argument(
         "--output-dir",
@@ -75,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--image",
         metavar="IMAGE",
         default=env.get("IMAGE") or None,
-        help="[IMAGE] run every row in this local container image (docker) instead of bare metal",
+        help="[IMAGE] run every row in this local container image instead of bare metal",
+    )
+    p.add_argument(
+        "--container-engine",
+        metavar="ENGINE",
+        default=env.get("CONTAINER_ENGINE") or None,
+        help="[CONTAINER_ENGINE] docker or podman, for IMAGE (default: the first of them on PATH)",
     )
     p.add_argument(
         "--force",
@@ -92,42 +100,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _shipped_profiles() -> str:
-    """The checkout's own profiles as examples (an installed package has none)."""
-    root = checkout_root()
-    found = sorted(str(p.relative_to(root)) for p in (root / "profiles").glob("*.csv")) if root else []
-    return f", e.g. {', '.join(found)}" if found else ""
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Every check before the folder is made; a signal before the first row is one
+    line and exit 130 (run/interrupts.py has the rule), a refusal or an
+    interruption removes the folders this benchmark created and left empty."""
+    raise_on_signals()
     try:
         args = build_parser().parse_args(argv)
         if not args.profile:
-            raise UsageError(f"--profile/PROFILE: not given (accepted: a CSV profile{_shipped_profiles()})")
+            raise UsageError(
+                f"--profile/PROFILE: not given (accepted: a CSV file, or a shipped profile by name: "
+                f"{', '.join(profiles.shipped())})"
+            )
+        args.profile = profiles.locate(args.profile)
         header, rows = profiles.read(args.profile)
         problems = profiles.validate(args.profile, rows, os.environ, startup=not args.image)
         if problems:
             for line in problems:
                 error(PROG, line)
             return Exit.USAGE
-        out = prepare_output(args.output_dir, args.force)
-        image = inspect_image(args.image) if args.image else None
+        image = inspect_image(args.image, choose_engine(args.container_engine)) if args.image else None
+        target = str(output_path(args.output_dir))
+        with refused(target):
+            bench = Benchmark(args, header, rows, prepare_output(target, args.force), image)
+        return bench.run()
     except UsageError as exc:  # profiles.ProfileError among them
         error(PROG, str(exc))
         return Exit.USAGE
-    return Benchmark(args, header, rows, out, image).run()
+    except Interrupted as exc:  # Benchmark.run handles its own from its first row on
+        error(PROG, f"interrupted by {exc} during start-up; no row ran")
+        return Exit.INTERRUPTED
 
 
-def prepare_output(requested: str | None, force: bool) -> Path:
-    """A new or empty folder; a non-empty one only when told, and then only the
-    previous benchmark's own files go. Checked writable before anything runs."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+def output_path(requested: str | None) -> Path:
+    """The benchmark folder asked for, or ./output/benchmark-<timestamp>."""
     if requested is not None and not requested.strip():
         raise UsageError(
             "--output-dir/OUTPUT_DIR: '' is empty (accepted: a folder path, or unset for "
             "./output/benchmark-<timestamp>)"
         )
-    out = Path(requested or f"output/benchmark-{stamp}").expanduser().resolve()
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(requested or f"output/benchmark-{stamp}").expanduser().resolve()
+
+
+def prepare_output(requested: str | None, force: bool) -> Path:
+    """A new or empty folder; a non-empty one only when told, and then only the
+    previous benchmark's own files go. Checked writable before anything runs."""
+    out = output_path(requested)
     try:
         if out.is_dir() and any(out.iterdir()):
             if not force:
@@ -175,6 +194,7 @@ class Benchmark:
         self.records: list[RowRecord] = []
         self.stop_reason: str | None = None
         self.foreign = set(os.listdir(out))  # kept by --force: not ours to list or remove
+        self.weights = WeightsOnce(log)  # in an image the weights are the image's own
 
     def run(self) -> int:
         raise_on_signals()  # Ctrl-C, SIGTERM, SIGHUP: the running row is stopped and recorded
@@ -185,9 +205,9 @@ class Benchmark:
             self.system = self.describe_system()
             log(f"{PROG}: {len(self.rows)} row(s) of {self.args.profile} {self.meta['mode']}; results in {self.out}")
             for row in self.rows:
-                rec = self.run_row(row)
+                rec, stopped = self.run_row(row)
                 self.records.append(rec)
-                if rec.status == Status.INTERRUPTED:
+                if stopped or rec.status == Status.INTERRUPTED:
                     self.stop_reason = "the benchmark was interrupted"
                     break
                 self.write_summary(final=False)
@@ -218,13 +238,20 @@ class Benchmark:
         atomic_write_text(self.out / "sysinfo.json", json.dumps(info, indent=2, default=str) + "\n")
         return info
 
-    def run_row(self, row: profiles.Row) -> RowRecord:
+    def run_row(self, row: profiles.Row) -> tuple[RowRecord, bool]:
+        """The row's record, and whether a signal came during it (the benchmark stops)."""
         test_dir = self.out / f"test_{row.number}"
         test_dir.mkdir()
         self.note_outputs()
         env = profiles.row_env(row, os.environ)
         config = profiles.resolved(row, os.environ, str(test_dir))
-        cmd = docker_command(self.image, env, test_dir, config["platform"]) if self.image else harness_command()
+        refusal = None if self.image else self.weights.refusal(config)
+        if refusal is not None:
+            log(f"{PROG}: row {row.number}/{len(self.rows)}: {row.label()}: failed ({refusal})")
+            rec = RowRecord(row.number, dict(row.cells), str(Status.FAILED), reason=refusal, dir=test_dir.name)
+            rec.settings, rec.settings_from = summary.settings_of(config, profiles.origins(row, os.environ))
+            return rec, False
+        cmd = run_command(self.image, env, test_dir, config["platform"]) if self.image else harness_command()
         record = {
             "row": row.number,
             "line": row.line,
@@ -239,12 +266,13 @@ class Benchmark:
         log(f"{PROG}: row {row.number}/{len(self.rows)}: {row.label()}")
         done = run_row(cmd, env, test_dir, echo=f"[row {row.number}] ")
         # GPU figures come from the run's own timed-window telemetry (results.json), not from here.
-        rec = summary.row_record(row.number, row.cells, test_dir, done.exit_code, done.wall_s)
+        where = profiles.origins(row, os.environ)  # what ran, and where each value came from
+        rec = summary.row_record(row.number, row.cells, test_dir, done.exit_code, done.wall_s, where, config)
         tail = f"{rec.throughput_img_s:.2f} img/s" if rec.throughput_img_s is not None else str(rec.reason)
         if rec.valid is False:
             tail += f"; invalid: {', '.join(rec.validity_reasons)}"
         log(f"{PROG}: row {row.number}: {rec.status} ({tail})")
-        return rec
+        return rec, done.interrupted is not None
 
     def note_outputs(self) -> None:
         """The manifest: this benchmark's files, all that OVERWRITE=1 may later remove."""
@@ -261,10 +289,14 @@ class Benchmark:
                 written = plots.write(self.out, self.records)
             except Exception as exc:  # noqa: BLE001 - a plotting problem must not lose the summary
                 log(f"{PROG}: warning: plots not written: {type(exc).__name__}: {exc}")
+        # Every row's resolved settings and where each came from, beside the summary's columns.
+        self.meta["row_settings"] = [
+            {"row": r.row, "dir": r.dir, "settings": r.settings, "from": r.settings_from} for r in self.records
+        ]
         summary.write(self.out, self.meta, self.system, self.header, self.records, written)
+        atomic_write_text(self.out / "benchmark.json", json.dumps(self.meta, indent=2) + "\n")
         self.note_outputs()
         if final:
-            atomic_write_text(self.out / "benchmark.json", json.dumps(self.meta, indent=2) + "\n")
             done = sum(r.status == Status.PASSED for r in self.records)
             log(f"{PROG}: {done}/{len(self.records)} row(s) passed; summary in {self.out / 'summary.md'}")
 

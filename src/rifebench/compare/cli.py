@@ -9,10 +9,14 @@ compare_stats); a difference is flagged when the intervals do not overlap and
 the change exceeds --min-diff %. Where a folder cannot show its noise (one
 repetition's throughput, too few samples) the figure says "noise unknown" and
 no difference is claimed. Quality (compare_checks): mean PSNR beyond
---psnr-drop dB or a changed verdict of dataset runs, and output fingerprints of
-dummy runs saved with --saveimages. Runs of different workloads, or whose
-results.json lacks the configuration that tells, are refused unless --force.
-Benchmark rows are matched by their cells. Every results.json is read through
+--psnr-drop dB or a changed verdict of dataset and video runs, and output
+fingerprints of dummy runs saved with --saveimages; where an option that changes
+outputs differs (MODEL, PRECISION, AMP, RUNTIME, SCALE) a fingerprint difference
+is expected, said so, and not counted: the verdict is about speed and quality.
+Runs of different workloads (a video's: its size, frame count and first frames),
+or whose results.json lacks the configuration that tells, are refused unless
+--force. Benchmark rows are matched by their cells; a single run against a
+benchmark is compared with its closest row (compare/match.py). Every results.json is read through
 the schema (report/schema.py): one of a schema_version this rifebench does not
 read, or holding a figure that is no finite number, is refused (exit 2), never
 compared; so is a row.json or a saved output frame that is not one.
@@ -23,147 +27,27 @@ Exit status: 0 no difference beyond the noise, 1 some, 2 bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rifebench import __version__
-from rifebench.compare.checks import config_diff, fingerprint_rows, quality_rows, workload_diff
-from rifebench.compare.stats import METRICS, Figure, figures, interval, judge, pool_repeats
+from rifebench.compare.checks import config_diff, fingerprint_rows, output_knobs, quality_rows, workload_diff
+from rifebench.compare.load import CompareError, Result, load
+from rifebench.compare.match import describe, match, spare_line, unmatched_line
+from rifebench.compare.stats import METRICS, interval, judge
 from rifebench.console import error
-from rifebench.errors import UsageError
-from rifebench.report.fingerprint import FINGERPRINT, read_fingerprint
-from rifebench.report.schema import RunNotFinished, RunResult, SchemaError, UnknownSchema, Validity, load_results
-from rifebench.report.shape import describe
+from rifebench.report.schema import RunResult, Validity
 
 PROG = "compare"
-ROW_DIR = re.compile(r"test_[0-9]{1,9}$")
-Key = tuple[tuple[str, str], ...]
-
-
-class CompareError(UsageError):
-    """Bad input: one line, exit 2."""
-
-
-@dataclass
-class Result:
-    label: str
-    key: Key
-    folder: Path
-    status: str
-    run: RunResult | None = None
-    figures: dict[str, Figure] = field(default_factory=dict)
+__all__ = ["CompareError", "load", "main"]
 
 
 @dataclass
 class Tally:
     flagged: bool = False
     unknown: int = 0  # figures whose noise is unknown, so not judged
-
-
-def load_result(folder: Path, label: str, key: Key, strict: bool) -> Result:
-    """A run must have figures (strict: a folder named on the command line);
-    a benchmark row that crashed is a result of its own, compared by status.
-    Another version's results.json is refused wherever it is."""
-    path = folder / "results.json"
-    try:
-        run = load_results(path)
-    except UnknownSchema as exc:
-        raise CompareError(str(exc)) from None
-    except RunNotFinished as exc:
-        if strict:
-            raise CompareError(
-                f"{str(path)!r} has no metrics (status {exc.status!r}: the run did not finish) "
-                "(accepted: the results.json of a finished run)"
-            ) from None
-        return Result(label, key, folder, f"{exc.status} (no metrics)")
-    except SchemaError as exc:
-        if strict:
-            detail = str(exc).removeprefix(f"results.json at {path}: ")
-            raise CompareError(f"{str(path)!r} is not a readable results.json: {detail}") from None
-        return Result(label, key, folder, "failed (no readable results.json)")
-    check_fingerprint(folder / FINGERPRINT)
-    return Result(label, key, folder, run.status, run, figures(run))
-
-
-def check_fingerprint(path: Path) -> None:
-    """A saved output frame is read before anything is printed: a file that is not
-    one (a header declaring 100000x100000x3, NaN values) is bad input."""
-    if not (path.exists() or path.is_symlink()):
-        return
-    try:
-        read_fingerprint(path)
-    except (OSError, ValueError) as exc:
-        raise CompareError(
-            f"{str(path)!r} is not an output fingerprint: {exc} "
-            "(accepted: the images/dummy_0.npy of a run saved with --saveimages)"
-        ) from None
-
-
-def row_cells(test_dir: Path) -> dict[str, str]:
-    """The profile cells of a benchmark row (row.json); none when it wrote no row.json."""
-    path = test_dir / "row.json"
-    if not (path.exists() or path.is_symlink()):
-        return {}
-    try:
-        if not path.is_file():
-            raise OSError("not a regular file")
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CompareError(
-            f"{str(path)!r} cannot be read ({type(exc).__name__}: {str(exc)[:80]}) "
-            "(accepted: the row.json a benchmark writes)"
-        ) from None
-    cells = doc.get("cells", {}) if isinstance(doc, dict) else doc
-    if not (isinstance(cells, dict) and all(isinstance(v, str) for v in cells.values())):
-        raise CompareError(
-            f"{str(path)!r}: cells is {describe(cells)} (accepted: an object of profile columns and their values)"
-        )
-    return cells
-
-
-def load(folder: str | Path) -> tuple[str, list[Result]]:
-    folder = Path(folder)
-    if (folder / "results.json").exists():
-        return "run", [load_result(folder, "run", (), strict=True)]
-    tests = sorted(
-        (p for p in folder.glob("test_*") if p.is_dir() and ROW_DIR.match(p.name)), key=lambda p: int(p.name[5:])
-    )
-    if not tests:
-        raise CompareError(
-            f"{str(folder)!r} holds neither results.json nor test_<n>/ folders "
-            "(accepted: the OUTPUT_DIR of a run or of a benchmark)"
-        )
-    out = []
-    for t in tests:
-        cells = row_cells(t)
-        out.append(load_result(t, f"row {t.name[5:]}", tuple(sorted(cells.items())), strict=False))
-    groups: dict[Key, list[dict[str, Figure]]] = {}
-    for r in out:
-        if r.figures:
-            groups.setdefault(r.key, []).append(r.figures)
-    pool_repeats(list(groups.values()))
-    return "benchmark", out
-
-
-def match(a: list[Result], b: list[Result]) -> tuple[list[tuple[Result, Result]], list[Result]]:
-    """Pairs by key, in order (repeats pair up one by one); the unmatched rest."""
-    if len(a) == 1 and len(b) == 1:
-        return [(a[0], b[0])], []
-    pool = list(b)
-    pairs: list[tuple[Result, Result]] = []
-    alone: list[Result] = []
-    for r in a:
-        other = next((x for x in pool if x.key == r.key), None)
-        if other is None:
-            alone.append(r)
-        else:
-            pool.remove(other)
-            pairs.append((r, other))
-    return pairs, alone + pool
+    expected: set[str] = field(default_factory=set)  # options whose change explains an output difference
 
 
 def compare_pair(a: Result, b: Result, args: argparse.Namespace, tally: Tally) -> list[str]:
@@ -196,9 +80,15 @@ def compare_pair(a: Result, b: Result, args: argparse.Namespace, tally: Tally) -
         )
         tally.flagged |= bool(flagged)
         tally.unknown += flagged is None
-    for rows, flagged in (quality_rows(a.run, b.run, args.psnr_drop), fingerprint_rows(a.folder, b.folder)):
-        lines += rows
-        tally.flagged |= flagged
+    rows, flagged = quality_rows(a.run, b.run, args.psnr_drop)
+    lines += rows
+    tally.flagged |= flagged
+    knobs = output_knobs(a.run, b.run)
+    rows, flagged = fingerprint_rows(a.folder, b.folder, knobs)
+    lines += rows
+    tally.flagged |= flagged
+    if knobs and any("expected:" in row for row in rows):
+        tally.expected.update(k.upper() for k in knobs)
     return lines
 
 
@@ -284,29 +174,34 @@ def main(argv: list[str] | None = None) -> int:
         args.psnr_drop = _number("--psnr-drop", args.psnr_drop, "dB")
         kind_a, ra = load(args.a)
         kind_b, rb = load(args.b)
-        pairs, alone = match(ra, rb)
+        matched = match(kind_a, ra, kind_b, rb)
         if not args.force:
-            check_workloads(pairs, kind_a == kind_b == "run")
+            check_workloads(matched.pairs, kind_a == kind_b == "run")
     except CompareError as exc:
         error(PROG, str(exc))
         return 2
-    print(f"A: {args.a} ({kind_a}, {len(ra)} result(s))\nB: {args.b} ({kind_b}, {len(rb)} result(s))")
+    print(f"A: {args.a}: {describe(kind_a, ra)}\nB: {args.b}: {describe(kind_b, rb)}")
     tally = Tally()
-    for a, b in pairs:
+    for a, b in matched.pairs:
         print("\n".join(compare_pair(a, b, args, tally)))
-    for r in alone:
-        cells = " ".join(f"{k}={v}" for k, v in r.key)
-        print(
-            f"unmatched: {r.label} ({cells or 'all defaults'}) of {r.folder.parent} has no counterpart  <-- DIFFERENT"
-        )
+    for side, r in matched.spare:
+        print(spare_line(side, r, matched.pairs[0][0 if side == "A" else 1]))
+    for side, r in matched.unmatched:
+        print(unmatched_line(side, r))
         tally.flagged = True
-    unknown = f"; noise unknown for {tally.unknown} figure(s), not judged" if tally.unknown else ""
-    print(
-        "verdict: "
-        + ("differences beyond the noise (flagged above)" if tally.flagged else "no difference beyond the noise")
-        + unknown
-    )
+    print(verdict(tally))
     return 1 if tally.flagged else 0
+
+
+def verdict(tally: Tally) -> str:
+    """The last line: about speed and quality; an output difference that an option
+    explains is said, not counted."""
+    text = "differences beyond the noise (flagged above)" if tally.flagged else "no difference beyond the noise"
+    if tally.expected:
+        text += f"; outputs differ as expected ({', '.join(sorted(tally.expected))} differs)"
+    if tally.unknown:
+        text += f"; noise unknown for {tally.unknown} figure(s), not judged"
+    return "verdict: " + text
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from rifebench.data.batch import Backlog, Batch
 from rifebench.data.images import save_png
 from rifebench.data.source import Scored
-from rifebench.data.video_io import VideoError, VideoWriter
+from rifebench.data.video_io import VideoError
+from rifebench.data.video_writer import VideoWriter
 from rifebench.data.vimeo import DatasetError, image_name
 from rifebench.measure import quality
 

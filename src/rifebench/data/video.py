@@ -22,7 +22,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from rifebench.data.batch import Batch
-from rifebench.data.video_io import MIN_FRAMES, OUTPUT_EXT, FrameReader, VideoError, VideoInfo, probe
+from rifebench.data.video_io import MIN_FRAMES, OUTPUT_EXT, FrameReader, VideoError, VideoInfo
+from rifebench.data.video_probe import probe
 from rifebench.data.vimeo import to_model_input
 from rifebench.measure import quality
 
@@ -37,8 +38,25 @@ def step_of(cfg) -> int:
 
 def check(cfg) -> VideoInfo:
     """The start-up check (before any model loads): a decodable video with at least
-    one pair of inputs, and at least 3 frames. Raises VideoError."""
-    return probe(cfg.dataset_dir, need=max(MIN_FRAMES, step_of(cfg) + 1))
+    one pair of inputs, and at least 3 frames; with frame dropping, at a constant rate.
+    Raises VideoError, its message ending with what is accepted."""
+    try:
+        info = probe(cfg.dataset_dir, need=max(MIN_FRAMES, step_of(cfg) + 1))
+    except VideoError as exc:
+        if exc.accepted is None:
+            raise VideoError(exc.message, ACCEPTED) from None
+        raise
+    if cfg.video_gt == "drop" and info.variable_rate:
+        # Frame dropping scores the frames between two inputs at t = i/(N+1); with uneven
+        # timestamps they lie elsewhere. Refused rather than scored at their true time:
+        # not every model takes an arbitrary t, and a batch shares one.
+        low, high = info.interval_range_ms or (0.0, 0.0)
+        raise VideoError(
+            f"{info.path} has a variable frame rate (frames {low:g} to {high:g} ms apart), so the frames "
+            f"between two inputs do not lie at t = i/(INTERPOLATION+1) as frame dropping scores them",
+            "a constant-frame-rate video, or --video-gt none (VIDEO_GT=none), which scores nothing",
+        )
+    return info
 
 
 def output_rate(info: VideoInfo, cfg) -> Fraction:
@@ -57,7 +75,9 @@ class VideoSource:
         self.cfg, self.interp, self.stream_id = cfg, interp, stream_id
         self.info = info or check(cfg)
         self.n, self.step, self.drop = cfg.interpolation, step_of(cfg), cfg.video_gt == "drop"
-        self.pairs = (self.info.frames - 1) // self.step
+        # Planned from what the container declares: a file holding fewer frames fails
+        # where they run out (README "Bad input"), never passes as a shorter video.
+        self.pairs = (self.info.expected_frames - 1) // self.step
         self.planned = min(self.pairs, cfg.num_inputs)
         self.shape = (self.info.height, self.info.width, 3)
         self._reader: FrameReader | None = None
@@ -77,6 +97,8 @@ class VideoSource:
         self._reader = FrameReader(self.info.path, self.info.width * self.info.height * 3)
         self._generation += 1  # REUSE_FRAMES keys: a frame of an earlier pass never hits
         self._pos, self._next_pair = 0, 0
+        self._last_time: float | None = None  # the timestamp of frame _pos - 1
+        self._broken: VideoError | None = None  # why the frame at _pos cannot be served: raised again
         self._held: dict[int, Any] = {}  # decoded frames (uint8 HxWx3) still needed, by index
         self._tensors: dict[int, Any] = {}  # model inputs of the latest frames, by index
 
@@ -101,20 +123,48 @@ class VideoSource:
     def _frame(self, i: int):
         """Frame i (uint8 HxWx3 BGR), reading forward; raises VideoError."""
         while self._pos <= i:
+            if self._broken is not None:  # the bad frame was read: the next one must not take its place
+                raise self._broken
             item = self.reader.next()
             if item is None:
-                raise VideoError(
-                    f"{self.info.path} ended after {self._pos} frames (its container holds {self.info.frames} packets)"
-                )
-            index, arr = item
-            if arr.shape != self.shape:
-                raise VideoError(
-                    f"{self.info.path}: frame {index} is {arr.shape[1]}x{arr.shape[0]}, the frames "
-                    f"before it {self.shape[1]}x{self.shape[0]} (accepted: one frame size throughout)"
-                )
+                raise VideoError(self._ended())
+            index, arr, when = item
+            try:
+                self._check_time(index, when)
+                if arr.shape != self.shape:
+                    raise VideoError(
+                        f"{self.info.path}: frame {index} is {arr.shape[1]}x{arr.shape[0]}, the frames "
+                        f"before it {self.shape[1]}x{self.shape[0]} (accepted: one frame size throughout)"
+                    )
+            except VideoError as exc:
+                self._broken = exc
+                raise
             self._held[index] = arr
             self._pos += 1
         return self._held[i]
+
+    def _ended(self) -> str:
+        info = self.info
+        if info.declared_frames and info.declared_frames > self._pos:
+            return (
+                f"{info.path} ended after {self._pos} frames where {info.declared_from} declares "
+                f"{info.declared_frames}: the file is truncated or damaged"
+            )
+        return f"{info.path} ended after {self._pos} frames where it holds {info.frames} packets"
+
+    def _check_time(self, index: int, when: float | None) -> None:
+        """Frames missing between two decoded ones (a damaged file, or a decoder that
+        dropped one) would shift every later frame's place: the stream stops there."""
+        step, last = self.info.frame_interval_s, self._last_time
+        self._last_time = when
+        if not step or self.info.variable_rate or when is None or last is None:
+            return
+        k = round((when - last) / step)
+        if k >= 2:
+            raise VideoError(
+                f"{self.info.path}: {k - 1} frame(s) missing after frame {index - 1} (timestamps "
+                f"{last:.3f} s -> {when:.3f} s at {1 / step:.3f} fps): the file is damaged"
+            )
 
     def _tensor(self, i: int):
         """Frame i as a model input; the one two pairs share is converted once."""

@@ -1,5 +1,6 @@
-"""Video files through PyAV (FFmpeg bundled in the `av` wheel): probe, a decoding
-thread that runs ahead of the stream, and the lossless output writer.
+"""Video files through PyAV (FFmpeg bundled in the `av` wheel): what a path names,
+opening it safely, and a decoding thread that runs ahead of the stream. What a file
+says about itself is video_probe.py; the lossless output writer is video_writer.py.
 
 Frames are handed over as uint8 HxWx3 in BGR order, the order the dataset
 source reads PNGs in (OpenCV's) and the RIFE models were trained on, so a pair
@@ -8,22 +9,16 @@ decoded here and the same pair saved as PNG give the model identical input.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
-import tempfile
+import re
+import stat
 import threading
 import time
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 from rifebench.errors import RifebenchError
-from rifebench.fsutil import umask
-
-if TYPE_CHECKING:
-    from av.video.stream import VideoStream
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".y4m")
 MIN_FRAMES = 3
@@ -32,15 +27,61 @@ MIN_FRAMES = 3
 OUTPUT_CODEC, OUTPUT_PIX_FMT, OUTPUT_EXT = "ffv1", "bgr0", ".mkv"
 READ_AHEAD_BYTES = 256 * 1024 * 1024  # decoded frames held ahead of the stream (at most READ_AHEAD_FRAMES)
 READ_AHEAD_FRAMES = 64
+# The largest frame accepted, as the largest dummy frame (DATA_WIDTH x DATA_HEIGHT maxima), either way
+# round: a header may declare 30000x30000, and FFmpeg then fails with a misleading errno.
+MAX_SIDE, MAX_PIXELS = 15360, 15360 * 8640
+MAX_SIZE_TEXT = f"frames of at most {MAX_SIDE}x8640 or 8640x{MAX_SIDE} pixels"
+_Y4M_SIZE = re.compile(rb"YUV4MPEG2 (?:[^\n]* )?W(\d+) H(\d+)")
 _END = object()
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class VideoError(RifebenchError, RuntimeError):
-    """A bad or unreadable video: the message names the file and what is wrong."""
+    """A bad or unreadable video: the message names the file and what is wrong;
+    `accepted`, where given, says what would be (the message ends with it)."""
+
+    def __init__(self, message: str, accepted: str | None = None):
+        super().__init__(message if accepted is None else f"{message} (accepted: {accepted})")
+        self.message, self.accepted = message, accepted
 
 
 def is_video_path(path) -> bool:
+    """Video mode is decided by the name as given (a link's own name, not its target's)."""
     return path is not None and Path(str(path)).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def kind_of(path) -> str | None:
+    """What `path` is, in words ("a regular file", "a FIFO (named pipe)", ...; a link
+    says what it points to), without opening it; None when nothing is there."""
+    try:
+        mode = os.stat(path).st_mode  # follows links; never opens, so a FIFO cannot block
+    except OSError:
+        return "a link to a missing file" if os.path.islink(path) else None
+    what = next((name for test, name in _KINDS if test(mode)), "a regular file")
+    return f"a link to {os.path.realpath(path)}, {what}" if os.path.islink(path) else what
+
+
+def path_problem(path, want: str) -> str | None:
+    """None when `path` is `want` ("a regular file", "a folder"), after links;
+    otherwise what it is instead, in words: "does not exist", "is a FIFO (named pipe), not ..."."""
+    kind = kind_of(path)
+    if kind is None:
+        return "does not exist"
+    return None if kind == want or kind.endswith(f", {want}") else f"is {kind}, not {want}"
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why frames of width x height are refused, or None."""
+    if max(width, height) <= MAX_SIDE and width * height <= MAX_PIXELS:
+        return None
+    return f"declares {width}x{height} frames"
 
 
 @dataclass(frozen=True)
@@ -54,14 +95,43 @@ class VideoInfo:
     fps: float
     frames: int  # packets in the file, one per frame
     pix_fmt: str | None
+    declared_frames: int | None = None  # what the container says it holds; None: it says nothing
+    declared_from: str | None = None  # where that figure comes from, in words
+    frame_interval_s: float | None = None  # the median interval between consecutive timestamps
+    variable_rate: bool = False  # intervals that are not whole multiples of the median
+    interval_range_ms: tuple[float, float] | None = None  # shortest and longest interval
+    fingerprint: str | None = None  # sha256 (16 hex digits) of the first frames' pixels and size
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def expected_frames(self) -> int:
+        """The frames a reader should get: what the container declares, where it
+        declares more than its packets hold (a truncated or damaged file)."""
+        return max(self.frames, self.declared_frames or 0)
 
-def _open(path: str):
+
+def check_file(path: str) -> None:
+    """A regular file, and for a y4m a declared size within the bound (FFmpeg itself
+    fails on one with 'Device or resource busy'). Raises VideoError."""
+    if why := path_problem(path, "a regular file"):
+        raise VideoError(f"{path} {why}", None if why == "does not exist" else "a video file")
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(256)
+    except OSError as exc:
+        raise VideoError(f"{path} cannot be read ({exc.strerror})") from None
+    if m := _Y4M_SIZE.match(head):
+        width, height = int(m[1]), int(m[2])
+        if why := size_problem(width, height):
+            raise VideoError(f"{path} {why}", MAX_SIZE_TEXT)
+
+
+def open_video(path: str):
     import av
 
+    check_file(path)
     try:
         return av.open(path)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -69,60 +139,24 @@ def _open(path: str):
         raise VideoError(f"{path} is not a video FFmpeg can open ({why})") from None
 
 
-def _stream(container, path: str):
+def video_stream(container, path: str):
     if not container.streams.video:
         raise VideoError(f"{path} has no video stream")
     s = container.streams.video[0]
     if s.codec_context is None:
         tag = getattr(s, "codec_tag", None) or "unknown"
         raise VideoError(f"{path}: its video codec (tag {tag!r}) has no decoder in PyAV's FFmpeg (unsupported codec)")
+    cc = s.codec_context
+    if why := size_problem(cc.width, cc.height):
+        raise VideoError(f"{path} {why}", MAX_SIZE_TEXT)
     return s
-
-
-def _rate(s) -> Fraction:
-    rate = s.average_rate or s.guessed_rate or s.base_rate
-    return Fraction(rate) if rate else Fraction(25)  # FFmpeg's own default when a file states none
-
-
-def probe(path: str, need: int = MIN_FRAMES) -> VideoInfo:
-    """Open the file, count its frames (packets, without decoding) and decode the
-    first `need`: a file that is not a video, an unsupported codec or a video
-    shorter than `need` frames fails here, before any model is loaded."""
-    import av
-
-    with _open(path) as container:
-        s = _stream(container, path)
-        packets = decoded = 0
-        try:
-            for packet in container.demux(s):
-                if packet.size and not packet.is_discard:  # discarded: trimmed by an edit list, never shown
-                    packets += 1
-                if decoded < need:  # demux ends with an empty packet, which flushes the decoder
-                    decoded += len(s.codec_context.decode(packet))
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{path}: cannot decode frame {decoded} ({exc})") from None
-        cc = s.codec_context
-        info = VideoInfo(
-            path,
-            container.format.name,
-            cc.name,
-            cc.width,
-            cc.height,
-            str(_rate(s)),
-            float(_rate(s)),
-            packets,
-            cc.pix_fmt,
-        )
-    if decoded < need or packets < need:
-        raise VideoError(f"{path} has {min(decoded, packets)} frame(s) (accepted: a video of at least {need} frames)")
-    return info
 
 
 def frame_size(path: str) -> tuple[int, int] | None:
     """(height, width) from the container's header, without decoding; None if unreadable."""
     try:
-        with _open(path) as container:
-            cc = _stream(container, path).codec_context
+        with open_video(path) as container:
+            cc = video_stream(container, path).codec_context
             return (cc.height, cc.width) if cc.height and cc.width else None
     except VideoError:
         return None
@@ -130,8 +164,9 @@ def frame_size(path: str) -> tuple[int, int] | None:
 
 class FrameReader:
     """Decodes the video in its own thread, ahead of the stream, into a bounded queue.
-    `next()` returns (index, uint8 HxWx3 BGR) in order, None at the end, and raises
-    VideoError for a decoding failure. `decode_s` is the thread's own decoding time."""
+    `next()` returns (index, uint8 HxWx3 BGR, time in seconds or None) in order, None at
+    the end, and raises VideoError for a decoding failure (a frame the decoder flags
+    corrupt is one). `decode_s` is the thread's own decoding time."""
 
     def __init__(self, path: str, frame_bytes: int):
         self.path = path
@@ -153,16 +188,18 @@ class FrameReader:
 
     def _run(self) -> None:
         try:
-            with _open(self.path) as container:
-                frames = container.decode(_stream(container, self.path))
+            with open_video(self.path) as container:
+                frames = container.decode(video_stream(container, self.path))
                 while not self._stop.is_set():
                     t0 = time.perf_counter()
                     frame = next(frames, None)
                     if frame is None:
                         break
+                    if frame.is_corrupt:  # decoded with errors concealed: not the frame the file held
+                        raise ValueError("the decoder found it damaged")
                     arr = frame.to_ndarray(format="bgr24")
                     self.decode_s += time.perf_counter() - t0
-                    if not self._put((self.decoded, arr)):
+                    if not self._put((self.decoded, arr, frame.time)):
                         return
                     self.decoded += 1
             self._put(_END)
@@ -188,75 +225,3 @@ class FrameReader:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-
-
-class VideoWriter:
-    """The output video, written under a temporary name in its folder and renamed
-    into place by `close`, which then reads the file back to check it."""
-
-    def __init__(self, path: Path, width: int, height: int, rate: Fraction):
-        import av
-
-        self.path, self.rate, self.size = Path(path), Fraction(rate), (width, height)
-        fd, tmp = tempfile.mkstemp(prefix=".interpolated-", suffix=OUTPUT_EXT, dir=self.path.parent)
-        os.fchmod(fd, 0o666 & ~umask())  # the mode open() would give it, not mkstemp's 0600
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._c = av.open(tmp, "w", format="matroska")
-        self._s = cast("VideoStream", self._c.add_stream(OUTPUT_CODEC, rate=self.rate))  # a video codec's stream
-        self._s.width, self._s.height, self._s.pix_fmt = width, height, OUTPUT_PIX_FMT
-        self.frames, self.encode_s = 0, 0.0
-
-    def write(self, bgr) -> None:
-        import av
-        import numpy as np
-
-        t0 = time.perf_counter()
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
-        for packet in self._s.encode(frame):
-            self._c.mux(packet)
-        self.frames += 1
-        self.encode_s += time.perf_counter() - t0
-
-    def close(self) -> dict:
-        """Flush, rename into place, and read back frame count, rate and size."""
-        t0 = time.perf_counter()
-        for packet in self._s.encode():
-            self._c.mux(packet)
-        self._c.close()
-        os.replace(self._tmp, self.path)
-        self.encode_s += time.perf_counter() - t0
-        return {
-            "path": str(self.path),
-            "container": "matroska",
-            "codec": OUTPUT_CODEC,
-            "pix_fmt": OUTPUT_PIX_FMT,
-            "lossless": True,
-            "frames": self.frames,
-            "rate": str(self.rate),
-            "fps": float(self.rate),
-            "width": self.size[0],
-            "height": self.size[1],
-            "read_back": read_back(self.path, self.frames, self.rate, self.size),
-        }
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):  # whatever the container says, the partial file goes
-            self._c.close()
-        self._tmp.unlink(missing_ok=True)
-
-
-def read_back(path: Path, frames: int, rate: Fraction, size: tuple[int, int]) -> dict:
-    """What the written file says: its frame count (packets), rate and size, and whether
-    they are what was written."""
-    try:
-        info = probe(str(path), need=1)
-    except VideoError as exc:
-        return {"ok": False, "error": str(exc)}
-    got_rate = Fraction(info.rate)
-    ok = (
-        info.frames == frames
-        and abs(float(got_rate) - float(rate)) <= 1e-3 * float(rate)
-        and (info.width, info.height) == tuple(size)
-    )
-    return {"ok": ok, "frames": info.frames, "rate": info.rate, "width": info.width, "height": info.height}

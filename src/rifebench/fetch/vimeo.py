@@ -37,10 +37,13 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from rifebench import __version__
+from rifebench import __version__, paths
 from rifebench.errors import UsageError
 from rifebench.fetch import http
 from rifebench.fetch.http import FetchError
+
+PROG = paths.tool_name("fetch-dataset")
+AGAIN = paths.tool_command("fetch-dataset")
 
 URL = "http://data.csail.mit.edu/tofu/testset/vimeo_interp_test.zip"
 ARCHIVE = "vimeo_interp_test.zip"
@@ -51,7 +54,7 @@ __all__ = ["URL", "FetchError", "download", "extract", "get", "is_dataset", "mai
 
 
 def log(msg: str) -> None:
-    print(f"get_dataset.sh: {msg}", file=sys.stderr, flush=True)
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
 
 def _mb(n: float) -> str:
@@ -65,7 +68,7 @@ def download(url: str, archive: Path) -> None:
         http.download(url, archive, what="the zip archive", log=log)
     except FetchError as exc:
         if exc.resumable:
-            raise FetchError(f"{exc}; run ./get_dataset.sh again to resume") from None
+            raise FetchError(f"{exc}; run {AGAIN} again to resume") from None
         raise
     log(f"downloaded {archive.name}: {_mb(archive.stat().st_size)} in {time.monotonic() - start:.1f} s")
 
@@ -90,7 +93,7 @@ def test_archive(archive: Path) -> None:
         os.replace(archive, aside)
         raise FetchError(
             f"{archive} is corrupt: {problem}; moved to {aside.name}, nothing extracted; run "
-            "./get_dataset.sh again to download it anew"
+            f"{AGAIN} again to download it anew"
         )
 
 
@@ -227,7 +230,7 @@ def get(directory: Path, url: str = URL) -> Path:
     if dest.exists():
         raise FetchError(
             f"{dest} exists but is not a triplet test folder (no {LIST_FILE} with sequences/ or "
-            "input/ + target/); move it away and run ./get_dataset.sh again"
+            f"input/ + target/); move it away and run {AGAIN} again"
         )
     if archive.exists():
         log(f"{archive} is already there; not downloading it again")
@@ -248,9 +251,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(
-        prog="get_dataset.sh", allow_abbrev=False, description="Download and extract the Vimeo-90K triplet test set."
-    )
+    p = _Parser(prog=PROG, allow_abbrev=False, description="Download and extract the Vimeo-90K triplet test set.")
     p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     p.add_argument(
         "--dir",
@@ -264,13 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = get(directory, url)
     except UsageError as exc:  # a planted link: the user's to clear, not a failed download
-        print(f"get_dataset.sh: error: {exc}", file=sys.stderr, flush=True)
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
         return 2
     except FetchError as exc:
-        print(f"get_dataset.sh: error: {exc}", file=sys.stderr, flush=True)
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:  # the .part stays for resuming; extraction cleans up in its finally
-        print("get_dataset.sh: interrupted; run ./get_dataset.sh again to resume", file=sys.stderr, flush=True)
+        print(f"{PROG}: interrupted; run {AGAIN} again to resume", file=sys.stderr, flush=True)
         return 130
     print(path)
     return 0

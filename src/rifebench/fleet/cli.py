@@ -3,13 +3,15 @@ scheduler, and one report.
 
   fleet submit PROFILE [--partition P] [--nodes N|LIST] [--gpus-per-task G]
                [--time-limit T] [--account A] [--container-image IMG]
-               [--output-dir DIR] [--wait] [--dry-run] [--skip-host-checks]
+               [--python PATH] [--output-dir DIR] [--wait] [--dry-run]
+               [--skip-host-checks]
   fleet report DIR
   fleet k8s PROFILE --image IMG [--replicas N] [...] > manifest.yaml
 
 submit checks the whole profile (cells, option combinations and, unless told
 otherwise, every row's start-up checks on this host), writes fleet.json and the
-sbatch script into the output folder and submits one job array (fleet/slurm.py).
+sbatch script into the output folder and submits one job array (fleet/slurm.py);
+every node runs the Python that fleet/interpreter.py chooses and checks.
 --wait follows it with progress and writes the report (fleet/report.py);
 Ctrl-C then cancels the array and marks the unfinished cells "not run".
 Exit status: 0 every cell passed (or submitted, without --wait), 1 a cell
@@ -31,6 +33,7 @@ import re
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from rifebench import __version__
@@ -39,6 +42,7 @@ from rifebench.bench.row import CONSOLE_LOG
 from rifebench.bench.runner import prepare_output
 from rifebench.console import error, log, now_iso
 from rifebench.errors import UsageError
+from rifebench.fleet import interpreter
 from rifebench.fleet import slurm as fleet_slurm
 from rifebench.fleet.collect import CELL_DIR, NODE_PREFIX, PLAN, TASK, load_plan
 from rifebench.fleet.k8s import check_printable
@@ -91,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each task in this image through pyxis/enroot (srun --container-image); bare metal otherwise",
     )
     s.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter every node runs, with rifebench installed there "
+        "(default: this one, with this checkout on PYTHONPATH: the nodes must share both paths)",
+    )
+    s.add_argument(
         "--output-dir",
         metavar="DIR",
         help="fleet folder on a filesystem every node shares (default ./output/fleet-<timestamp>)",
@@ -141,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 def read_plan(args: argparse.Namespace, startup: bool) -> FleetPlan:
     """The profile checked whole, as the rows' variables: what every task runs."""
     check_printable("PROFILE", args.profile)
+    args.profile = profiles.locate(args.profile)
     header, rows = profiles.read(args.profile)
     problems = profiles.validate(args.profile, rows, os.environ, startup=startup)
     if problems:
@@ -160,6 +171,9 @@ def write_plan(out: Path, plan: FleetPlan) -> None:
 
 def submit(args: argparse.Namespace) -> int:
     opts = fleet_slurm.options(args)
+    node_python = interpreter.choose(args.python, opts.container_image)
+    check_printable("--python", node_python.python)
+    interpreter.check(node_python, args.skip_host_checks)  # before the rows' slower checks
     plan = read_plan(args, startup=not (args.skip_host_checks or opts.container_image))
     requested = args.output_dir or f"output/fleet-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     fleet_slurm.check("--output-dir", str(Path(requested).expanduser().resolve()))
@@ -180,13 +194,16 @@ def submit(args: argparse.Namespace) -> int:
         "script": fleet_slurm.SCRIPT,
         "job_id": None,
         "container_image": opts.container_image,
+        "python": node_python.python,
+        "pythonpath": node_python.pythonpath,
     }
     note_outputs(out)  # before the first file: a crash at any point leaves it listed
     (out / fleet_slurm.LOG_DIR).mkdir(exist_ok=True)
     shutil.copyfile(args.profile, out / "profile.csv")
     script = out / fleet_slurm.SCRIPT
-    atomic_write_text(script, fleet_slurm.render(opts, sargs, out, str(Path(__file__).resolve().parents[2])))
+    atomic_write_text(script, fleet_slurm.render(opts, sargs, out, node_python))
     write_plan(out, plan)
+    log(f"{PROG}: {node_python.describe()}")
     if args.dry_run:
         log(f"{PROG}: dry run: {script} written; submit it with: sbatch {script}")
         return Exit.PASS
@@ -237,6 +254,7 @@ def progress(cells: list[FleetCell]) -> dict[str, int]:
 
 
 def report(out: Path) -> int:
+    from rifebench.fleet.report import named
     from rifebench.fleet.report import report as write_report
 
     plan = load_plan(out)
@@ -244,11 +262,18 @@ def report(out: Path) -> int:
     job = plan.scheduler.get("job_id")
     if job and plan.scheduler.get("kind") == "slurm" and shutil.which("squeue"):
         live = fleet_slurm.poll(job) or None
-    cells, stats = write_report(out, live)
+    cells, stats, strays = write_report(out, live)
     if (out / MANIFEST_NAME).exists():  # a fleet folder we submitted (a collected one is left as it is)
         note_outputs(out)
     passed = sum(c.status == "passed" for c in cells)
-    log(f"{PROG}: {passed}/{len(cells)} cell(s) passed; report in {out / 'summary.md'}")
+    others = Counter(c.status for c in cells if c.status != "passed")
+    log(
+        f"{PROG}: {passed}/{len(cells)} cell(s) passed"
+        + (f" ({', '.join(f'{n} {s}' for s, n in others.items())})" if others else "")
+        + f"; report in {out / 'summary.md'}"
+    )
+    if strays:
+        log(f"{PROG}: {len(strays)} folder(s) not in the plan, not counted: {named(strays)}")
     for st in stats:
         if st.outliers:
             log(f"{PROG}: row {st.row}: outlier node(s): {', '.join(st.outliers)}")

@@ -6,8 +6,11 @@ the nodes asked for, the scheduler's job) and one folder per cell,
 node_<node>/test_<row>/, where the task wrapper (fleet/task.py) wrote
 task.json and the run its usual files. Every (row, node) cell the plan expects
 is listed: a task that never wrote its record is a failed cell, never a missing
-one; a cancelled fleet's unfinished cells are "not run"; the scheduler's view
-(pending, running) is passed in by the caller while the job is alive.
+one; a cancelled fleet's unfinished cells are "not run"; a dry run's, never
+submitted, "not submitted"; the scheduler's view (pending, running) is passed
+in by the caller while the job is alive. Only the plan's cells are counted: a
+folder the plan has no cell for (another node, a row it does not have, a
+replica beyond its node count) is a stray, listed as such (plan_dirs).
 
 Across nodes, per row: median throughput, min, max, range ((max - min) /
 median: measure.stats.range_pct, every node counts), MAD and a bootstrap 95%
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import stat
 import statistics
@@ -50,6 +54,7 @@ TASK = "task.json"
 NODE_PREFIX = "node_"
 CELL_DIR = re.compile(r"test_([0-9]{1,9})(?:\.([0-9]{1,9}))?$")
 NOT_RUN, PENDING, RUNNING, FAILED = "not run", "pending", "running", "failed"
+NOT_SUBMITTED = "not submitted"
 K_MAD, MIN_REL, MIN_NODES, MAD_SCALE = 3.0, 0.05, 3, 1.4826
 OUTLIER_RULE = (
     f"outlier: at least {MIN_NODES} nodes measured the row, |x - median| > {K_MAD:g} x 1.4826 x MAD "
@@ -64,22 +69,35 @@ class FleetReportError(UsageError):
 
 def load_plan(out: Path) -> FleetPlan:
     path = Path(out) / PLAN
+    if not os.path.lexists(path):
+        raise FleetReportError(
+            f"DIR: {str(out)!r} has no {PLAN} (accepted: a folder written by "
+            "`rifebench fleet submit` or collected from a fleet's Kubernetes volume)"
+        )
+    return read_plan_file(path, "DIR")
+
+
+def read_plan_file(path: Path, where: str) -> FleetPlan:
+    """The plan in `path`; FleetReportError (one line: `where`, the file, what is
+    wrong and what is accepted) for a file that is missing or is not one."""
     try:
         doc = read_json(path)
     except FileNotFoundError:
         raise FleetReportError(
-            f"DIR: {str(out)!r} has no {PLAN} (accepted: a folder written by "
-            "`rifebench fleet submit` or collected from a fleet's Kubernetes volume)"
+            f"{where}: {str(path)!r} does not exist "
+            f"(accepted: the {PLAN} `rifebench fleet submit` or `fleet k8s` writes)"
         ) from None
     except (OSError, ValueError) as exc:
-        raise FleetReportError(f"DIR: {str(path)!r} cannot be read ({exc}) (accepted: a fleet plan in JSON)") from None
+        raise FleetReportError(
+            f"{where}: {str(path)!r} cannot be read ({exc}) (accepted: a fleet plan in JSON)"
+        ) from None
     try:
         return FleetPlan.from_dict(doc)
     except ShapeError as exc:  # names the key, the value and what it accepts
-        raise FleetReportError(f"DIR: {str(path)!r} is not a fleet plan: {exc}") from None
+        raise FleetReportError(f"{where}: {str(path)!r} is not a fleet plan: {exc}") from None
     except (TypeError, ValueError, KeyError):
         raise FleetReportError(
-            f"DIR: {str(path)!r} is not a fleet plan (accepted: the {PLAN} fleet submit writes)"
+            f"{where}: {str(path)!r} is not a fleet plan (accepted: the {PLAN} fleet submit writes)"
         ) from None
 
 
@@ -96,39 +114,76 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"not UTF-8 text ({exc.reason})") from None
 
 
-def cell_dirs(out: Path) -> dict[int, list[tuple[str, Path]]]:
-    """Row -> [(node label, folder)]: node_<node>/test_<row>, and test_<row>.<k>
-    for the k-th replica that landed on a node that already ran the row."""
-    found: dict[int, list[tuple[str, Path]]] = {}
+def cell_dirs(out: Path) -> dict[Path, dict[int, list[tuple[str, Path]]]]:
+    """Node folder -> row -> [(node label, folder)]: node_<node>/test_<row>, and
+    test_<row>.<k> for the k-th replica that landed on a node that already ran the row."""
+    found: dict[Path, dict[int, list[tuple[str, Path]]]] = {}
     for node_dir in sorted(Path(out).glob(NODE_PREFIX + "*")):
         if not node_dir.is_dir():
             continue
         node = node_dir.name[len(NODE_PREFIX) :]
+        rows = found.setdefault(node_dir, {})
         for test_dir in sorted(node_dir.iterdir()):
             m = CELL_DIR.match(test_dir.name)
             if m and test_dir.is_dir():
                 label = node if m.group(2) is None else f"{node}#{m.group(2)}"
-                found.setdefault(int(m.group(1)), []).append((label, test_dir))
+                rows.setdefault(int(m.group(1)), []).append((label, test_dir))
     return found
 
 
-def collect(out: Path, plan: FleetPlan, live: Mapping[int, str] | None = None) -> list[FleetCell]:
-    """One record per expected (row, node) cell. `live`: the scheduler's state of
-    rows still queued or running; None when the job has left the queue."""
+def plan_dirs(out: Path, plan: FleetPlan) -> tuple[dict[int, dict[str, Path]], list[str]]:
+    """The folders of the plan's cells (row -> node label -> folder), and the
+    strays: folders the plan has no cell for, relative to `out`. With a node list
+    a row's cells are on the listed nodes, one each; with a node count (Slurm
+    --nodes N, Kubernetes replicas) the first N folders of the row, by name; a
+    count of 0 (a plan that does not say) takes every folder. A node folder none
+    of whose folders is a cell is one stray; otherwise each extra test folder is."""
+    listed, count = set(plan.nodes), max(plan.node_count or 0, len(plan.nodes))
+    rows = {r.row for r in plan.rows}
+    kept: dict[int, dict[str, Path]] = {r: {} for r in rows}
+    strays: list[str] = []
+    for node_dir, found in cell_dirs(out).items():
+        extra, counted = [], False
+        for row, dirs in sorted(found.items()):
+            for label, test_dir in dirs:
+                mine = kept.get(row)
+                if mine is not None and (label in listed if listed else not count or len(mine) < count):
+                    mine[label], counted = test_dir, True
+                else:
+                    extra.append(f"{node_dir.name}/{test_dir.name}")
+        strays += extra if counted else [node_dir.name]
+    return kept, strays
+
+
+def collect(
+    out: Path,
+    plan: FleetPlan,
+    live: Mapping[int, str] | None = None,
+    found: Mapping[int, Mapping[str, Path]] | None = None,
+) -> list[FleetCell]:
+    """One record per (row, node) cell of the plan, never one for a stray folder.
+    `live`: the scheduler's state of rows still queued or running; None when the
+    job has left the queue. `found`: plan_dirs' cells, when the caller has them."""
     out, live = Path(out), live or {}
-    found = cell_dirs(out)
+    if found is None:
+        found = plan_dirs(out, plan)[0]
     count = max(plan.node_count or 0, len(plan.nodes))
+    # A dry run's folder: no job and no task ever started. A script submitted by hand
+    # has no job id in the plan either, but its tasks leave folders.
+    submitted = bool(plan.scheduler.get("job_id")) or any(found.values())
     cells = []
     for row in plan.rows:
-        dirs = dict(found.get(row.row, []))
+        dirs = found.get(row.row, {})
         names = list(dict.fromkeys([*plan.nodes, *dirs]))
         names += [f"(unallocated {i + 1})" for i in range(max(0, count - len(names)))]
         for node in names:
-            cells.append(cell(out, plan, row, node, dirs.get(node), live.get(row.row)))
+            cells.append(cell(out, plan, row, node, dirs.get(node), live.get(row.row), submitted))
     return cells
 
 
-def cell(out: Path, plan: FleetPlan, row: PlanRow, node: str, test_dir: Path | None, live: str | None) -> FleetCell:
+def cell(
+    out: Path, plan: FleetPlan, row: PlanRow, node: str, test_dir: Path | None, live: str | None, submitted: bool = True
+) -> FleetCell:
     rel = str(test_dir.relative_to(out)) if test_dir else None
     base = FleetCell(row=row.row, cells=dict(row.cells), status="", node=node, dir=rel)
     try:
@@ -137,7 +192,7 @@ def cell(out: Path, plan: FleetPlan, row: PlanRow, node: str, test_dir: Path | N
         base.status, base.reason = FAILED, str(exc)
         return base
     if test_dir is None or task is None or task.state != "finished":
-        return _unfinished(base, plan, task, live)
+        return _unfinished(base, plan, task, live, submitted)
     try:
         run = summary.load_results(test_dir)
         problem = None
@@ -153,18 +208,31 @@ def cell(out: Path, plan: FleetPlan, row: PlanRow, node: str, test_dir: Path | N
     return c
 
 
-def _unfinished(base: FleetCell, plan: FleetPlan, task: TaskRecord | None, live: str | None) -> FleetCell:
-    if plan.cancelled:  # before the scheduler's view: a cancelled task may still be stopping
+def _unfinished(
+    base: FleetCell, plan: FleetPlan, task: TaskRecord | None, live: str | None, submitted: bool
+) -> FleetCell:
+    if not submitted:
+        script = plan.scheduler.get("script")
+        base.status = NOT_SUBMITTED
+        base.reason = "written with --dry-run and never submitted" + (
+            f" (submit it: sbatch {Path(plan.output_dir or '.') / script}; if it was, no task has started yet)"
+            if script
+            else ""
+        )
+    elif plan.cancelled:  # before the scheduler's view: a cancelled task may still be stopping
         base.status, base.reason = NOT_RUN, "the fleet was cancelled before this cell finished"
     elif live in (PENDING, RUNNING):
         base.status = RUNNING if task else str(live)
+    elif task:
+        base.status = FAILED
+        base.reason = "the task started but ended without its record (killed: time limit, memory or node failure)"
     else:
         base.status = FAILED
+        log = f", {plan.log_hint}" if plan.log_hint else ""
+        python = plan.scheduler.get("python")  # a node that does not see it fails before any record
+        cannot = f"; a node that cannot run {python} fails so" if python else ""
         base.reason = (
-            "the task started but ended without its record (killed: time limit, memory or node failure)"
-            if task
-            else "no task record: the task never ran here or died before starting "
-            f"(see the scheduler's log{', ' + plan.log_hint if plan.log_hint else ''})"
+            f"no task record: the task never ran here or died before starting (see the scheduler's log{log}{cannot})"
         )
     return base
 

@@ -3,16 +3,22 @@ without a cluster.
 
 Two documents: a ConfigMap holding the plan (fleet.json: the rows' variables,
 so no cell reaches a command line) and an Indexed Job with one completion index
-per (row, replica): index i runs row i // replicas + 1, `--replicas` pods of a
-row at once. A required pod anti-affinity on the node name keeps two of this
+per (row, replica): index i runs row i // replicas + 1, `--replicas` pods at a
+time. A required pod anti-affinity on the node name keeps two of this
 Job's pods off one node at a time (they would measure each other). The docker
 lines' needs in Kubernetes terms: --ipc=host (the streams' shared memory) is a
 memory-backed emptyDir on /dev/shm, --cap-add SYS_NICE (numactl) a capability
-added in the securityContext. GPUs are requested as nvidia.com/gpu (CUDA) or
-gpu.intel.com/i915 (Intel). The results go to a PersistentVolumeClaim at
+added in the securityContext. Every pod requests what it is limited to (CPUs,
+memory, and GPUs as nvidia.com/gpu or gpu.intel.com/i915): the Guaranteed QoS
+class, sized from the largest row (fleet/k8s_resources.py). parallelism =
+replicas does not keep one row's replicas together: the Job starts the next
+index as soon as any pod ends (TOGETHER, said on the console, in the manifest
+and in --help). The results go to a PersistentVolumeClaim at
 /output, laid out as a Slurm fleet's folder (node_<node>/test_<row>/), so
 `rifebench fleet report` reads the collected folder the same way.
 
+The YAML is plain: no anchors or aliases (each document carries its own
+metadata), the plan a literal block (JSON as written, not an escaped string).
 No user string reaches the manifest except as a scalar the YAML library writes
 (the header comment holds only counts), and every one of them (the profile's
 name, its cells, the rows' variables, the command line) is refused when it holds
@@ -28,22 +34,30 @@ import re
 import unicodedata
 from typing import Any
 
+from rifebench.console import log
 from rifebench.errors import UsageError
+from rifebench.fleet import k8s_resources
+from rifebench.fleet.k8s_resources import PodSize
 from rifebench.fleet.records import FleetPlan
 from rifebench.fleet.slurm import check_cells
 from rifebench.options import BY_ENV
 
-GPU_RESOURCE = {"cuda": "nvidia.com/gpu", "xpu": "gpu.intel.com/i915"}
 OUTPUT, PLAN_MOUNT = "/output", "/etc/rifebench"
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 IMAGE = r"[A-Za-z0-9][A-Za-z0-9._/:@-]*"
 UID = 1000  # the images' user (docker/*/Dockerfile)
+PROG = "rifebench fleet k8s"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Print a Kubernetes Indexed Job (and the ConfigMap of its plan) that runs the profile's rows on "
+        "--replicas nodes each. Every pod requests what it is limited to (Guaranteed QoS): CPUs, memory "
+        f"and GPUs. Note: {TOGETHER}."
+    )
     p.add_argument("profile", metavar="PROFILE", help="a CSV profile (profiles/README.md)")
     p.add_argument("--image", required=True, help="the rifebench image every pod runs (docker/README.md)")
-    p.add_argument("--replicas", type=int, default=1, help="nodes per row: pods of one row run at once (default 1)")
+    p.add_argument("--replicas", type=int, default=1, help="nodes per row: pods of each row (default 1)")
     p.add_argument("--name", default="rifebench-fleet", help="the Job's and ConfigMap's name (a DNS label)")
     p.add_argument("--namespace", help="the namespace (default: the context's)")
     p.add_argument(
@@ -53,6 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--gpus", type=int, default=1, help="GPUs per pod on cuda/xpu (default 1)")
     p.add_argument("--volume-claim", default="rifebench-output", help="the PersistentVolumeClaim for /output")
+    k8s_resources.add_arguments(p)
 
 
 def platform_of(plan: FleetPlan, override: str | None) -> str:
@@ -114,9 +129,7 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag}: invalid value {value} (accepted: 1 or more)")
 
 
-def documents(args: argparse.Namespace, plan: FleetPlan) -> list[dict[str, Any]]:
-    check(args)
-    check_plan_text(plan)
+def documents(args: argparse.Namespace, plan: FleetPlan, size: PodSize) -> list[dict[str, Any]]:
     check_cells("--replicas", args.replicas, args.replicas, len(plan.rows))
     platform = platform_of(plan, args.platform)
     plan = dataclasses.replace(
@@ -157,16 +170,13 @@ def documents(args: argparse.Namespace, plan: FleetPlan) -> list[dict[str, Any]]
             "parallelism": args.replicas,
             "backoffLimitPerIndex": 0,
             "maxFailedIndexes": len(plan.rows) * args.replicas,
-            "template": pod_template(args, platform, meta),
+            "template": pod_template(args, platform, meta, size),
         },
     }
     return [config_map, job]
 
 
-def pod_template(args: argparse.Namespace, platform: str, meta: dict[str, Any]) -> dict[str, Any]:
-    resources: dict[str, Any] = {}
-    if platform in GPU_RESOURCE:
-        resources = {"limits": {GPU_RESOURCE[platform]: args.gpus}}
+def pod_template(args: argparse.Namespace, platform: str, meta: dict[str, Any], size: PodSize) -> dict[str, Any]:
     container = {
         "name": "rifebench",
         "image": args.image,
@@ -185,7 +195,7 @@ def pod_template(args: argparse.Namespace, platform: str, meta: dict[str, Any]) 
             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
             {"name": "HOME", "value": "/tmp"},
         ],
-        "resources": resources,
+        "resources": size.resources(platform, args.gpus),
         "securityContext": {"capabilities": {"add": ["SYS_NICE"]}, "allowPrivilegeEscalation": False},
         "volumeMounts": [
             {"name": "output", "mountPath": OUTPUT},
@@ -215,13 +225,47 @@ def pod_template(args: argparse.Namespace, platform: str, meta: dict[str, Any]) 
     }
 
 
+TOGETHER = (
+    "parallelism = replicas does not keep one row's replicas together: the Job starts the next completion "
+    "index as soon as any pod ends, so a row's pods may start at different times and run beside the next "
+    "row's (on other nodes); to measure a row on every node at once, make one Job per row (a one-row profile "
+    "each) or use `fleet submit` (Slurm)"
+)
+
+
 def manifest(args: argparse.Namespace, plan: FleetPlan) -> str:
+    """The two documents in plain YAML (no anchors, the plan as a literal block),
+    written by the YAML library; the notes go to the console."""
     import yaml
 
-    docs = documents(args, plan)  # checks every string first
-    head = (  # counts only: a user string in a comment could end the comment and start a document
+    check(args)
+    check_plan_text(plan)  # every string, before any reaches a document
+    size = k8s_resources.pod_size(args, plan)
+    docs = documents(args, plan, size)
+    log(f"{PROG}: each pod requests and is limited to {size.cpus} CPU(s) and {size.memory} ({size.why})", stderr=True)
+    log(f"{PROG}: {TOGETHER}", stderr=True)  # stdout is the manifest
+    head = (  # counts and fixed text only: a user string in a comment could end the comment and start a document
         f"# rifebench fleet: {len(plan.rows)} row(s) x {args.replicas} replica(s); the profile is in fleet.json.\n"
+        "# Pods request what they are limited to (Guaranteed QoS). One row's replicas are not\n"
+        "# started together: a Job starts pods as others end (see `rifebench fleet k8s --help`).\n"
         "# kubectl apply -f THIS; when the Job completes, copy the volume's folder here and run:\n"
         "#   rifebench fleet report DIR\n"
     )
-    return head + yaml.safe_dump_all(docs, sort_keys=False)
+    return head + yaml.dump_all(docs, Dumper=_plain_dumper(), sort_keys=False)
+
+
+def _plain_dumper() -> type:
+    """SafeDumper writing plain YAML: a shared dict is written again, never as an
+    anchor and alias; a string of several lines (the plan) as a literal block, not
+    an escaped one-line string."""
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    def text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+    PlainDumper.add_representer(str, text)
+    return PlainDumper

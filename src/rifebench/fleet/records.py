@@ -15,9 +15,10 @@ from rifebench.report.shape import STR, Shape, ShapeError, check_numbers, check_
 from rifebench.report.table import RowRecord
 
 T = TypeVar("T")
-# The most (row, node) cells a fleet may have: the report lists every one.
+# The most (row, node) cells a fleet may have, the one bound of every reader and
+# writer (submit's node list, k8s's replicas, the plan, the report): each lists every cell.
 MAX_CELLS = 100_000
-SCHEDULER: Shape = {"kind": STR, "job_id": STR, "args": "list[str] | None"}
+SCHEDULER: Shape = {"kind": STR, "job_id": STR, "args": "list[str] | None", "python": STR, "script": STR}
 
 
 def _build(cls: type[T], d: Mapping[str, Any], where: str = "", **convert: Any) -> T:

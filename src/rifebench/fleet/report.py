@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from rifebench.console import log
-from rifebench.fleet.collect import MIN_NODES, OUTLIER_RULE, collect, load_plan, row_stats
+from rifebench.fleet.collect import MIN_NODES, OUTLIER_RULE, collect, load_plan, plan_dirs, row_stats
 from rifebench.fleet.records import FleetCell, FleetPlan, RowStats
 from rifebench.fsutil import atomic_write_text
 from rifebench.report.table import csv_text
@@ -47,14 +48,22 @@ TELEMETRY = (
     ("others_pct_of_cpus", "other processes {:.0f}% of its CPUs"),
 )
 PLOT = "node_throughput.png"
+STRAYS_SHOWN = 20  # summary.md and the console name this many stray folders, then a count
 
 
-def report(out: Path, live: Mapping[int, str] | None = None) -> tuple[list[FleetCell], list[RowStats]]:
+class FleetReport(NamedTuple):
+    cells: list[FleetCell]  # the plan's (row, node) cells
+    stats: list[RowStats]  # per row, across nodes
+    strays: list[str]  # folders the plan has no cell for (collect.plan_dirs), not counted
+
+
+def report(out: Path, live: Mapping[int, str] | None = None) -> FleetReport:
     """Collect, compute, write summary.csv, summary.md, the plot and
-    fleet_report.json, all from the records' to_dict(); returns (cells, per-row figures)."""
+    fleet_report.json, all from the records' to_dict()."""
     out = Path(out)
     plan = load_plan(out)
-    cells = collect(out, plan, live)
+    found, strays = plan_dirs(out, plan)
+    cells = collect(out, plan, live, found)
     stats = row_stats(plan, cells)
     plots = []
     try:
@@ -66,10 +75,16 @@ def report(out: Path, live: Mapping[int, str] | None = None) -> tuple[list[Fleet
         log(f"fleet: warning: plot not written: {type(exc).__name__}: {exc}")
     cell_dicts = [c.to_dict() for c in cells]
     atomic_write_text(out / "summary.csv", csv_text(CSV_KEYS, cell_dicts))
-    atomic_write_text(out / "summary.md", markdown(plan, cells, stats, plots))
-    doc = {"rows": [st.to_dict() for st in stats], "cells": cell_dicts}
+    atomic_write_text(out / "summary.md", markdown(plan, cells, stats, plots, strays))
+    doc = {"rows": [st.to_dict() for st in stats], "cells": cell_dicts, "strays": strays}
     atomic_write_text(out / "fleet_report.json", json.dumps(doc, indent=2, default=str) + "\n")
-    return cells, stats
+    return FleetReport(cells, stats, strays)
+
+
+def named(strays: Sequence[str]) -> str:
+    """The first STRAYS_SHOWN folders, then how many more."""
+    more = len(strays) - STRAYS_SHOWN
+    return ", ".join(strays[:STRAYS_SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
 def _num(v: float | None, spec: str = ".2f") -> str:
@@ -84,7 +99,13 @@ def telemetry_line(c: FleetCell) -> str:
     return "; ".join(parts) or "no telemetry recorded"
 
 
-def markdown(plan: FleetPlan, cells: Sequence[FleetCell], stats: Sequence[RowStats], plots: Sequence[str]) -> str:
+def markdown(
+    plan: FleetPlan,
+    cells: Sequence[FleetCell],
+    stats: Sequence[RowStats],
+    plots: Sequence[str],
+    strays: Sequence[str] = (),
+) -> str:
     nodes = list(dict.fromkeys(c.node for c in cells))
     passed = sum(c.status == "passed" for c in cells)
     invalid = sum(c.status == "passed" and c.valid is False for c in cells)
@@ -102,6 +123,8 @@ def markdown(plan: FleetPlan, cells: Sequence[FleetCell], stats: Sequence[RowSta
     ]
     if sched.get("args"):
         out.append(f"- Scheduler arguments: `{' '.join(sched['args'])}`")
+    if strays:
+        out.append(f"- **{len(strays)} folder(s) not in the plan, not counted:** {named(strays)}")
     out += _per_row(stats) + _matrix(nodes, cells, stats) + _outliers(cells) + _problems(cells)
     if plots:
         out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
@@ -113,7 +136,9 @@ def markdown(plan: FleetPlan, cells: Sequence[FleetCell], stats: Sequence[RowSta
         "from the median; the CI is a bootstrap 95% interval of the median over the nodes (none below 2).",
         f"- An {OUTLIER_RULE}. A row measured on fewer than {MIN_NODES} nodes flags none.",
         "- A failed cell is a task that ran and failed, or that never wrote its record; `not run`: the fleet "
-        "was cancelled first. Per-cell files: `node_<node>/test_<row>/`.",
+        "was cancelled first; `not submitted`: a dry run's folder, never submitted. Per-cell files: "
+        "`node_<node>/test_<row>/`; a folder the plan has no cell for (another node, a row it does not have, "
+        "a replica beyond its node count) is named above and not counted.",
     ]
     return "\n".join(out) + "\n"
 

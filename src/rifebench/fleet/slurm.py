@@ -24,16 +24,16 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from rifebench.errors import UsageError
+from rifebench.fleet.interpreter import NodePython
+from rifebench.fleet.records import MAX_CELLS
 
 SCRIPT = "fleet.sbatch"
 LOG_DIR = "slurm"
 CONTAINER_WORKDIR = "/opt/rifebench"  # the images' WORKDIR (docker/*/Dockerfile)
-MAX_CELLS = 100_000  # rows x nodes (or replicas): the plan, the report and the queue stay small
 _RANGE = r"[0-9]+(-[0-9]+)?"
 _HOST = rf"[A-Za-z][A-Za-z0-9_.-]*(\[{_RANGE}(,{_RANGE})*\][A-Za-z0-9_.-]*)?"
 PATTERNS = {
@@ -172,9 +172,8 @@ def sbatch_args(opts: SlurmOptions, rows: int, out: Path, node_count: int) -> li
     return args
 
 
-def srun_command(opts: SlurmOptions, out: Path) -> list[str]:
-    """The task each node runs. Bare metal: this Python and this package (a
-    shared filesystem); in a container: the image's own environment."""
+def srun_command(opts: SlurmOptions, out: Path, node: NodePython) -> list[str]:
+    """The task each node runs (fleet/interpreter.py says which Python)."""
     cmd = ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=0"]
     if opts.container_image:
         cmd += [
@@ -182,22 +181,23 @@ def srun_command(opts: SlurmOptions, out: Path) -> list[str]:
             f"--container-mounts={out}:{out}",
             f"--container-workdir={CONTAINER_WORKDIR}",
         ]
-        python = ".venv/bin/python"
-    else:
-        python = sys.executable
-    return [*cmd, python, "-m", "rifebench.fleet.task", "--output-dir", str(out), "--row"]
+    return [*cmd, node.python, "-m", "rifebench.fleet.task", "--output-dir", str(out), "--row"]
 
 
-def render(opts: SlurmOptions, args: list[str], out: Path, package_parent: str) -> str:
+def render(opts: SlurmOptions, args: list[str], out: Path, node: NodePython) -> str:
     lines = [
         "#!/bin/bash",
         "# Written by `rifebench fleet submit`; resubmit with: sbatch " + shlex.quote(str(out / SCRIPT)),
         *(f"#SBATCH {a}" for a in args),
         "set -euo pipefail",
     ]
-    if not opts.container_image:
-        lines.append(f"export PYTHONPATH={shlex.quote(package_parent)}${{PYTHONPATH:+:$PYTHONPATH}}")
-    lines.append(" ".join(shlex.quote(c) for c in srun_command(opts, out)) + ' "$SLURM_ARRAY_TASK_ID"')
+    if node.pythonpath is not None:
+        lines += [
+            "# Every node runs this checkout's interpreter and package: they must see these paths",
+            "# (a shared filesystem). `fleet submit --python PATH` names another interpreter.",
+            f"export PYTHONPATH={shlex.quote(node.pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}",
+        ]
+    lines.append(" ".join(shlex.quote(c) for c in srun_command(opts, out, node)) + ' "$SLURM_ARRAY_TASK_ID"')
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from rifebench.bench.row import harness_command, run_row
 from rifebench.console import error, log, now_iso
-from rifebench.fleet.collect import NODE_PREFIX, PLAN, TASK
+from rifebench.errors import UsageError
+from rifebench.fleet.collect import NODE_PREFIX, PLAN, TASK, read_plan_file
 from rifebench.fleet.records import FleetPlan, TaskRecord
 from rifebench.fsutil import atomic_write_text
 from rifebench.run.interrupts import Interrupted, raise_on_signals
@@ -93,15 +94,27 @@ def run_cell(out: Path, plan: FleetPlan, row_no: int) -> int:
 
 def read_plan(out: Path, plan_file: str | None) -> FleetPlan:
     """The plan, copied into the fleet folder when it came from elsewhere (a
-    ConfigMap), so that the collected folder reads like a Slurm one."""
+    ConfigMap), so that the collected folder reads like a Slurm one.
+    FleetReportError (one line naming the file) when it is missing or not a plan."""
     plan_path = Path(plan_file) if plan_file else out / PLAN
-    plan = FleetPlan.from_dict(json.loads(plan_path.read_text()))
+    plan = read_plan_file(plan_path, "--plan" if plan_file else "--output-dir")
     if plan_file and not (out / PLAN).exists():
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".{PLAN}.{os.getpid()}"
         shutil.copyfile(plan_path, tmp)
         os.replace(tmp, out / PLAN)
     return plan
+
+
+def completion_row(plan: FleetPlan) -> int:
+    """A Kubernetes Indexed Job's row: JOB_COMPLETION_INDEX // replicas + 1."""
+    raw = os.environ.get("JOB_COMPLETION_INDEX", "")
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise UsageError(
+            f"JOB_COMPLETION_INDEX: invalid value {raw!r} "
+            "(accepted: the index a Kubernetes Indexed Job sets, 0 or more)"
+        )
+    return int(raw) // max(1, plan.replicas or 1) + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = Path(args.output_dir)
         plan = read_plan(out, args.plan)
-        if args.completion_index:
-            row = int(os.environ["JOB_COMPLETION_INDEX"]) // max(1, plan.replicas or 1) + 1
-        else:
-            row = args.row
-        return run_cell(out, plan, row)
+        return run_cell(out, plan, completion_row(plan) if args.completion_index else args.row)
+    except UsageError as exc:  # a plan or index that is not one: the scheduler's log gets one line
+        error(PROG, str(exc))
+        return Exit.USAGE
     except Interrupted as exc:  # before the run started: nothing to record
         log(f"{PROG}: interrupted ({exc}) before the run started")
         return Exit.INTERRUPTED

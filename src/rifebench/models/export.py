@@ -7,7 +7,8 @@ opset, exporter version): the shapes are static so that the runtimes can plan
 for them. The warp stays float32 in the graph (GridSample, opset 16 or later),
 as in the eager networks. Model 4.0's large-motion branch is exported
 faithfully, as an ONNX `If` (torch.cond in an export-only forward that gives
-bit-identical outputs in torch), never as a silently different network.
+bit-identical outputs in torch), never as a silently different network. Every
+other release of the family, 3.6 and the paper model export as they are.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,7 @@ import torch.nn as nn
 from rifebench.console import log
 from rifebench.fsutil import atomic_write_bytes, sha256_file
 from rifebench.models import onnx_cache
-from rifebench.models.nets.ifnet_v4 import LARGE_MOTION_PX, SCALES, IFNetV4, swap_halves, timestep_map
-from rifebench.models.nets.warp import warp
+from rifebench.models.nets.ifnet_v4 import LARGE_MOTION_PX, IFNetV4, timestep_map
 
 OPSET = 18  # GridSample arrived in 16; 18 is what the dynamo exporter writes natively
 CACHE_DIR = onnx_cache.CACHE_DIR
@@ -69,38 +69,32 @@ class ExportNet(nn.Module):
 
 
 class ExportNet40(nn.Module):
-    """IFNetV4 with its large-motion branch as torch.cond: both branches run the
-    rest of the network (blocks 2 and 3 use the doubled scales too), so that the
-    graph holds one If and the eager outputs equal IFNetV4.forward's."""
+    """IFNetV4 with its large-motion branch (4.0, 4.1) as torch.cond: both branches
+    run the rest of the network (the later blocks use the doubled scales too), so
+    that the graph holds one If and the eager outputs equal IFNetV4.forward's."""
 
     def __init__(self, net: IFNetV4, scale: float):
         super().__init__()
         self.net, self.scale = net, scale
 
-    def _rest(self, img0, img1, t, flow, mask, f0, m0, scales):
+    def _rest(self, img0, img1, t, flow, mask, df, dm, scales):
         n = self.net
-        blocks = (n.block0, n.block1, n.block2, n.block3)
-        w0, w1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
-        for i in (1, 2, 3):
+        for i in range(1, n.arch.blocks):
             if i > 1:
-                f0, m0 = blocks[i](torch.cat((w0, w1, t, mask), 1), flow, scales[i])
+                df, dm, _ = n.step(i, img0, img1, t, None, flow, mask, None, scales[i])
             if n.ensemble:
-                f1, m1 = blocks[i](torch.cat((w1, w0, 1 - t, -mask), 1), swap_halves(flow), scales[i])
-                f0, m0 = (f0 + swap_halves(f1)) / 2, (m0 - m1) / 2
-            flow, mask = flow + f0, mask + m0
-            w0, w1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
-        m = torch.sigmoid(mask)
-        return w0 * m + w1 * (1 - m)
+                df, dm = n.reversed_step(i, img0, img1, t, None, flow, mask, df, dm, scales[i])
+            flow, mask = n.combine(flow, mask, df, dm)
+        return n.merge(img0, img1, flow, mask)
 
     def _block1(self, img0, img1, t, scales, ensemble):
-        flow, mask = self.net._first(img0, img1, t, scales[0], ensemble)
-        w0, w1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
-        f0, m0 = self.net.block1(torch.cat((w0, w1, t, mask), 1), flow, scales[1])
-        return flow, mask, f0, m0
+        flow, mask, _ = self.net.first(img0, img1, t, None, scales[0], ensemble)
+        df, dm, _ = self.net.step(1, img0, img1, t, None, flow, mask, None, scales[1])
+        return flow, mask, df, dm
 
     def forward(self, img0, img1, timestep):
         t = timestep_map(timestep, img0)
-        scales = [s / self.scale for s in SCALES]
+        scales = [s / self.scale for s in self.net.arch.scales]
         flow, mask, f0, m0 = self._block1(img0, img1, t, scales, self.net.ensemble)
         large = (f0[:, :2].abs().max() > LARGE_MOTION_PX) & (f0[:, 2:4].abs().max() > LARGE_MOTION_PX)
 
@@ -118,7 +112,7 @@ class ExportNet40(nn.Module):
 
 def export_module(net: nn.Module, spec, scale: float) -> nn.Module:
     """The module torch.onnx.export sees for `net`."""
-    if isinstance(net, IFNetV4) and net.variant.large_motion:
+    if isinstance(net, IFNetV4) and net.arch.large_motion:
         return ExportNet40(net, scale).eval()
     return ExportNet(net, spec.arbitrary_timestep, scale).eval()
 
@@ -130,16 +124,22 @@ def graph_bytes(net: nn.Module, spec, key: ExportKey) -> bytes:
     dtype = torch.float16 if key.precision == "fp16" else torch.float32
     img = torch.rand(key.batch, 3, key.height, key.width, generator=torch.Generator().manual_seed(0))
     args = (img.to(dtype), img.flip(3).to(dtype), torch.full((1,), 0.5))
-    module = export_module(net, spec, key.scale)
+    return module_bytes(export_module(net, spec, key.scale), args, INPUTS, ("frame",), key.opset)
+
+
+def module_bytes(module: nn.Module, args: tuple, inputs: Sequence[str], outputs: Sequence[str], opset: int) -> bytes:
+    """Any module's ONNX graph with these input and output names, serialised in
+    memory (graph_bytes's exporter settings; runtimes/branches.py exports 4.0's
+    parts through it)."""
     with torch.no_grad(), _quiet():
         program = torch.onnx.export(
             module,
             args,
             None,
             dynamo=True,
-            opset_version=key.opset,
-            input_names=list(INPUTS),
-            output_names=["frame"],
+            opset_version=opset,
+            input_names=list(inputs),
+            output_names=list(outputs),
             verbose=False,
         )
     assert program is not None, "the dynamo exporter returns its program"
@@ -193,11 +193,15 @@ def cache_folders(weights_path: str) -> list[Path]:
     return onnx_cache.folders(weights_path)
 
 
-def cached_export(net: nn.Module, spec, key: ExportKey, folders: Sequence[Path]) -> tuple[Path, dict]:
+def cached_export(
+    net: nn.Module, spec, key: ExportKey, folders: Sequence[Path], make: Callable[[], bytes] | None = None
+) -> tuple[Path, dict]:
     """The cached graph for key, exported first if absent or not matching its
     sha256. The first folder that holds a valid entry is used; else the first
     that can be written. Returns its path and what happened ({"cached": bool,
-    "export_s": seconds or None, "folder", "beside_weights", "fallback_reason", ...})."""
+    "export_s": seconds or None, "folder", "beside_weights", "fallback_reason", ...}).
+    `make` writes another entry's bytes in place of the export (a key whose
+    file_name differs: runtimes/ keeps 4.0's parts and INT8 models here)."""
     wanted = asdict(key)
     passed_over: list[str] = []  # why each earlier folder could not take the export
     for folder in folders:
@@ -207,7 +211,7 @@ def cached_export(net: nn.Module, spec, key: ExportKey, folders: Sequence[Path])
             return path, _info(key, path, folders, passed_over, None)
         why = onnx_cache.unwritable(folder)
         if why is None:
-            return _export_into(net, spec, key, path, folders, passed_over)
+            return _export_into(net, spec, key, path, folders, passed_over, make)
         passed_over.append(why)
     raise onnx_cache.CacheError(
         f"ONNX cache: no folder can take the export: {'; '.join(passed_over)} (accepted: a weights folder, "
@@ -215,7 +219,9 @@ def cached_export(net: nn.Module, spec, key: ExportKey, folders: Sequence[Path])
     )
 
 
-def _export_into(net, spec, key: ExportKey, path: Path, folders, passed_over: list[str]) -> tuple[Path, dict]:
+def _export_into(
+    net, spec, key: ExportKey, path: Path, folders, passed_over: list[str], make=None
+) -> tuple[Path, dict]:
     with onnx_cache.locked(path.parent):
         problem = onnx_cache.entry_problem(path, asdict(key))  # another stream may have written it meanwhile
         if problem is None:
@@ -225,7 +231,7 @@ def _export_into(net, spec, key: ExportKey, path: Path, folders, passed_over: li
         elif passed_over:
             log(f"ONNX cache: {passed_over[0]}; exporting into {path.parent}")
         t0 = time.monotonic()
-        data = graph_bytes(net, spec, key)
+        data = make() if make is not None else graph_bytes(net, spec, key)
         seconds = time.monotonic() - t0
         onnx_cache.write_entry(path, asdict(key), data, seconds, time.time())
     return path, _info(key, path, folders, passed_over, seconds)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rifebench.errors import RifebenchError
+from rifebench.errors import UsageError
 from rifebench.fsutil import atomic_write_bytes, atomic_write_text
 from rifebench.paths import cache_dir
 
@@ -34,8 +34,9 @@ MAX_KEY_FILE_BYTES = 1 << 20  # a key file is a few hundred bytes
 ABSENT = "absent"  # entry_problem's answer for an entry never written
 
 
-class CacheError(RifebenchError, OSError):
-    """Why the cache cannot be used: one line, naming the path and the fix."""
+class CacheError(UsageError, OSError):
+    """Why the cache cannot be used: one line, naming the path and the fix. A
+    usage error: the run exits 2 with this line, even when a stream finds it."""
 
     expected = True  # a designed outcome: the stream reports this line, not a traceback
 

@@ -8,6 +8,7 @@ names the file and what is wrong with it.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -19,6 +20,8 @@ import torch
 import torch.nn as nn
 
 from rifebench.errors import RifebenchError
+from rifebench.fsutil import atomic_write_bytes
+from rifebench.models import zoo
 from rifebench.models.zoo import ModelSpec
 
 MAX_LISTED_KEYS = 5
@@ -110,6 +113,25 @@ def check_and_load(net: nn.Module, state: dict[str, torch.Tensor], spec: ModelSp
         raise WeightsError(f"weights file {path} does not match model {spec.name}: " + ", ".join(problems))
     net.load_state_dict(kept, strict=True)
     return net
+
+
+RANDOM_NOTE = "seeded random weights of the official shapes (seed {seed}): speed only, no quality"
+
+
+def write_random_weights(spec: ModelSpec, path: str | os.PathLike, seed: int = zoo.RANDOM_SEED) -> Path:
+    """Write the network's state dict after a seeded initialisation to path (atomically),
+    for speed-only runs of a release whose weights are not at hand."""
+    if spec.weights_file is None:
+        raise WeightsError(f"model {spec.name} takes no weights, random or not")
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+        torch.manual_seed(seed)
+        state = spec.build()().state_dict()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def load_model(spec: ModelSpec, path: str | os.PathLike | None, options: dict | None = None) -> nn.Module:

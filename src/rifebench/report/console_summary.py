@@ -23,6 +23,8 @@ def print_summary(run: RunResult, log: Log) -> None:
     _device(run.device_time or {}, log)
     video_report.log_lines(run, log)
     _quality(run, log)
+    if run.runtime:
+        log(f"runtime: {runtime_line(run.runtime)}")
     for fail in run.failures:
         if fail.get("partial_result"):  # the launcher has already printed the others
             log(f"error: stream {fail['stream']} failed: {fail['reason']}")
@@ -34,8 +36,16 @@ def print_summary(run: RunResult, log: Log) -> None:
         )
     for w in run.warnings:
         log(line(w))
-    log(validity_line(run.validity))
-    log(f"status: {run.status}")
+    log(validity_line(run.validity, run.warnings))
+    log(status_line(run))
+
+
+def status_line(run: RunResult) -> str:
+    """The last line: the status, and in the same line that a pass is not to be
+    trusted when the measurement is invalid."""
+    if run.status == "passed" and not run.validity.valid:
+        return f"status: passed, but INVALID: {', '.join(run.validity.reasons)} (see the validity line above)"
+    return f"status: {run.status}"
 
 
 def _figures(run: RunResult, log: Log) -> None:
@@ -81,8 +91,9 @@ def _quality(run: RunResult, log: Log) -> None:
     q = run.quality
     if q:
         log(
-            f"quality: {q['passed']}/{q['tested']} frames >= {q['threshold_db']} dB ({f(q['pass_pct'])}%), "
-            f"mean PSNR {f(q['psnr_mean'])} dB, SSIM {f(q['ssim_mean'], '.4f')}: verdict {q['verdict']}"
+            f"quality: {q['passed']}/{q['tested']} frames >= {q['threshold_db']} dB ({f(q['pass_pct'])}%"
+            f"{pass_bar(q)}), mean PSNR {f(q['psnr_mean'])} dB, SSIM {f(q['ssim_mean'], '.4f')}: "
+            f"verdict {q['verdict']}"
         )
         log(f"quality note: {q['note']}")
     else:
@@ -91,3 +102,28 @@ def _quality(run: RunResult, log: Log) -> None:
             if run.mode == "video"
             else "accuracy: 0 (performance mode (dummy): no quality verdict)"
         )
+
+
+def pass_bar(quality: dict[str, Any]) -> str:
+    """The verdict's bar beside the pass rate: `, needs >= 95% (MIN_PASS_PCT)`."""
+    bar = quality.get("min_pass_pct")
+    return "" if bar is None else f", needs >= {bar:g}% (MIN_PASS_PCT)"
+
+
+def runtime_line(rt: dict[str, Any]) -> str:
+    """A runtime stream's own set-up phase and parity gate, in words:
+    `onnxruntime 1.30.0 (graph fp32): set-up 47.9 s (export 23.5 s, compile 24.4 s);
+    parity 52.30 dB PSNR against PyTorch fp32 (needs >= 50 dB)`."""
+    exports = [e for e in rt.get("exports") or [] if e.get("export_s") is not None]
+    export_s = sum(e["export_s"] for e in exports)
+    build_s = sum(e.get("build_s") or 0.0 for e in rt.get("engines") or [])  # export included
+    cached = any(e.get("cached") for e in rt.get("exports") or [])
+    parts = [f"export {export_s:.1f} s" if exports else ("cached graph" if cached else "no ONNX export")]
+    parts.append(f"compile {max(build_s - export_s, 0.0):.1f} s")
+    setup = f"set-up {rt['setup_s']:.1f} s ({', '.join(parts)})" if rt.get("setup_s") is not None else ", ".join(parts)
+    gate = rt.get("parity") or {}
+    db = "identical" if gate.get("identical") else f"{f(gate.get('psnr_db'))} dB PSNR"
+    need = gate.get("threshold_db")
+    parity = f"parity {db} against {gate.get('against') or 'PyTorch fp32'} (needs >= {f(need, 'g')} dB)"
+    name = f"{rt.get('name')} {rt.get('version') or '(version unknown)'} (graph {rt.get('graph_precision')})"
+    return f"{name}: {setup}; {parity}"

@@ -54,7 +54,8 @@ def fingerprint_diff(ref_path: Path, other_path: Path) -> dict[str, Any]:
             return {"note": f"cannot read the fingerprint {path}: {exc}"}
     ref, other = frames
     if ref.shape != other.shape:
-        return {"note": f"fingerprints differ in shape {ref.shape} vs {other.shape}"}
+        (h0, w0), (h1, w1) = ref.shape[:2], other.shape[:2]
+        return {"note": f"fingerprints differ in size {w0}x{h0} vs {w1}x{h1}"}  # width x height, as everywhere
     from rifebench.measure.quality import output_diff
 
     diff: dict[str, Any] = output_diff(ref, other)

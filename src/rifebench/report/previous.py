@@ -1,6 +1,10 @@
 """Earlier runs' results in OUTPUT_DIR: moved aside whole, one folder per run,
 before anything of this run is written (output.log included); and what a run
-whose results could not be written must not leave behind."""
+whose results could not be written must not leave behind.
+
+previous/ may hold the user's own folders too (a baseline kept by hand): the
+rotation counts and prunes only the folders it made, named by their run's UTC
+start (STAMP_RE), and never touches anything else there."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +21,8 @@ from pathlib import Path
 RESULT_SET = ("results.yaml", "results.json", "output.log", "images", "interpolated.mkv")
 PREVIOUS = "previous"
 KEEP_PREVIOUS = 5
+# The names set_aside_previous gives: 20260301T100000Z, and ~2, ~3 ... for runs of the same second.
+STAMP_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z(~[0-9]+)?")
 
 
 def set_aside_previous(output_dir: str, keep: int = KEEP_PREVIOUS) -> Path | None:
@@ -34,10 +41,21 @@ def set_aside_previous(output_dir: str, keep: int = KEEP_PREVIOUS) -> Path | Non
     folder.mkdir(parents=True)
     for path in present:
         os.replace(path, folder / path.name)  # renames move a symlink itself, never its target
-    older = sorted((p for p in (out / PREVIOUS).iterdir() if p.is_dir() and not p.is_symlink()), key=_age_key)
+    older = kept_runs(output_dir)
     for old in older[:-keep] if keep > 0 else older:
         shutil.rmtree(old)
     return folder
+
+
+def kept_runs(output_dir: str) -> list[Path]:
+    """The earlier runs' folders the rotation made in OUTPUT_DIR/previous/, oldest
+    first; a folder of another name, a file or a link there is not one of them."""
+    try:
+        entries = list((Path(output_dir) / PREVIOUS).iterdir())
+    except OSError:  # no previous/ (a first run), or not a folder
+        return []
+    ours = (p for p in entries if STAMP_RE.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+    return sorted(ours, key=_age_key)
 
 
 def _run_stamp(out: Path) -> str:

@@ -76,7 +76,10 @@ def analyse(
     device = device_section(streams, combined.throughput_pairs_s, model_info, peak, outcome.telemetry, settings)
     knobs = knobs_of(streams)
     timed = [r for r in streams if r.timed]
-    validity, fired = verdict(settings, Measurements(cfg.platform, timed, combined.window, outcome.telemetry, device))
+    measured = Measurements(
+        cfg.platform, timed, combined.window, outcome.telemetry, device, cfg.mode, cfg.num_inputs, cfg.batch_size
+    )
+    validity, fired = verdict(settings, measured)
     warnings = (
         list(outcome.warnings) + [warning("KNOB_FALLBACK", **f) for f in (knobs or {}).get("fallbacks", [])] + fired
     )

@@ -29,17 +29,31 @@ from rifebench.status import Status
 RESULT_FILES = ("results.yaml", "results.json")
 
 
-def yaml_results(throughput: float | None, latency_ms: float | None, accuracy_pct: float | None) -> str:
+def yaml_results(
+    throughput: float | None,
+    latency_ms: float | None,
+    accuracy_pct: float | None,
+    status: str | None = None,
+    validity: Validity | None = None,
+) -> str:
+    """The reference's three `results` entries, unchanged; beside them the run's
+    `status` and `validity` (valid, reasons), so a collector reading results.yaml
+    alone can leave out an invalid measurement."""
+
     def r2(x: float | None) -> float | None:
         return None if x is None else round(float(x), 2)
 
-    doc = {
+    doc: dict[str, Any] = {
         "results": [
             {"key": "throughput", "value": r2(throughput), "unit": "img/s"},
             {"key": "latency", "value": r2(latency_ms), "unit": "ms"},
             {"key": "accuracy", "value": r2(accuracy_pct), "unit": "percents"},
         ]
     }
+    if status is not None:
+        doc["status"] = status
+    if validity is not None:
+        doc["validity"] = {"valid": validity.valid, "reasons": list(validity.reasons)}
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 
@@ -107,7 +121,9 @@ def finish(
         and ((quality and quality.get("verdict") in ("fail", "unchecked")) or not validity.valid)
     ):
         m = run.metrics
-        write_yaml(cfg.output_dir, yaml_results(m.throughput_img_s, m.latency_ms.mean, m.accuracy_pct))
+        write_yaml(
+            cfg.output_dir, yaml_results(m.throughput_img_s, m.latency_ms.mean, m.accuracy_pct, run.status, validity)
+        )
     return run, int(status.exit)
 
 

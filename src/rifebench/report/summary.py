@@ -16,6 +16,7 @@ rows (against the ground truth) and, for dummy rows, the output fingerprint
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,24 +47,76 @@ def load_results(test_dir: Path) -> RunResult | None:
 
 
 def _last_error(test_dir: Path) -> str | None:
+    """The row's last error, whole: a message of several lines (the weights fetch's
+    one line per source tried, indented under "...:") is joined into one."""
     try:
-        lines = [ln.strip() for ln in (Path(test_dir) / "console.log").read_text(errors="replace").splitlines()]
+        lines = [ln.rstrip() for ln in (Path(test_dir) / "console.log").read_text(errors="replace").splitlines()]
     except OSError:
         return None
-    lines = [ln for ln in lines if ln]
-    flagged = [ln for ln in lines if "error" in ln.lower()]
-    last = flagged or lines
-    return last[-1] if last else None
+    heads = [i for i, ln in enumerate(lines) if ln and not ln[0].isspace()]
+    flagged = [i for i in heads if "error" in lines[i].lower()] or heads
+    if not flagged:
+        return None
+    first = flagged[-1]
+    more = []
+    for ln in lines[first + 1 :]:
+        if not ln or not ln[0].isspace():
+            break
+        more.append(ln.strip())
+    return lines[first].strip() + (" " + "; ".join(more) if more else "")
 
 
 def row_record(
-    number: int, cells: Mapping[str, str], test_dir: Path, exit_code: int | None, wall_s: float
+    number: int,
+    cells: Mapping[str, str],
+    test_dir: Path,
+    exit_code: int | None,
+    wall_s: float,
+    where: Mapping[str, str] | None = None,
+    planned: Mapping[str, Any] | None = None,
 ) -> RowRecord:
+    """`where`: where each option variable's value came from (benchmark.sh knows:
+    profile, environment, default); `planned`: the row's configuration as resolved
+    before it ran, for a row that wrote no results."""
     try:
         run, problem = load_results(test_dir), None
     except SchemaError as exc:  # unreadable, or another version's: a failed row that says so
         run, problem = None, str(exc)
-    return record_of(number, cells, test_dir, exit_code, wall_s, run, problem)
+    rec = record_of(number, cells, test_dir, exit_code, wall_s, run, problem)
+    config = run.config if run and run.config else dict(planned or {})
+    rec.settings, rec.settings_from = settings_of(config, where)
+    return rec
+
+
+def settings_of(
+    config: Mapping[str, Any], where: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Every option variable's value as the row ran it (results.json `config`, as
+    text) and where it came from: `where`'s word (profile, environment, ...; without
+    it the run's own: flag, env, default), and what the run settled on this
+    machine, from its `config.origin` ("default (auto -> cpu)")."""
+    from rifebench.options import OPTIONS
+
+    origin = config.get("origin") or {}
+    values, sources = {}, {}
+    for o in OPTIONS:
+        values[o.env] = setting_text(config.get(o.name.rstrip("_")))
+        own = str(origin.get(o.name) or "default")
+        settled = re.search(r"\(([^()]*->[^()]*)\)$", own)
+        word = where.get(o.env, "default") if where is not None else own.split(" (")[0]
+        sources[o.env] = word + (f" ({settled.group(1)})" if settled else "")
+    return values, sources
+
+
+def setting_text(value: Any) -> str:
+    """An option's value as a variable would spell it ("" for unset)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
 
 
 def record_of(
@@ -163,9 +216,11 @@ def _status(run: RunResult | None, exit_code: int | None, test_dir: Path) -> tup
     q = (run.quality if run else None) or {}
     if q.get("verdict") == "fail":
         pct = q.get("pass_pct")
+        bar = q.get("min_pass_pct")
         return (
             failed,
-            f"quality verdict: {'?' if pct is None else f'{pct:.2f}'}% of frames >= {q.get('threshold_db')} dB",
+            f"quality verdict: {'?' if pct is None else f'{pct:.2f}'}% of frames >= {q.get('threshold_db')} dB"
+            + ("" if bar is None else f" (needs >= {bar:g}%, MIN_PASS_PCT)"),
         )
     if exit_code == Exit.PASS:
         return failed, "exit status 0 but no passing results.json: not counted as a pass"

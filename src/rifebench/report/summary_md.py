@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rifebench.report.table import RowRecord, md_table, to_dict
+from rifebench.report.table import RowRecord, md_table, setting_vars, to_dict
+
+# The order of the "What ran" lines: where a value came from, most deliberate first.
+ORIGIN_ORDER = ("profile", "environment", "flag", "env", "benchmark.sh", "default")
 
 
 def markdown(
@@ -51,6 +54,7 @@ def markdown(
         out += ["", "## Rows that did not pass", ""]
         out += [f"- row {r.row} ({r.status}): {r.reason or r.fingerprint_note}" for r in problems]
     out += warnings_section(records)
+    out += settings_section(records)
     if plots:
         out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
     out += ["", "## How to read this", "", *_notes(header, records)]
@@ -79,6 +83,55 @@ def warnings_section(records: Sequence[RowRecord]) -> list[str]:
             text = w.get("message") or (checks.get(code) or {}).get("detail") or "see results.json"
             out.append(f"  - `{code}`: {text}" + (f". Remedy: {w['remedy']}" if w.get("remedy") else ""))
     return ["", "## Invalid measurements and warnings", "", *out] if out else []
+
+
+def settings_section(records: Sequence[RowRecord]) -> list[str]:
+    """Every option as the rows ran it and where its value came from: the settings
+    every row shares, grouped by origin, then those that vary (their values are
+    columns of the table above)."""
+    rows = [r for r in records if r.settings]
+    if not rows:
+        return []
+    same: dict[str, list[str]] = {}
+    varying = []
+    for var in setting_vars():
+        seen = {(r.settings.get(var, ""), r.settings_from.get(var, "default")) for r in rows}
+        if len(seen) > 1:
+            origins = sorted({o for _, o in seen}, key=_origin_rank)
+            varying.append(f"`{var}` ({', '.join(origins)})")
+            continue
+        value, origin = seen.pop()
+        same.setdefault(origin, []).append(f"`{var}={value}`" if value != "" else f"`{var}` unset")
+    out = [
+        "",
+        "## What ran",
+        "",
+        "Every option as the rows ran it, and where its value came from: a cell of the profile, the "
+        "environment benchmark.sh ran in, benchmark.sh itself (each row's OUTPUT_DIR; DUMMY=1 when no dataset "
+        "is named) or the option's default; `auto -> x`: what the run settled on this machine. Per row: "
+        "`ran:VAR` and `from:VAR` in summary.csv, `row_settings` in benchmark.json.",
+        "",
+    ]
+    out += [f"- Same in every row, {_from(origin)}: {', '.join(items)}" for origin, items in _by_origin(same)]
+    if varying:
+        out.append(f"- Varies by row (see the table): {', '.join(varying)}")
+    return out
+
+
+def _origin_rank(origin: str) -> tuple[int, str]:
+    word = origin.split(" (")[0]
+    return (ORIGIN_ORDER.index(word) if word in ORIGIN_ORDER else len(ORIGIN_ORDER), origin)
+
+
+def _from(origin: str) -> str:
+    """'profile' -> 'from the profile', 'default (auto -> cpu)' -> 'by default (auto -> cpu)'."""
+    word, _, rest = origin.partition(" (")
+    said = {"profile": "from the profile", "environment": "from the environment", "default": "by default"}
+    return said.get(word, f"from {word}") + (f" ({rest}" if rest else "")
+
+
+def _by_origin(groups: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
+    return sorted(groups.items(), key=lambda kv: _origin_rank(kv[0]))
 
 
 def machine_line(system: dict[str, Any]) -> str:

@@ -71,6 +71,10 @@ class RowRecord:
     speedup_invalid: bool | None = None
     max_abs_err: float | None = None
     fingerprint_note: str | None = None
+    # Every option variable as the row ran it (text) and where that value came from
+    # (profile, environment, benchmark.sh or default, with what the run settled: "auto -> cpu").
+    settings: dict[str, str] = field(default_factory=dict)
+    settings_from: dict[str, str] = field(default_factory=dict)
 
     @property
     def measured(self) -> bool:
@@ -138,9 +142,19 @@ def speedup(rec: Mapping[str, Any]) -> float | Flagged | None:
     return Flagged(s, "invalid") if s is not None and rec.get("speedup_invalid") else s
 
 
+def setting_vars() -> list[str]:
+    """Every option variable, in the option table's order (the settings columns)."""
+    from rifebench.options import OPTIONS
+
+    return [o.env for o in OPTIONS]
+
+
 def fieldnames(header: Sequence[str]) -> list[str]:
-    """summary.csv's columns: the row, the profile's columns, then COLUMNS."""
-    return ["row", *header, "status", "exit_code", *(c.key for c in COLUMNS), "reason"]
+    """summary.csv's columns: the row, the profile's columns, then COLUMNS, the
+    reason, and for every option variable what ran (`ran:VAR`) and where that
+    value came from (`from:VAR`)."""
+    settings = [name for var in setting_vars() for name in (f"ran:{var}", f"from:{var}")]
+    return ["row", *header, "status", "exit_code", *(c.key for c in COLUMNS), "reason", *settings]
 
 
 def to_dict(rec: RowRecord, header: Sequence[str]) -> dict[str, Any]:
@@ -156,6 +170,9 @@ def to_dict(rec: RowRecord, header: Sequence[str]) -> dict[str, Any]:
     for c in COLUMNS:
         out[c.key] = speedup(d) if c.key == "speedup" else d[c.key]
     out["reason"] = d["reason"]
+    for var in setting_vars():
+        out[f"ran:{var}"] = d["settings"].get(var)
+        out[f"from:{var}"] = d["settings_from"].get(var)
     return out
 
 
@@ -212,28 +229,30 @@ def md_value(x: Any, spec: str = "") -> str:
 
 
 def md_table(header: Sequence[str], records: Sequence[RowRecord]) -> list[str]:
-    """Profile columns that vary, the status, then every column some row fills."""
+    """Profile columns that vary, the other settings that vary between rows (as
+    they ran), the status, then every column some row fills; a header cell for
+    every column, whichever are shown."""
     dicts = [to_dict(r, header) for r in records]
     varying = [h for h in header if len({d[h] for d in dicts}) > 1]
+    ran = [v for v in varying_settings(records) if v not in header]
     shown = [c for c in COLUMNS if c.key not in MD_HIDDEN and any(d[c.key] not in (None, []) for d in dicts)]
-    out = [
-        "| row | "
-        + " | ".join(varying)
-        + (" | " if varying else "")
-        + "status | "
-        + " | ".join(c.label for c in shown)
-        + " |",
-        "|---|" + "---|" * len(varying) + "---|" + "".join("---:|" if c.spec else "---|" for c in shown),
-    ]
+    labels = ["row", *varying, *ran, "status", *(c.label for c in shown)]
+    aligns = ["---"] * (len(labels) - len(shown)) + ["---:" if c.spec else "---" for c in shown]
+    out = ["| " + " | ".join(labels) + " |", "|" + "|".join(aligns) + "|"]
     for rec, d in zip(records, dicts, strict=True):
-        cells = [d[h] for h in varying]
         status = d["status"] if d["status"] == "passed" else f"**{d['status']}**"
-        out.append(
-            f"| [{d['row']}]({rec.dir}/) | "
-            + " | ".join(cells)
-            + (" | " if cells else "")
-            + f"{status} | "
-            + " | ".join(md_value(d[c.key], c.spec) for c in shown)
-            + " |"
-        )
+        cells = [
+            f"[{d['row']}]({rec.dir}/)",
+            *(d[h] for h in varying),
+            *(md_value(rec.settings.get(v)) for v in ran),
+            status,
+            *(md_value(d[c.key], c.spec) for c in shown),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
     return out
+
+
+def varying_settings(records: Sequence[RowRecord]) -> list[str]:
+    """The option variables whose value differs between rows (as they ran); not
+    OUTPUT_DIR, which is each row's own folder by design."""
+    return [v for v in setting_vars() if v != "OUTPUT_DIR" and len({r.settings.get(v) for r in records}) > 1]

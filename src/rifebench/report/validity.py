@@ -16,6 +16,10 @@ a recommendation on the console's validity line.
 - NO_STEADY_STATE: the median latency of the first tenth of a stream's
   submissions differs from the last tenth's by more than drift_max_pct
   (checked from drift_min_samples submissions on).
+
+Every warning a rule raises states the figure measured and the bar it missed,
+and its remedy fits the mode: in quality and video mode the dataset or the clip
+sets the number of samples, and NUM_INPUTS only up to it.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class Measurements:
     window: Window | None = None  # the streams' common window (report.results.aggregate)
     telemetry: dict[str, Any] | None = None  # the sampler's summary: others_pct_of_cpus per stream, GPU clocks
     device: dict[str, Any] | None = None  # results.json device_time: kernel busy per GPU, spans per stream
+    mode: str = "dummy"  # dummy | dataset | video: what sets the number of samples (the remedies)
+    num_inputs: int | None = None  # NUM_INPUTS
+    batch_size: int = 1  # BATCH_SIZE: pairs per submission
 
 
 Rule = Callable[[ValiditySettings, Measurements], tuple[Check, dict[str, Any] | None]]
@@ -78,8 +85,25 @@ def _fired(check: Check) -> tuple[Check, dict[str, Any] | None]:
 def too_few(s: ValiditySettings, m: Measurements) -> tuple[Check, dict[str, Any] | None]:
     counts = [len(r.latency_ms) for r in m.streams]
     fewest = min(counts) if counts else 0
-    detail = f"timed submissions per stream: {counts}"
-    return _fired(Check("TOO_FEW_SAMPLES", fewest < s.min_samples, fewest, s.min_samples, detail))
+    detail = f"timed submissions per stream: {counts} (needs >= {s.min_samples} each, MIN_SAMPLES)"
+    check = Check("TOO_FEW_SAMPLES", fewest < s.min_samples, fewest, s.min_samples, detail)
+    return check, warning(check.code, detail=detail, how=more_samples(m)) if check.triggered else None
+
+
+def more_samples(m: Measurements) -> str:
+    """What gives a stream more timed submissions in this mode (TOO_FEW_SAMPLES's remedy)."""
+    smaller_batch = " or a smaller BATCH_SIZE (one submission is one sample)" if m.batch_size > 1 else ""
+    if m.mode == "dummy":
+        return f"raise NUM_INPUTS or MIN_TEST_DURATION{smaller_batch}"
+    source, unit = ("a longer clip", "pairs in the video") if m.mode == "video" else ("more triplets", "list size")
+    capped = m.num_inputs is not None and any(r.frames >= m.num_inputs for r in m.streams)
+    if capped:  # NUM_INPUTS stopped the stream before the data ran out
+        return f"raise NUM_INPUTS (a stream runs min(NUM_INPUTS, {unit})){smaller_batch}"
+    what = "a longer clip (more frames)" if m.mode == "video" else "more triplets (a longer dataset list)"
+    return (
+        f"{what}: every one was used, so NUM_INPUTS cannot add any, and MIN_TEST_DURATION applies to "
+        f"dummy mode only{smaller_batch}; {source} is the only way to more samples per window"
+    )
 
 
 def contention(s: ValiditySettings, m: Measurements) -> tuple[Check, dict[str, Any] | None]:
@@ -90,7 +114,7 @@ def contention(s: ValiditySettings, m: Measurements) -> tuple[Check, dict[str, A
     worst = max((p for _, p in measured), default=None)
     if not noisy:
         return Check("CPU_CONTENTION", False, worst, s.noisy_pct, "other processes stayed off the streams' CPUs"), None
-    found = warning("CPU_CONTENTION", pct=max(p for _, p in noisy), streams=[i for i, _ in noisy])
+    found = warning("CPU_CONTENTION", pct=max(p for _, p in noisy), streams=[i for i, _ in noisy], limit=s.noisy_pct)
     return Check("CPU_CONTENTION", True, worst, s.noisy_pct, "see the CPU_CONTENTION warning"), found
 
 
@@ -112,7 +136,9 @@ def host_bound(s: ValiditySettings, m: Measurements) -> tuple[Check, dict[str, A
     lowest = min((p for _, p in shares), default=None)
     if not low:
         return Check("HOST_BOUND", False, lowest, s.host_bound_pct, quiet), None
-    found = warning("HOST_BOUND", busy_pct=max(p for _, p in low), what=what.format([i for i, _ in low]))
+    found = warning(
+        "HOST_BOUND", busy_pct=max(p for _, p in low), what=what.format([i for i, _ in low]), limit=s.host_bound_pct
+    )
     return Check("HOST_BOUND", True, lowest, s.host_bound_pct, "see the HOST_BOUND warning"), found
 
 
@@ -128,7 +154,7 @@ def misaligned(s: ValiditySettings, m: Measurements) -> tuple[Check, dict[str, A
     pct = m.window.overlap_pct if m.window else None
     if len(m.streams) < 2 or pct is None:
         return _fired(Check("WINDOWS_MISALIGNED", False, pct, s.overlap_min_pct, "one stream: nothing to align"))
-    detail = "overlap of the streams' timed windows, % of the whole window"
+    detail = f"they overlap for {pct:.1f}% of the whole window (needs >= {s.overlap_min_pct:g}%)"
     return _fired(Check("WINDOWS_MISALIGNED", pct < s.overlap_min_pct, pct, s.overlap_min_pct, detail))
 
 
@@ -146,7 +172,10 @@ def drift(s: ValiditySettings, m: Measurements) -> tuple[Check, dict[str, Any] |
     if where is None:
         detail = f"not checked: fewer than {s.drift_min_samples} submissions per stream"
         return _fired(Check("NO_STEADY_STATE", False, None, s.drift_max_pct, detail))
-    detail = f"stream {where[0]}: median latency {where[1]:.3g} ms in the first tenth, {where[2]:.3g} ms in the last"
+    detail = (
+        f"stream {where[0]}: median latency {where[1]:.3g} ms in the first tenth, {where[2]:.3g} ms in the last: "
+        f"{worst:.1f}% apart (allowed <= {s.drift_max_pct:g}%)"
+    )
     return _fired(Check("NO_STEADY_STATE", worst > s.drift_max_pct, worst, s.drift_max_pct, detail))
 
 
@@ -162,12 +191,14 @@ def verdict(settings: ValiditySettings, m: Measurements) -> tuple[Validity, list
     return validity, [w for _, w in outcomes if w is not None]
 
 
-def recommendations(validity: Validity) -> list[str]:
-    """The remedies of the rules that fired, in the rules' order."""
-    return [REGISTRY[code].remedy for code in validity.reasons if code in REGISTRY]
+def recommendations(validity: Validity, warnings: list[dict[str, Any]] | None = None) -> list[str]:
+    """The remedies of the rules that fired, in the rules' order: as the run's
+    warnings give them (filled in for its mode), else the registry's."""
+    given = {w.get("code"): w.get("remedy") for w in warnings or []}
+    return [given.get(code) or REGISTRY[code].remedy for code in validity.reasons if code in REGISTRY]
 
 
-def line(validity: Validity) -> str:
+def line(validity: Validity, warnings: list[dict[str, Any]] | None = None) -> str:
     """The console's verdict: one line, then a recommendation per rule that fired."""
     if validity.valid:
         return "validity: valid (no rule fired: enough samples, quiet CPUs, steady, aligned, not throttled)"
@@ -175,4 +206,4 @@ def line(validity: Validity) -> str:
         f"validity: INVALID ({', '.join(validity.reasons)}): these figures do not measure what the machine "
         "can do; see the warnings above"
     )
-    return "\n".join([head, *(f"  recommendation: {r}" for r in recommendations(validity))])
+    return "\n".join([head, *(f"  recommendation: {r}" for r in recommendations(validity, warnings))])

@@ -5,6 +5,10 @@ the streams, of the device (its peak). Raises UsageError (exit 2)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +66,7 @@ class ModelInfo:
     weights: str | None = None  # the null model: why there is no weights file
     null_ms: float | None = None  # the null model: its busy-wait per frame
     flops: Flops | None = None
+    checksum: dict[str, Any] | None = None  # what the file is held to (fetch/lock.py: published or first-fetch lock)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "description": self.description}
@@ -77,6 +82,8 @@ class ModelInfo:
         if self.null_ms is not None:
             d["null_ms"] = self.null_ms
         d["flops"] = self.flops.to_dict() if self.flops is not None else None
+        if self.checksum is not None:
+            d["checksum"] = self.checksum
         return d
 
     @classmethod
@@ -93,6 +100,7 @@ class ModelInfo:
             weights=d.get("weights"),
             null_ms=d.get("null_ms"),
             flops=Flops.from_dict(flops) if flops else None,
+            checksum=d.get("checksum"),
         )
 
 
@@ -129,13 +137,27 @@ def prepare(cfg: Config) -> Prepared:
 
         check_memory(cfg)  # before any weights download: a run that cannot fit fails in a second
     model, warnings = check_weights(cfg)
+    if cfg.precision == "int8":  # which frames calibrate it; a warning when none are real
+        from rifebench.runtimes import calibration
+
+        warnings += calibration.warnings_of(
+            calibration.source_of(cfg.calibration, cfg.dataset_dir, calibration.bundled_set())
+        )
     return Prepared(cfg, replace(model, flops=model_flops(cfg)), plan, warnings)
 
 
 def lock_output_dir(path: str) -> OutputLock:
-    """One run per folder: a second run into it is refused, naming the first."""
-    from rifebench.fsutil import OutputLock
+    """One run per folder: a second run into it is refused, naming the first; a
+    folder, FIFO, link or device at the lock's name is refused, naming it."""
+    from rifebench.fsutil import LOCK_NAME, OutputLock
 
+    lock = Path(path).expanduser().resolve() / LOCK_NAME
+    what = _not_a_file(lock)
+    if what is not None:
+        raise UsageError(
+            f"--output-dir/OUTPUT_DIR: {str(lock)!r} is {what}, not the run lock file this harness keeps there "
+            "(accepted: a regular file or nothing at that name: remove it)"
+        )
     try:
         return OutputLock(path).acquire()
     except OSError as exc:
@@ -143,6 +165,54 @@ def lock_output_dir(path: str) -> OutputLock:
             f"--output-dir/OUTPUT_DIR: {(exc.strerror and f'{path!r}: {exc.strerror}') or exc} "
             "(accepted: a folder no other run is using)"
         ) from None
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What is at `path` when it is neither nothing nor a regular file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    kinds = (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    )
+    return next((what for test, what in kinds if test(mode)), None)
+
+
+def new_folders(path: str) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first: what
+    creating it would create."""
+    target = Path(path).expanduser().resolve()
+    missing = []
+    for folder in (target, *target.parents):
+        if os.path.lexists(folder):
+            break
+        missing.append(folder)
+    return missing
+
+
+@contextlib.contextmanager
+def refused(output_dir: str) -> Iterator[None]:
+    """A run refused (bad input, memory admission, an interruption) before it
+    began removes the folders it created for OUTPUT_DIR, when still empty:
+    only what this run created, and nothing that holds a file."""
+    made = new_folders(output_dir)
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()  # an empty folder only: anything put there meanwhile stays
+            except OSError:
+                break
+        raise
 
 
 def model_flops(cfg: Config) -> Flops | None:
@@ -207,8 +277,18 @@ def check_weights(cfg: Config) -> tuple[ModelInfo, list[dict[str, Any]]]:
     path = Path(cfg.load_path)  # startup_checks refused a missing one that is not the fetchable default
     parameters = _load_weights(cfg, path)
     digest = sha256_file(path)
+    from rifebench.fetch.lock import checksum_of
+
+    held = checksum_of(spec, path, digest)
     info = ModelInfo(spec.name, spec.description, str(path), digest, spec.sha256, parameters, modulus)
-    if spec.sha256 and digest != spec.sha256:
+    info = replace(info, checksum=held.to_dict())
+    if cfg.random_weights:  # speed only, recorded as such: never compared with any checksum
+        from rifebench.models.weights import RANDOM_NOTE
+        from rifebench.models.zoo import RANDOM_SEED
+
+        note = RANDOM_NOTE.format(seed=RANDOM_SEED)
+        return replace(info, weights=note, checksum={"basis": "random weights", "seed": RANDOM_SEED}), []
+    if held.matches is False:  # not the published file, or not the one the first fetch locked
         return info, [warning("WEIGHTS_NOT_OFFICIAL", path=str(path), model=spec.name, sha256=digest[:12])]
     return info, []
 
@@ -219,6 +299,11 @@ def _load_weights(cfg: Config, path: Path) -> int:
     from rifebench.models.weights import WeightsError, load_model
 
     spec = cfg.spec
+    if cfg.random_weights and not path.exists():
+        from rifebench.models.weights import write_random_weights
+
+        log(f"model {spec.name}: writing seeded random weights of its official shapes to {path} (speed only)")
+        write_random_weights(spec, path)
     if not path.exists():
         log(f"weights for model {spec.name} not found at {path}; fetching them (as ./get_model.sh --model {spec.name})")
         try:

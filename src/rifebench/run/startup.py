@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rifebench import paths
 from rifebench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -46,14 +47,13 @@ def startup_checks(cfg: Config, output_dir: bool = True) -> tuple[Config, Plan]:
 
     plan = preflight(cfg, gpu_identities(cfg.platform, cfg.device_list))  # PIN, DEVICES, SOCKET, in a second
     if cfg.mode == "video":  # not a video, an unsupported codec, too few frames: before any model loads
-        from rifebench.data.video import ACCEPTED as VIDEO_ACCEPTED
         from rifebench.data.video import VideoError
         from rifebench.data.video import check as check_video
 
         try:
             check_video(cfg)
-        except VideoError as exc:
-            raise UsageError(f"--data/DATASET_DIR: {exc} (accepted: {VIDEO_ACCEPTED})") from None
+        except VideoError as exc:  # its message ends with what is accepted
+            raise UsageError(f"--data/DATASET_DIR: {exc}") from None
     elif cfg.dataset_dir is not None:  # quality mode: a broken dataset fails in a second, not after the models load
         from rifebench.data.vimeo import ACCEPTED, DatasetError, triplets
 
@@ -83,9 +83,9 @@ def check_load_path(cfg: Config) -> None:
     if spec.weights_file is None or cfg.load_path is None:  # config.resolve sets it for a model with weights
         return
     path = Path(cfg.load_path)
-    if not path.exists() and path != spec.weights_path(cfg.models_dir):
+    if not path.exists() and path != spec.weights_path(cfg.models_dir) and not cfg.random_weights:
         raise UsageError(
             f"--pretrained-weights/LOAD_PATH: {str(path)!r} does not exist "
-            f"(accepted: a weights file for model {spec.name}; ./get_model.sh --model "
+            f"(accepted: a weights file for model {spec.name}; {paths.tool_command('fetch-model')} --model "
             f"{spec.name} fetches the official one)"
         )

@@ -194,11 +194,15 @@ def _prepare(
     """The parity gate of a runtime, the warm-up, then "ready"."""
     channel = link.channel
     if cfg.runtime != "torch":  # the parity gate: before warm-up, never timed; below it the stream fails
+        from rifebench.report.console_summary import runtime_line
         from rifebench.runtimes.net import parity
 
-        channel.warming(f"{cfg.runtime}: export (or its cache) and the parity check first")
+        channel.warming(f"{cfg.runtime}: export (or its cache), compilation and the parity check first")
+        t0 = time.monotonic()
         gate = parity(cfg, interp, source, total)
-        result.runtime = interp.net.describe() | {"parity": gate}  # the warm-up's get(0) rereads pair 0
+        # The runtime's own set-up phase (export, compile, parity), apart from set-up and warm-up.
+        result.runtime = interp.net.describe() | {"parity": gate, "setup_s": time.monotonic() - t0}
+        channel.warming(runtime_line(result.runtime))  # the warm-up's get(0) rereads pair 0
     # Warm-up can take tens of seconds (compilation, large frames): say so before, not only after.
     channel.warming(
         f"set-up {result.setup_s:.1f} s; warming up"
@@ -208,7 +212,7 @@ def _prepare(
     if hasattr(source, "rewind"):  # a video decodes forward only: start its pass again from frame 0
         source.rewind()
     backend.reset_peak_memory()
-    channel.ready(result.warmup, result.setup_s or 0.0)
+    channel.ready(result.warmup, result.setup_s or 0.0, (result.runtime or {}).get("setup_s"))
 
 
 def _score_after_window(scorer: Any, timed: Timed) -> None:

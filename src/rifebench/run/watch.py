@@ -119,9 +119,11 @@ class Watch:
         elif kind == "ready":
             s.ready = True
             w = payload["warmup"]
+            rt = payload.get("runtime_setup_s")  # a runtime's export, compile and parity: a phase of its own
             self.log(
-                f"stream {s.sid} ready: set-up {payload['setup_s']:.1f} s, warm-up {w['pairs']} pairs "
-                f"in {w['seconds']:.2f} s"
+                f"stream {s.sid} ready: set-up {payload['setup_s']:.1f} s"
+                + (f", runtime set-up {rt:.1f} s" if rt is not None else "")
+                + f", warm-up {w['pairs']} pairs in {w['seconds']:.2f} s"
             )
         elif kind == "progress":
             s.pairs = payload
@@ -134,7 +136,8 @@ class Watch:
                 return  # stopped before the start, as asked
             if payload.get("traceback"):
                 self.log(payload["traceback"].rstrip())
-            self.fail(s.sid, payload["error"], payload.get("details"))
+            usage = {"usage": True} if payload.get("usage") else {}  # bad input: the run exits 2 (session.py)
+            self.fail(s.sid, payload["error"], (payload.get("details") or {}) | usage)
 
     def check_exits(self, now: float) -> None:
         for s in self.streams:

@@ -11,10 +11,10 @@ Connection, passed as an inherited file descriptor); plain data only:
                       ("start", t0)              the barrier is released; t0: the common start
                       ("stop", status)           stop now (before the start: exit at once)
   stream -> launcher: ("warming", text)          said before a warm-up that may take a minute
-                      ("ready", {"warmup", "setup_s"})
+                      ("ready", {"warmup", "setup_s", "runtime_setup_s"})
                       ("progress", pairs)        at most every PROGRESS_EVERY_S
                       ("result", StreamResult.to_dict())
-                   or ("error", {"error", "traceback", "details"})   exactly one of the two, last
+                   or ("error", {"error", "traceback", "details", "usage"})   exactly one of the two, last
 
 `StreamChannel` is the stream's end of it. The stream ignores Ctrl-C (the
 launcher decides what a signal means), dies with the launcher
@@ -42,7 +42,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from rifebench.errors import RifebenchError
+from rifebench.errors import RifebenchError, UsageError
 from rifebench.measure.records import StreamResult
 from rifebench.status import Exit
 
@@ -106,13 +106,13 @@ class StreamChannel:
     def warming(self, text: str) -> None:
         self._send("warming", text)
 
-    def ready(self, warmup: dict[str, Any], setup_s: float) -> None:
+    def ready(self, warmup: dict[str, Any], setup_s: float, runtime_setup_s: float | None = None) -> None:
         """Warmed up. FAULT=<stream>:hold holds the stream here, never ready,
         until the launcher stops it (a late stream, for the barrier's test)."""
         if self._fault and self._fault[2] == "hold":
             self._stop.wait()
             raise StreamAborted("held by FAULT before it was ready; stopped by the launcher")
-        self._send("ready", {"warmup": warmup, "setup_s": setup_s})
+        self._send("ready", {"warmup": warmup, "setup_s": setup_s, "runtime_setup_s": runtime_setup_s})
 
     def progress(self, pairs: int) -> None:
         """Pairs done so far, sent at most every PROGRESS_EVERY_S so that the timed
@@ -132,13 +132,18 @@ class StreamChannel:
         self._send("result", result.to_dict())
 
     def error(self, exc: BaseException) -> None:
+        """The stream's last word when it fails. Bad input found only here (a
+        UsageError: a runtime's provider, the ONNX cache's folders) is its own
+        one line, flagged `usage`: the run then exits 2 as for any bad input."""
+        usage = isinstance(exc, UsageError)
         self._send(
             "error",
             {
-                "error": f"{type(exc).__name__}: {exc}".strip(),
-                # A designed outcome (the parity gate, the ONNX cache's refusals) is its one line.
-                "traceback": "" if getattr(exc, "expected", False) else traceback.format_exc(),
+                "error": str(exc) if usage else f"{type(exc).__name__}: {exc}".strip(),
+                # A designed outcome (the parity gate, a usage error) is its one line.
+                "traceback": "" if usage or getattr(exc, "expected", False) else traceback.format_exc(),
                 "details": getattr(exc, "details", None),
+                "usage": usage,
             },
         )
 

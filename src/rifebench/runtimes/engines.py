@@ -1,4 +1,5 @@
 """One engine per runtime: a compiled graph of fixed shapes with run(img0, img1, t).
+OpenVINO's is in ov_engine.py.
 
 Engines take and return torch tensors so the Interpolator around them stays the
 same for every runtime. On CPUs the tensors are shared with numpy (no copy); on
@@ -17,7 +18,6 @@ import torch
 from rifebench.errors import UsageError
 
 NP_DTYPES = {torch.float32: np.float32, torch.float16: np.float16}
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
 # ----------------------------------------------------------------- ONNX Runtime
@@ -113,66 +113,6 @@ class OrtEngine:
         self.session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         return out
-
-
-# ----------------------------------------------------------------- OpenVINO
-
-
-def ov_device(platform: str, device_index: int) -> str:
-    return "CPU" if platform == "cpu" else f"GPU.{device_index}"
-
-
-def ov_config(platform: str, precision: str, threads: int) -> dict[str, str | int]:
-    """One inference request per stream, latency-first: our processes are the
-    streams, so OpenVINO must not add its own (NUM_STREAMS 1) or split the CPU
-    share differently from torch's."""
-    config: dict[str, str | int] = {
-        "PERFORMANCE_HINT": "LATENCY",
-        "NUM_STREAMS": "1",
-        "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
-    }
-    if platform == "cpu":
-        config["INFERENCE_NUM_THREADS"] = max(1, threads)
-    return config
-
-
-class OvEngine:
-    build_s: float
-    SETTINGS = (
-        "PERFORMANCE_HINT",
-        "NUM_STREAMS",
-        "INFERENCE_PRECISION_HINT",
-        "INFERENCE_NUM_THREADS",
-        "ENABLE_CPU_PINNING",
-        "ENABLE_HYPER_THREADING",
-    )
-
-    def __init__(self, path: Path, platform: str, device_index: int, precision: str, threads: int):
-        import openvino as ov
-
-        core = ov.Core()
-        self.device = ov_device(platform, device_index)
-        model = core.read_model(str(path))
-        self.compiled = core.compile_model(model, self.device, ov_config(platform, precision, threads))
-        self.request = self.compiled.create_infer_request()
-        self.inputs = {i.get_any_name() for i in self.compiled.inputs}
-        self.settings = {"device": self.device, "infer_requests": 1}
-        for key in self.SETTINGS:
-            try:
-                value = self.compiled.get_property(key)
-                self.settings[key] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
-            except Exception:  # noqa: BLE001 - a property this device does not have
-                continue
-
-    def run(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
-        feeds = {
-            "img0": img0.contiguous().numpy(),
-            "img1": img1.contiguous().numpy(),
-            "timestep": np.array([t], dtype=np.float32),
-        }
-        self.request.infer({k: v for k, v in feeds.items() if k in self.inputs})
-        # The request's output buffer is reused by the next call: copy it out.
-        return torch.from_numpy(np.array(self.request.get_output_tensor(0).data, copy=True))
 
 
 # ----------------------------------------------------------------- torch-tensorrt

@@ -10,30 +10,21 @@ a batch smaller than the exported one (a dataset's last) is padded with zeros.
 from __future__ import annotations
 
 import copy
-import math
 import time
+from functools import partial
 
 import torch
 import torch.nn as nn
 
-from rifebench.errors import RifebenchError
+from rifebench.errors import UsageError
 from rifebench.models import export as onnx_export
 from rifebench.models import onnx_cache
-from rifebench.runtimes import engines
+from rifebench.runtimes import branches, calibration, engines
+from rifebench.runtimes.ov_engine import OvEngine
+from rifebench.runtimes.parity import PARITY_DB, ParityFailed, parity
 from rifebench.runtimes.registry import ort_providers, tensorrt_route
 
-# Parity with the PyTorch fp32 output on the run's first input.
-PARITY_DB = {"fp32": 50.0, "fp16": 35.0, "bf16": 35.0}
-
-
-class ParityFailed(RifebenchError, RuntimeError):
-    """`details` reaches results.json's failure record: the figure is kept, structured."""
-
-    expected = True  # a designed outcome: the stream reports its line, not a traceback
-
-    def __init__(self, message: str, record: dict):
-        super().__init__(message)
-        self.details = {"runtime_parity": record}
+__all__ = ["PARITY_DB", "ParityFailed", "RuntimeNet", "adopt", "parity"]  # the gate lives in parity.py
 
 
 def graph_precision(runtime: str, precision: str) -> str:
@@ -56,12 +47,22 @@ class RuntimeNet(nn.Module):
         self.io_dtype = torch.float16 if self.graph_precision == "fp16" else torch.float32
         self.engines: dict[tuple[int, ...], engines.Engine] = {}
         self.exports: list[dict] = []
-        self.data_dependent = False  # the If runs inside the runtime: nothing for the host to read back
-        self.large_motion_count = None  # the runtime does not say which branch it took
+        self.int8: dict | None = None  # PRECISION=int8: the calibration and the quantized entries
+        # The If runs inside the runtime (or, for OpenVINO, the host decides between graphs
+        # that the runtime compiled): nothing for a torch knob to capture or fall back on.
+        self.data_dependent = False
+
+    @property
+    def large_motion_count(self) -> int | None:
+        """4.0's re-runs, where the host took the branch (OpenVINO); None where the runtime's If did."""
+        counts = [getattr(e, "large_motion_count", None) for e in self.engines.values()]
+        return sum(c for c in counts if c is not None) if any(c is not None for c in counts) else None
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, timestep=0.5, scale: float = 1.0) -> torch.Tensor:
         n, batch = img0.shape[0], self.opts["batch"]
-        if n < batch:  # one graph for every submission: pad a short last batch, drop its rows after
+        # One graph for every submission: pad a short last batch, drop its rows after (OpenVINO's
+        # lanes, OV_HINT=throughput, take any number of pairs).
+        if n < batch and self.opts["ov_hint"] != "throughput":
             pad = img0.new_zeros((batch - n, *img0.shape[1:]))
             img0, img1 = torch.cat((img0, pad)), torch.cat((img1, pad))
         engine = self.engine(tuple(img0.shape[2:]), img0.device)
@@ -80,6 +81,29 @@ class RuntimeNet(nn.Module):
         self.exports.append(info)
         return path, net
 
+    def ov_sources(self, hw) -> tuple[dict, object]:
+        """OpenVINO's graphs for this size: 4.0 as three (runtimes/branches.py), the others
+        as one; INT8 versions of them for PRECISION=int8 (runtimes/int8.py)."""
+        from rifebench.runtimes import int8
+
+        o = self.opts
+        batch = 1 if o["ov_hint"] == "throughput" else o["batch"]  # a lane runs one pair
+        key = onnx_export.make_key(self.spec, o["weights"], batch, hw, "fp32", o["scale"])
+        decide = None
+        if branches.splits(self.ref):
+            graphs, infos = branches.cached_parts(self.ref, self.spec, key, onnx_export.cache_folders(o["weights"]))
+            self.exports += infos
+            decide = partial(branches.is_large, self.ref)
+        else:
+            path, info = onnx_export.cached_export(self.ref, self.spec, key, onnx_export.cache_folders(o["weights"]))
+            self.exports.append(info)
+            graphs = {"whole": path}
+        if o["precision"] != "int8":
+            return graphs, decide
+        keys = {part: branches.part_key(key, part) for part in graphs}
+        sources, self.int8 = int8.quantized_sources(self.ref, self.spec, keys, graphs, o)
+        return sources, decide
+
     def _make_engine(self, hw, device):
         o = self.opts
         t0 = time.monotonic()
@@ -90,18 +114,20 @@ class RuntimeNet(nn.Module):
             img = torch.zeros(o["batch"], 3, *hw, dtype=self.io_dtype, device=device)
             example = (img, img, torch.full((1,), 0.5, device=device))
             engine = engines.TorchTrtEngine(onnx_export.export_module(net, self.spec, o["scale"]), example, fp16)
+        elif o["runtime"] == "openvino":
+            sources, decide = self.ov_sources(hw)
+            engine = OvEngine(
+                sources, o["platform"], o["device_index"], o["precision"], o["threads"], o["ov_hint"], decide
+            )
         else:
             path, _ = self._export(hw)
-            if o["runtime"] == "openvino":
-                engine = engines.OvEngine(path, o["platform"], o["device_index"], o["precision"], o["threads"])
-            else:
-                trt = ""  # ONNX Runtime's TensorRT engine cache: beside the graph, or where it can be written
-                if o["runtime"] == "tensorrt":
-                    trt = str(onnx_cache.subfolder([path.parent, *onnx_export.cache_folders(o["weights"])], "trt"))
-                providers = engines.ort_providers(
-                    o["runtime"], o["platform"], ort_providers(), o["device_index"], fp16, trt
-                )
-                engine = engines.OrtEngine(path, providers, o["threads"], torch.device(device))
+            trt = ""  # ONNX Runtime's TensorRT engine cache: beside the graph, or where it can be written
+            if o["runtime"] == "tensorrt":
+                trt = str(onnx_cache.subfolder([path.parent, *onnx_export.cache_folders(o["weights"])], "trt"))
+            providers = engines.ort_providers(
+                o["runtime"], o["platform"], ort_providers(), o["device_index"], fp16, trt
+            )
+            engine = engines.OrtEngine(path, providers, o["threads"], torch.device(device))
         engine.build_s = time.monotonic() - t0
         return engine
 
@@ -118,6 +144,7 @@ class RuntimeNet(nn.Module):
             "engines": [{"padded_hw": list(hw), "build_s": e.build_s} for hw, e in self.engines.items()],
             "exports": self.exports,
             "cache": cache_record(self.exports),
+            "int8": self.int8,
         }
 
 
@@ -159,40 +186,13 @@ def adopt(net: nn.Module, cfg, knobs, device_index: int) -> RuntimeNet:
         "weights": cfg.load_path,
         "device_index": device_index,
         "threads": torch.get_num_threads(),
+        "ov_hint": cfg.ov_hint,
+        "interpolation": cfg.interpolation,
+        "calibration": calibration.source_of(cfg.calibration, cfg.dataset_dir, calibration.bundled_set()).to_dict(),
     }
-    return RuntimeNet(net, cfg.spec, opts)
-
-
-def parity(cfg, interp, source, total: int | None) -> dict:
-    """The runtime's output on the run's first input against the PyTorch fp32
-    output on the same padded frames. Raises ParityFailed below the threshold;
-    the figure is in the message and in the returned record."""
-    from rifebench.measure.quality import float_psnr
-
-    rtnet = interp.net
-    batch = source.get(0, min(cfg.batch_size, total) if total else cfg.batch_size)
-    t0 = time.monotonic()
-    outs = interp.interpolate(batch.img0, batch.img1, 1)[0]
-    h, w = interp.orig_hw
-    with torch.inference_mode():
-        a, b = batch.img0.to("cpu", torch.float32), batch.img1.to("cpu", torch.float32)
-        ref = rtnet.ref(a, b, 0.5, scale=cfg.scale) if cfg.spec.arbitrary_timestep else rtnet.ref(a, b, scale=cfg.scale)
-        ref = ref[:, :, :h, :w].clamp(0, 1)
-    psnr = float_psnr(ref.numpy(), outs.float().cpu().numpy())
-    need = PARITY_DB[cfg.precision]
-    record = {
-        "psnr_db": None if math.isinf(psnr) else psnr,
-        "identical": math.isinf(psnr),
-        "threshold_db": need,
-        "passed": psnr >= need,
-        "against": "PyTorch fp32, the same padded first input",
-        "pairs": batch.size,
-        "seconds": time.monotonic() - t0,
-    }
-    if not record["passed"]:
-        raise ParityFailed(
-            f"parity gate: RUNTIME={cfg.runtime} PRECISION={cfg.precision} output is {psnr:.2f} dB "
-            f"PSNR against PyTorch fp32 on the first input (needs >= {need:g} dB); not timed",
-            record,
+    if cfg.precision == "int8" and cfg.platform != "cpu":
+        raise UsageError(
+            f"--precision/PRECISION int8 runs on the CPU only, and PLATFORM resolved to {cfg.platform} "
+            "(accepted: --platform cpu)"
         )
-    return record
+    return RuntimeNet(net, cfg.spec, opts)

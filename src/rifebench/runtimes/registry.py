@@ -38,7 +38,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             "openvino",
             ("openvino",),
             "./setup.sh --runtimes openvino (or pip install 'rifebench[openvino]')",
-            ("fp32", "bf16", "fp16"),
+            ("fp32", "bf16", "fp16", "int8"),
             ("cpu", "xpu"),
         ),
         RuntimeSpec(
@@ -51,6 +51,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
     )
 }
 NAMES = tuple(RUNTIMES)
+INT8_INSTALL = "./setup.sh --runtimes openvino (or pip install 'rifebench[int8]')"
 EXPORTER = ("onnx", "onnxscript")  # torch.onnx.export(dynamo=True) needs both
 # Models a runtime cannot run: the null model is a host busy-wait, not a network.
 NOT_EXPORTABLE = {"null": "the null model is a host busy-wait, not a network"}
@@ -104,6 +105,11 @@ def check(cfg, flag) -> None:
     """The configuration checks of RUNTIME; `flag(name)` spells an option as
     --flag/VARIABLE. Raises UsageError with one line."""
     name = cfg.runtime
+    check_int8(cfg, flag)
+    if cfg.ov_hint != "latency" and name != "openvino":
+        raise UsageError(
+            f"{flag('ov_hint')} {cfg.ov_hint} applies to RUNTIME=openvino only (accepted with {name}: latency)"
+        )
     if name == "torch":
         return
     spec = RUNTIMES[name]
@@ -139,3 +145,28 @@ def check(cfg, flag) -> None:
     why = missing(name)
     if why is not None:
         raise UsageError(f"{flag('runtime')}: {why}")
+
+
+def check_int8(cfg, flag) -> None:
+    """PRECISION=int8 (NNCF in OpenVINO, on the CPU) and CALIBRATION, which only it reads."""
+    if cfg.calibration is not None and cfg.precision != "int8":
+        raise UsageError(
+            f"{flag('calibration')} applies to PRECISION=int8 only, and PRECISION is {cfg.precision} "
+            "(accepted: --precision int8 --runtime openvino, or no CALIBRATION)"
+        )
+    if cfg.precision != "int8":
+        return
+    if cfg.runtime != "openvino":
+        raise UsageError(
+            f"{flag('precision')} int8 is NNCF post-training quantization in OpenVINO, not RUNTIME={cfg.runtime} "
+            f"(accepted: --runtime openvino with int8; with {cfg.runtime}: "
+            f"{', '.join(RUNTIMES[cfg.runtime].precisions)})"
+        )
+    if cfg.platform not in ("auto", "cpu"):
+        raise UsageError(f"{flag('precision')} int8 runs on the CPU only (accepted: --platform cpu or auto)")
+    from rifebench.runtimes.calibration import ACCEPTED, problem  # numpy: only where int8 is asked for
+
+    if cfg.calibration is not None and (why := problem(cfg.calibration)):
+        raise UsageError(f"{flag('calibration')}: {cfg.calibration!r} {why} (accepted: {ACCEPTED})")
+    if not installed("nncf"):
+        raise UsageError(f"{flag('precision')} int8 needs NNCF, which is not installed (install: {INT8_INSTALL})")

@@ -2,6 +2,7 @@
 quality, measured in one run.
 
     python -m rifebench study [--sizes 448x256,1280x720] [--configs baseline,...]
+                              [--models LIST|all [--random-weights] [--data DIR]]
                               [--output-dir DIR]
 
 (Two runs' output fingerprints are compared by `python -m rifebench compare A B`.)
@@ -14,7 +15,10 @@ time is reported apart), then time their pairs in turn, round after round, in a
 rotating order, so that drift and other load hit every configuration alike.
 The workers and the rounds live in study/worker.py, the scoring in
 study/score.py, the files in study/report.py; a row is a StudyRow
-(study/records.py).
+(study/records.py). `--models` crosses models with the configurations (one
+cell per pair, study/cells.py); with `--data` every row with real weights is
+also scored against a dataset's ground truth and each size gets a
+speed-vs-quality chart with its Pareto front (study/chart.py).
 
 A timed pair is what a stream times (run.timer.PairTimer): the model call on
 prepared frames, synchronised. Speed: one statistic, the median pair time over
@@ -41,6 +45,8 @@ from rifebench import __version__
 from rifebench.console import error, log
 from rifebench.errors import UsageError
 from rifebench.status import Exit
+from rifebench.study.cells import cells, groups, parse_models
+from rifebench.study.chart import draw_charts
 from rifebench.study.records import StudyRow
 from rifebench.study.report import notes, table, write
 from rifebench.study.score import SPREAD_LIMIT_PCT, STATISTIC, score
@@ -70,6 +76,39 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    """--model, or --models crossed with the configurations, their weights and --data."""
+    p.add_argument("--model", default="4.0")
+    p.add_argument(
+        "--models",
+        default=None,
+        metavar="LIST",
+        help="several models crossed with the configurations: comma-separated names, or all (every model "
+        "with weights); each model's first configuration is its reference",
+    )
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="models whose weights are absent run with seeded random weights of their official shapes "
+        "(speed only: marked, no quality)",
+    )
+    p.add_argument("--models-dir", default=None, help="where weights live (default: $MODELS_DIR, else ./model)")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="a Vimeo-90K triplet folder: every row with real weights is also scored against its ground truth, "
+        "and each size gets a speed-vs-quality chart with the Pareto front",
+    )
+    p.add_argument("--data-triplets", type=int, default=20, help="triplets of --data scored (default: %(default)s)")
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        default=12,
+        help="most workers alive at once: models are timed in rotation groups of whole models (default: %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rifebench study",
@@ -91,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=FLAGS",
         help="define a configuration, e.g. cl_bf16='--channels-last yes --precision bf16'",
     )
-    p.add_argument("--model", default="4.0")
+    _model_arguments(p)
     p.add_argument("--platform", default="cpu")
     p.add_argument("--pretrained-weights", default=None)
     p.add_argument(
@@ -145,12 +184,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.sizes = [_size(s) for s in args.sizes.split(",")]
     except argparse.ArgumentTypeError as exc:
         p.error(f"--sizes: {exc}")
-    for name in ("rounds", "pairs", "threads"):
+    for name in ("rounds", "pairs", "threads", "data_triplets", "max_workers"):
         if getattr(args, name) < 1:
-            p.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
-    args.common = ["--model", args.model, "--platform", args.platform]  # a configuration's own flags win
-    if args.pretrained_weights:
-        args.common += ["--pretrained-weights", os.path.abspath(args.pretrained_weights)]
+            p.error(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
+    try:
+        args.models = parse_models(args.models) if args.models else [args.model]
+    except UsageError as exc:
+        p.error(str(exc))
+    if args.pretrained_weights and len(args.models) > 1:
+        p.error("--pretrained-weights: one file cannot hold the weights of several --models (accepted: one model)")
     args.flags_of = flags_of
     return args
 
@@ -160,20 +202,28 @@ def check_configs(args: argparse.Namespace) -> None:
     UsageError naming the configuration otherwise."""
     from rifebench.backends.knobs import KnobError, preflight
     from rifebench.config import resolve
+    from rifebench.data.video_io import path_problem
+    from rifebench.models.weights import write_random_weights
     from rifebench.options import flag_of
 
-    for n in args.names:
+    if args.data and (why := path_problem(os.path.join(args.data, "tri_testlist.txt"), "a regular file")):
+        raise UsageError(f"--data: {args.data!r}: its tri_testlist.txt {why} (accepted: a Vimeo-90K triplet folder)")
+    args.cells = cells(args)
+    for c in args.cells:
+        label = f"configuration {c.config!r}" + (f" of model {c.model}" if len(args.models) > 1 else "")
         try:
-            cfg = resolve(["--dummy", *args.common, *args.flags_of[n]], env={})
+            cfg = resolve(["--dummy", *c.flags], env={})
             preflight(cfg.replace(precision=study_precision(cfg)))
         except UsageError as exc:
-            raise UsageError(f"configuration {n!r}: {exc}") from None
+            raise UsageError(f"{label}: {exc}") from None
         except KnobError as exc:
-            raise UsageError(f"configuration {n!r}: {flag_of(exc.knob)}: {exc}") from None
+            raise UsageError(f"{label}: {flag_of(exc.knob)}: {exc}") from None
+        if c.speed_only and cfg.load_path is not None and not os.path.isfile(cfg.load_path):
+            write_random_weights(cfg.spec, cfg.load_path)  # once, before the workers load it
         if cfg.load_path is not None and not os.path.isfile(cfg.load_path):  # the null model has no weights
             raise UsageError(
                 f"weights {cfg.load_path} not found (accepted: an existing file; "
-                f"./get_model.sh --model {args.model} fetches it)"
+                f"./get_model.sh --model {c.model} fetches it)"
             )
 
 
@@ -212,7 +262,10 @@ def document(args: argparse.Namespace, argv: list[str], started: float, rows: li
         "command": "python -m rifebench study " + " ".join(argv),
         "cpu": cpu_model(),
         "threads": args.threads,
-        "model": args.model,
+        "model": args.models[0] if len(args.models) == 1 else "several",
+        "models": args.models,
+        "weights": {c.model: c.weights for c in args.cells},
+        "data": args.data,
         "rounds": args.rounds,
         "pairs": args.pairs,
         "started": _iso(started),
@@ -236,12 +289,14 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.USAGE
     started, rows = time.time(), []
     for size in args.sizes:
-        log(f"{size[0]}x{size[1]}: {', '.join(args.names)}", stderr=True)
-        raw = run_size(size, args.names, args.flags_of, args, lambda msg: log(msg, stderr=True))
-        rows += [score(r, raw[0]) for r in raw]
-        for r in raw:
-            r.outputs = []  # scored: the frames are not kept
-        write(out, document(args, argv, started, rows) | {"complete": size == args.sizes[-1]}, rows)
+        log(f"{size[0]}x{size[1]}: {', '.join(args.names)} x {', '.join(args.models)}", stderr=True)
+        for group in groups(args.cells, args.max_workers):
+            raw = run_size(size, group, args, lambda msg: log(msg, stderr=True))
+            rows += [score(r, next(b for b in raw if b.model == r.model)) for r in raw]
+            for r in raw:
+                r.outputs = []  # scored: the frames are not kept
+        charts = draw_charts(out, rows) if args.data else []
+        write(out, document(args, argv, started, rows) | {"complete": size == args.sizes[-1], "charts": charts}, rows)
     print(table(rows))
     print("\n".join(notes(rows)))
     log(f"study: results in {out}", stderr=True)

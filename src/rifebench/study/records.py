@@ -17,6 +17,8 @@ class StudyRow:
     size: str
     config: str
     flags: str = ""
+    model: str | None = None  # the zoo model the row measured
+    weights: str | None = None  # official, given, random (speed only: no quality) or none (study/cells.py)
     # What the worker reported.
     precision: str | None = None
     platform: str | None = None
@@ -43,6 +45,8 @@ class StudyRow:
     speedup_cpu_time: float | None = None
     # Against the reference's outputs, memory, and what the knobs could not do.
     quality: dict[str, Any] | None = None
+    dataset_quality: dict[str, Any] | None = None  # PSNR / SSIM against a dataset's ground truth (--data)
+    pareto: bool | None = None  # on the speed-vs-quality front of its size (--data)
     peak_mem_bytes: int | None = None
     peak_mem_added_bytes: int | None = None
     fallbacks: list[str] = field(default_factory=list)

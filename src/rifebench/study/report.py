@@ -26,18 +26,21 @@ def _with_ci(x: float | None, ci: Sequence[float] | None, spec: str, unit: str =
 def table(rows: Sequence[StudyRow]) -> str:
     out = [
         "| size | config | FPS [95% CI] | ms/pair median (min) | speed-up [95% CI] | CPU-time speed-up "
-        "| PSNR dB vs reference | SSIM | max abs | peak mem MiB (added) | warm-up s | fell back |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| PSNR dB vs reference | SSIM | max abs | peak mem MiB (added) | warm-up s | fell back | dataset PSNR dB "
+        "(SSIM) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    crossed = len({r.model for r in rows}) > 1
     for r in rows:
         q = r.quality or {}
+        name = f"{r.model} {r.config}" if crossed else r.config
         if r.error:
-            out.append(f"| {r.size} | {r.config} | failed: {r.error} |||||||||| |")
+            out.append(f"| {r.size} | {name} | failed: {r.error} ||||||||||| |")
             continue
         mem, added = r.peak_mem_bytes, r.peak_mem_added_bytes
         psnr = "identical" if q.get("identical") else _f(q.get("psnr_db"), ".1f")
         out.append(
-            f"| {r.size} | {r.config} ({r.precision}) | "
+            f"| {r.size} | {name} ({r.precision}{', random weights' if r.weights == 'random' else ''}) | "
             f"{_with_ci(r.fps, r.fps_ci95, '.2f')} | "
             f"{_f(r.ms_p50, '.0f')} ({_f(r.ms_min, '.0f')}) | "
             f"{_with_ci(r.speedup, r.speedup_ci95, '.2f', 'x')} | "
@@ -45,9 +48,16 @@ def table(rows: Sequence[StudyRow]) -> str:
             f"{psnr} | {_f(q.get('ssim'), '.5f')} | {_f(q.get('max_abs_err'), '.2e')} | "
             f"{_f(mem / 2**20 if mem else None, '.0f')}"
             f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {_f(r.warmup_s, '.1f')} | "
-            f"{'; '.join(r.fallbacks) or '-'} |"
+            f"{'; '.join(r.fallbacks) or '-'} | {_dataset(r)} |"
         )
     return "\n".join(out)
+
+
+def _dataset(r: StudyRow) -> str:
+    if r.weights == "random":
+        return "speed only"
+    d = r.dataset_quality
+    return "-" if not d else f"{d['psnr_db']:.2f} ({d['ssim']:.4f}){' Pareto' if r.pareto else ''}"
 
 
 def notes(rows: Sequence[StudyRow]) -> list[str]:
@@ -63,11 +73,13 @@ def write(out: Path, doc: dict[str, Any], rows: Sequence[StudyRow]) -> None:
         "",
         f"`{doc['command']}`",
         "",
-        f"{doc['cpu']}, model {doc['model']}, {doc['threads']} threads, {doc['rounds']} rounds of "
+        f"{doc['cpu']}, model {', '.join(doc.get('models') or [doc['model']])}, {doc['threads']} threads, "
+        f"{doc['rounds']} rounds of "
         f"{doc['pairs']} pair(s){'' if doc['complete'] else ' (incomplete)'}",
         "",
         table(rows),
         "",
     ]
     md += [f"- {n}" for n in notes(rows)]
+    md += [f"\n![speed vs quality]({name})" for name in doc.get("charts") or ()]
     atomic_write_text(out / "study.md", "\n".join(md) + "\n")

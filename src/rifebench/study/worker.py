@@ -17,6 +17,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from rifebench.study.cells import Cell
 from rifebench.study.records import StudyRow
 
 ANSWER_TIMEOUT_S = 1800.0  # a worker's longest step: compile (max-autotune) and warm-up at 4K
@@ -95,20 +96,19 @@ class Worker:
 
 
 def run_size(
-    size: tuple[int, int],
-    names: list[str],
-    flags_of: dict[str, list[str]],
-    args: argparse.Namespace,
-    log: Callable[[str], None],
+    size: tuple[int, int], cells: list[Cell], args: argparse.Namespace, log: Callable[[str], None]
 ) -> list[StudyRow]:
-    """The unscored rows of one size, in the order of `names`: each keeps its
+    """The unscored rows of one size, in the order of `cells`: each keeps its
     pair times per round (`rounds_ms`), so that rounds can be paired later."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    workers = [Worker(ctx, n, args.common + flags_of[n], size, args.seed, args.threads) for n in names]
+    workers = [Worker(ctx, c.key, list(c.flags), size, args.seed, args.threads) for c in cells]
     label = f"{size[0]}x{size[1]}"
-    rows = {w.name: StudyRow(size=label, config=w.name, flags=" ".join(w.flags)) for w in workers}
+    rows = {
+        c.key: StudyRow(size=label, config=c.config, flags=" ".join(c.flags), model=c.model, weights=c.weights)
+        for c in cells
+    }
     try:
         for w in workers:
             rows[w.name].update(w.ask(None, expect="ready") or {})
@@ -117,15 +117,10 @@ def run_size(
             if warm:
                 rows[w.name].update(warm)
                 log(f"  {label} {w.name}: warm in {warm['warmup_s']:.1f} s")
-        for r in range(args.rounds):
-            order = workers[r % len(workers) :] + workers[: r % len(workers)]
-            for w in order:
-                got = w.ask("time", args.pairs, expect="timed")
-                if got:
-                    rows[w.name].rounds_ms.append(got[0])
-                    rows[w.name].cpu_ms.extend(got[1])
-            log(f"  {label} round {r + 1}/{args.rounds} done")
-        for w in workers:
+        _rounds(workers, rows, args, label, log)
+        for c, w in zip(cells, workers, strict=True):
+            if args.data and not c.speed_only:  # untimed, after the rounds: ground truth of real triplets
+                rows[w.name].update(w.ask("dataset", (args.data, args.data_triplets), expect="scored") or {})
             rows[w.name].update(w.ask("stats", expect="stats") or {})
             if w.error:
                 rows[w.name].error = w.error
@@ -133,7 +128,19 @@ def run_size(
     finally:
         for w in workers:
             w.close()
-    return [rows[n] for n in names]
+    return [rows[c.key] for c in cells]
+
+
+def _rounds(workers: list[Worker], rows: dict[str, StudyRow], args, label: str, log: Callable[[str], None]) -> None:
+    """The timed rounds: every worker in turn, in an order that rotates each round."""
+    for r in range(args.rounds):
+        order = workers[r % len(workers) :] + workers[: r % len(workers)]
+        for w in order:
+            got = w.ask("time", args.pairs, expect="timed")
+            if got:
+                rows[w.name].rounds_ms.append(got[0])
+                rows[w.name].cpu_ms.extend(got[1])
+        log(f"  {label} round {r + 1}/{args.rounds} done")
 
 
 # ------------------------------------------------------------------- worker side
@@ -161,7 +168,9 @@ class _Model:
         self.platform = resolve_platform(cfg.platform)
         self.precision = study_precision(cfg)
         self.backend, self.interp = build(cfg.replace(platform=self.platform, precision=self.precision))
-        self.frames = video_frames(size[1], size[0], SEQUENCE, seed)
+        # BATCH_SIZE pairs a submission (the same pair repeated); times are per pair (time()).
+        self.batch = cfg.batch_size
+        self.frames = [f.repeat(self.batch, 1, 1, 1) for f in video_frames(size[1], size[0], SEQUENCE, seed)]
         self.rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.done = 0  # pairs so far: the video goes on across warm-up and rounds
 
@@ -199,7 +208,31 @@ class _Model:
             c0 = time.process_time()
             self.step(timer)
             cpu.append((time.process_time() - c0) * 1000.0)
-        return timer.latency_ms(), cpu
+        return [t / self.batch for t in timer.latency_ms()], [t / self.batch for t in cpu]
+
+    def dataset(self, what: tuple[str, int]) -> dict[str, Any]:
+        """PSNR and SSIM against the ground truth of the first `count` triplets of a
+        Vimeo-90K folder, as quality mode scores them. Untimed, and after the rounds:
+        its frames pass through the same input buffers as the timed video's."""
+        from rifebench.data.vimeo import load, to_model_input, triplets
+        from rifebench.measure.quality import psnr, ssim, to_uint8
+
+        root, count = what
+        t0, scores = time.monotonic(), []
+        for t in triplets(root, count)[2]:
+            f0, gt, f1 = load(t)
+            a, b = self.interp.prepare(to_model_input(f0)), self.interp.prepare(to_model_input(f1))
+            pred = to_uint8(self.interp.interpolate(a, b, 1)[0][0].float().permute(1, 2, 0).cpu().numpy())
+            scores.append((psnr(gt, pred), ssim(gt, pred)))
+        return {
+            "dataset_quality": {
+                "psnr_db": sum(p for p, _ in scores) / len(scores),
+                "ssim": sum(s for _, s in scores) / len(scores),
+                "triplets": len(scores),
+                "dataset": root,
+                "seconds": time.monotonic() - t0,
+            }
+        }
 
     def stats(self) -> dict[str, Any]:
         net = self.interp.net
@@ -222,6 +255,7 @@ def _serve(conn: Connection, flags: list[str], size: tuple[int, int], seed: int,
         "warmup": ("warm", model.warmup),
         "time": ("timed", model.time),
         "stats": ("stats", lambda _: model.stats()),
+        "dataset": ("scored", model.dataset),
     }
     while True:
         cmd, arg = conn.recv()

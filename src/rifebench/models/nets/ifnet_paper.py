@@ -91,10 +91,10 @@ class IFNetPaper(nn.Module):
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """The frame at t = 0.5 of two N,3,H,W frames padded to the modulus, in [0, 1]."""
         scales = [s / scale for s in SCALES]
-        flow, mask = self.block0(torch.cat((img0, img1), 1), None, scales[0])
+        flow, mask, _ = self.block0(torch.cat((img0, img1), 1), None, scales[0])
         w0, w1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
         for block, s in ((self.block1, scales[1]), (self.block2, scales[2])):
-            df, dm = block(torch.cat((img0, img1, w0, w1, mask), 1), flow, s)
+            df, dm, _ = block(torch.cat((img0, img1, w0, w1, mask), 1), flow, s)
             flow = flow + df
             mask = mask + dm
             w0, w1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])

@@ -1,0 +1,1 @@
+"""`rifebench tune`: the fastest configuration within a quality floor (tune/cli.py)."""
