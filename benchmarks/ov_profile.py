@@ -23,20 +23,26 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 
-def profile(weights: str, model: str, size: tuple[int, int], precision: str, pairs: int, threads: int) -> tuple:
+def _prepared(weights: str, model: str, size: tuple[int, int], precision: str, threads: int):
+    """The network a run builds for OpenVINO at this size and its dummy pair, prepared."""
     import torch
 
     from rifebench.config import resolve
     from rifebench.data.dummy import dummy_frames
     from rifebench.run.stream import build
-    from rifebench.runtimes.ov_engine import OvEngine
 
     torch.set_num_threads(threads)
     cfg = resolve(["--dummy", "--model", model, "--pretrained-weights", weights, "--platform", "cpu",
                    "--runtime", "openvino", "--precision", precision], env={})  # fmt: skip
     _, interp = build(cfg)
-    net = interp.net
     a, b = (interp.prepare(f) for f in dummy_frames(size[1], size[0], 0))
+    return cfg, interp.net, a, b
+
+
+def profile(weights: str, model: str, size: tuple[int, int], precision: str, pairs: int, threads: int) -> tuple:
+    from rifebench.runtimes.ov_engine import OvEngine
+
+    _, net, a, b = _prepared(weights, model, size, precision, threads)
     sources, decide = net.ov_sources(tuple(a.shape[2:]))  # the cached graphs a run uses (quantized for int8)
     engine = OvEngine(sources, "cpu", 0, precision, threads, decide=decide, perf_count=True)
     engine.run(a, b, 0.5)
@@ -48,20 +54,11 @@ def profile(weights: str, model: str, size: tuple[int, int], precision: str, pai
 
 def compare_if(weights: str, model: str, size: tuple[int, int], precision: str, pairs: int, threads: int) -> str:
     import numpy as np
-    import torch
 
-    from rifebench.config import resolve
-    from rifebench.data.dummy import dummy_frames
     from rifebench.models import export as onnx_export
-    from rifebench.run.stream import build
     from rifebench.runtimes.ov_engine import OvEngine
 
-    torch.set_num_threads(threads)
-    cfg = resolve(["--dummy", "--model", model, "--pretrained-weights", weights, "--platform", "cpu",
-                   "--runtime", "openvino", "--precision", precision], env={})  # fmt: skip
-    _, interp = build(cfg)
-    net = interp.net
-    a, b = (interp.prepare(f) for f in dummy_frames(size[1], size[0], 0))
+    cfg, net, a, b = _prepared(weights, model, size, precision, threads)
     hw = tuple(a.shape[2:])
     parts, decide = net.ov_sources(hw)
     key = onnx_export.make_key(cfg.spec, weights, 1, hw, "fp32", 1.0)

@@ -245,3 +245,16 @@ def bare_path(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bindir))
     monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
     return bindir
+
+
+@pytest.fixture
+def compare_cli(capsys):
+    """`rifebench compare` in this process: compare_cli(A, B, *flags) -> (exit code, stdout, stderr)."""
+    from rifebench.compare import cli as compare
+
+    def call(*args):
+        rc = compare.main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return call

@@ -113,16 +113,6 @@ def make_bench(folder: Path, rows: list[tuple[dict, dict]]) -> Path:
     return folder
 
 
-@pytest.fixture
-def cli(capsys):
-    def call(*args):
-        rc = compare.main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return call
-
-
 def line(out: str, start: str) -> str:
     return next(x for x in out.splitlines() if x.startswith(start))
 
@@ -155,32 +145,32 @@ def test_the_verdict_rule():
     assert judge(Figure(10.0, None, 1), Figure(20.0, None, 3), +1, 0.02)[1:] == ("noise unknown (n=1/3)", None)
 
 
-def test_identical_folders_show_no_difference(cli, tmp_path):
+def test_identical_folders_show_no_difference(compare_cli, tmp_path):
     a = make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6])
-    rc, out, _ = cli(a, a)
+    rc, out, _ = compare_cli(a, a)
     assert rc == 0 and "verdict: no difference beyond the noise" in out
     assert "same within noise" in line(out, "throughput img/s")
-    rc, out, _ = cli(make_run(tmp_path / "one"), tmp_path / "one")
+    rc, out, _ = compare_cli(make_run(tmp_path / "one"), tmp_path / "one")
     assert rc == 0 and "no difference" in out
 
 
-def test_clearly_different_repetitions_are_beyond_noise(cli, tmp_path):
+def test_clearly_different_repetitions_are_beyond_noise(compare_cli, tmp_path):
     a = make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6], seed=1)
     b = make_run(tmp_path / "b", reps=[52.0, 52.5, 51.5], seed=2, config={"precision": "bf16"})
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 1
     tp = line(out, "throughput img/s")
     assert "WORSE (beyond noise)" in tp and tp.count("[") == 2  # both intervals shown
     assert "configuration differs: precision 'fp32' -> 'bf16'" in out
-    rc, out, _ = cli(b, a)
+    rc, out, _ = compare_cli(b, a)
     assert rc == 1 and "BETTER (beyond noise)" in line(out, "throughput img/s")
 
 
-def test_one_repetition_has_no_throughput_noise(cli, tmp_path):
+def test_one_repetition_has_no_throughput_noise(compare_cli, tmp_path):
     # 30 % slower, but one window gives one throughput figure: no interval, no claim.
     a = make_run(tmp_path / "a", n=3, seed=1)
     b = make_run(tmp_path / "b", mean_ms=52.0, n=3, seed=2)
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 0, out
     assert "noise unknown (n=1)" in line(out, "throughput img/s")
     assert "noise unknown (n=3)" in line(out, "latency p50 ms")  # 3 samples cannot show their spread
@@ -189,17 +179,17 @@ def test_one_repetition_has_no_throughput_noise(cli, tmp_path):
     # With enough samples the latency interval exists, and the slowdown is beyond it.
     a = make_run(tmp_path / "c", n=120, seed=1)
     b = make_run(tmp_path / "d", mean_ms=52.0, n=120, seed=2)
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 1 and "WORSE (beyond noise)" in line(out, "latency p50 ms")
     assert "noise unknown (n=1)" in line(out, "throughput img/s")
 
 
-def test_min_diff_is_a_floor(cli, tmp_path):
+def test_min_diff_is_a_floor(compare_cli, tmp_path):
     a = make_run(tmp_path / "a", reps=[40.0, 40.02, 39.98], cv=0.0)
     b = make_run(tmp_path / "b", reps=[40.4, 40.42, 40.38], cv=0.0)  # 1 % slower, intervals apart
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 0 and "same within --min-diff" in line(out, "throughput img/s")
-    assert cli(a, b, "--min-diff", "0.5")[0] == 1
+    assert compare_cli(a, b, "--min-diff", "0.5")[0] == 1
 
 
 # --- workloads ---------------------------------------------------------------------------
@@ -214,18 +204,18 @@ def test_min_diff_is_a_floor(cli, tmp_path):
         ({"batch_size": 4}, "batch_size 1 -> 4"),
     ],
 )
-def test_different_workloads_are_refused_unless_forced(cli, tmp_path, config_b, named):
+def test_different_workloads_are_refused_unless_forced(compare_cli, tmp_path, config_b, named):
     a = make_run(tmp_path / "a")
     b = make_run(tmp_path / "b", config=config_b, quality=quality(30.0) if not config_b.get("dummy", True) else None)
-    rc, out, err = cli(a, b)
+    rc, out, err = compare_cli(a, b)
     assert rc == 2 and out == ""
     assert err.startswith("compare: error: different workloads: ") and named in err and "--force" in err
     assert len(err.strip().splitlines()) == 1
-    rc, out, _ = cli(a, b, "--force")
+    rc, out, _ = compare_cli(a, b, "--force")
     assert rc in (0, 1) and f"workload differs (compared anyway: --force): {named}" in out
 
 
-def test_options_the_mode_does_not_read_are_ignored(cli, tmp_path):
+def test_options_the_mode_does_not_read_are_ignored(compare_cli, tmp_path):
     # Dataset runs: the dummy frame size, seed and duration do not apply.
     a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.0))
     b = make_run(
@@ -233,76 +223,76 @@ def test_options_the_mode_does_not_read_are_ignored(cli, tmp_path):
         config=DATASET | {"data_height": 720, "seed": 7, "min_test_duration": 5.0, "platform": "cuda"},
         quality=quality(30.0),
     )
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 0, out
     assert line(out, "configuration differs") == "configuration differs: platform 'cpu' -> 'cuda'"
     # ...but a different list of triplets is a different workload.
     c = make_run(tmp_path / "c", config=DATASET, quality=quality(30.0, n=4))
-    rc, _, err = cli(a, c)
+    rc, _, err = compare_cli(a, c)
     assert rc == 2 and "triplets 3 -> 4" in err
 
 
 # --- quality and outputs -----------------------------------------------------------------
 
 
-def test_quality_runs_compare_psnr_ssim_and_pass_rate(cli, tmp_path):
+def test_quality_runs_compare_psnr_ssim_and_pass_rate(compare_cli, tmp_path):
     # fp32 against bf16: the rows were missing altogether once.
     a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.00, ssim=0.9512, pass_pct=100.0))
     b = make_run(
         tmp_path / "b", config=DATASET | {"precision": "bf16"}, quality=quality(29.80, ssim=0.9490, pass_pct=66.7)
     )
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 1
     assert "-0.20 dB" in line(out, "mean PSNR dB") and "WORSE (more than --psnr-drop 0.05 dB)" in out
     assert "-0.0022" in line(out, "mean SSIM") and "-33.3 pts" in line(out, "pass rate %")
     assert "quality verdict: both pass" in out
-    assert cli(a, b, "--psnr-drop", "0.3")[0] == 0
+    assert compare_cli(a, b, "--psnr-drop", "0.3")[0] == 0
     close = make_run(tmp_path / "c", config=DATASET, quality=quality(29.97))
-    rc, out, _ = cli(a, close)
+    rc, out, _ = compare_cli(a, close)
     assert rc == 0 and "same within --psnr-drop 0.05 dB" in line(out, "mean PSNR dB")
 
 
-def test_a_verdict_change_is_a_difference(cli, tmp_path):
+def test_a_verdict_change_is_a_difference(compare_cli, tmp_path):
     a = make_run(tmp_path / "a", config=DATASET, quality=quality(30.0))
     b = make_run(
         tmp_path / "b", config=DATASET | {"min_pass_pct": 100.0}, status="failed", quality=quality(30.0, verdict="fail")
     )
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 1 and "quality verdict: A pass, B fail  <-- DIFFERENT" in out
 
 
-def test_output_fingerprints(cli, tmp_path):
+def test_output_fingerprints(compare_cli, tmp_path):
     frame = np.random.default_rng(0).random((32, 48, 3), dtype=np.float32)
     a = make_run(tmp_path / "a", fingerprint=frame)
-    rc, out, _ = cli(a, make_run(tmp_path / "b", fingerprint=frame.copy(), config={"precision": "bf16"}))
+    rc, out, _ = compare_cli(a, make_run(tmp_path / "b", fingerprint=frame.copy(), config={"precision": "bf16"}))
     assert rc == 0 and "output fingerprint: identical" in out
-    rc, out, _ = cli(a, make_run(tmp_path / "c", fingerprint=frame + 1e-4))
+    rc, out, _ = compare_cli(a, make_run(tmp_path / "c", fingerprint=frame + 1e-4))
     assert rc == 0 and "PSNR 80.00 dB" in out and "within one 8-bit level" in out
     shifted = frame.copy()
     shifted[0, 0, 0] += 0.1
-    rc, out, _ = cli(a, make_run(tmp_path / "d", fingerprint=shifted))
+    rc, out, _ = compare_cli(a, make_run(tmp_path / "d", fingerprint=shifted))
     assert rc == 1 and "more than one 8-bit level" in out
-    rc, out, _ = cli(a, make_run(tmp_path / "e"))
+    rc, out, _ = compare_cli(a, make_run(tmp_path / "e"))
     assert rc == 0 and "only A has images/dummy_0.npy" in out
 
 
 # --- benchmarks --------------------------------------------------------------------------
 
 
-def test_benchmarks_are_matched_by_row_cells(cli, tmp_path):
+def test_benchmarks_are_matched_by_row_cells(compare_cli, tmp_path):
     fp32, bf16 = {"PRECISION": "fp32"}, {"PRECISION": "bf16"}
     a = make_bench(tmp_path / "a", [(fp32, {"mean_ms": 40.0, "seed": 1}), (bf16, {"mean_ms": 30.0, "seed": 2})])
     # B ran the rows in the other order and its bf16 row crashed.
     b = make_bench(
         tmp_path / "b", [(bf16, {"mean_ms": 30.0, "seed": 3, "status": "failed"}), (fp32, {"mean_ms": 40.0, "seed": 4})]
     )
-    rc, out, _ = cli(a, b)
+    rc, out, _ = compare_cli(a, b)
     assert rc == 1
     assert "== A row 1 vs B row 2 (PRECISION=fp32) ==" in out
     assert "status: A passed, B failed  <-- DIFFERENT" in out
     assert "beyond noise" not in out.split("== A row 1 vs B row 2")[1].split("==")[1]
     extra = make_bench(tmp_path / "c", [(fp32, {"mean_ms": 40.0, "seed": 1})])
-    rc, out, _ = cli(extra, a)
+    rc, out, _ = compare_cli(extra, a)
     assert rc == 1 and "unmatched: B row 2 (PRECISION=bf16): A has no row with these cells  <-- DIFFERENT" in out
 
 
@@ -332,33 +322,33 @@ def test_repeated_rows_give_the_run_to_run_noise(tmp_path):
         (["{run}", "{broken}"], "broken/results.json' is not a readable results.json"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
+def test_bad_input_exits_2_with_one_line(compare_cli, tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     run = make_run(tmp_path / "run")
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "results.json").write_text(json.dumps({"status": "running", "config": DUMMY}))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{")
-    rc, out, err = cli(
+    rc, out, err = compare_cli(
         *[a.format(empty=tmp_path / "empty", run=run, bare=tmp_path / "bare", broken=tmp_path / "broken") for a in args]
     )
     assert rc == 2 and out == ""
     assert err.startswith("compare: error:") and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_results_json_of_an_unknown_schema_is_refused(cli, tmp_path):
+def test_a_results_json_of_an_unknown_schema_is_refused(compare_cli, tmp_path):
     """Another version's results.json is never compared: one line naming the file, exit 2,
     whether it is a run named on the command line or a row of a benchmark."""
     run = make_run(tmp_path / "run")
     newer = make_run(tmp_path / "newer")
     doc = json.loads((newer / "results.json").read_text())
     (newer / "results.json").write_text(json.dumps(doc | {"schema_version": "99"}))
-    rc, out, err = cli(run, newer)
+    rc, out, err = compare_cli(run, newer)
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith("compare: error: ") and f"{newer / 'results.json'}" in err and "'99'" in err
     bench = make_bench(tmp_path / "bench", [({"PRECISION": "fp32"}, {}), ({"PRECISION": "bf16"}, {})])
     (bench / "test_2" / "results.json").write_text(json.dumps(doc | {"schema_version": "1"}))
-    rc, out, err = cli(bench, bench)
+    rc, out, err = compare_cli(bench, bench)
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert f"{bench / 'test_2' / 'results.json'}" in err and "schema_version '1'" in err
 
@@ -375,7 +365,7 @@ def test_the_subcommand_and_its_exit_status(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_real_quality_runs(cli, tmp_path, weights_40):
+def test_two_real_quality_runs(compare_cli, tmp_path, weights_40):
     from helpers import sibling_module
 
     datasets = sibling_module("data", "test_dataset")
@@ -393,7 +383,7 @@ def test_two_real_quality_runs(cli, tmp_path, weights_40):
         outs.append(out)
     docs = [json.loads((o / "results.json").read_text()) for o in outs]
     drop = docs[1]["quality"]["psnr_mean"] - docs[0]["quality"]["psnr_mean"]
-    rc, out, _ = cli(*outs)
+    rc, out, _ = compare_cli(*outs)
     assert f"{drop:+.2f} dB" in line(out, "mean PSNR dB")
     assert "configuration differs: scale 1.0 -> 0.25" in out and "different workloads" not in out
     assert rc == (1 if abs(drop) > 0.05 or docs[0]["quality"]["verdict"] != docs[1]["quality"]["verdict"] else 0)

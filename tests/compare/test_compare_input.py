@@ -14,19 +14,8 @@ import numpy as np
 import pytest
 
 from helpers import sibling_module
-from rifebench.compare import cli as compare
 
 gen = sibling_module("compare", "test_compare")
-
-
-@pytest.fixture
-def cli(capsys):
-    def call(*args):
-        rc = compare.main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return call
 
 
 def one_line(rc, out, err, *words):
@@ -67,21 +56,21 @@ DEEP = "[" * 100_000 + "]" * 100_000
         (lambda d: d.update(validity={"valid": "yes", "reasons": []}), "validity.valid is 'yes'"),
     ],
 )
-def test_a_hostile_results_json_is_one_line_and_exit_2(cli, tmp_path, change, words):
+def test_a_hostile_results_json_is_one_line_and_exit_2(compare_cli, tmp_path, change, words):
     good = gen.make_run(tmp_path / "a")
     bad = edit(gen.make_run(tmp_path / "b"), change)
-    one_line(*cli(good, bad), str(bad / "results.json"), words)
-    one_line(*cli(bad, good), str(bad / "results.json"))
+    one_line(*compare_cli(good, bad), str(bad / "results.json"), words)
+    one_line(*compare_cli(bad, good), str(bad / "results.json"))
 
 
-def test_a_nan_figure_is_never_compared(cli, tmp_path):
+def test_a_nan_figure_is_never_compared(compare_cli, tmp_path):
     """Issue 21, item 5: NaN passed every comparison ("same within noise")."""
     a = gen.make_run(tmp_path / "a", reps=[40.0, 40.4, 39.6])
     b = edit(
         gen.make_run(tmp_path / "b", reps=[40.0, 40.4, 39.6]),
         lambda d: d["repetitions"][1].update(throughput_img_s=float("nan")),
     )
-    one_line(*cli(a, b), "repetitions[1].throughput_img_s is nan (accepted: a finite number)")
+    one_line(*compare_cli(a, b), "repetitions[1].throughput_img_s is nan (accepted: a finite number)")
 
 
 def fingerprint_file(path: Path, header_shape, data: bytes = b"", dtype="<f4") -> None:
@@ -103,13 +92,13 @@ def fingerprint_file(path: Path, header_shape, data: bytes = b"", dtype="<f4") -
         (os.mkfifo, "not a regular file"),
     ],
 )
-def test_a_hostile_fingerprint_is_one_line_and_exit_2(cli, tmp_path, make, words):
+def test_a_hostile_fingerprint_is_one_line_and_exit_2(compare_cli, tmp_path, make, words):
     frame = np.zeros((4, 4, 3), np.float32)
     a = gen.make_run(tmp_path / "a", fingerprint=frame)
     b = gen.make_run(tmp_path / "b")
     (b / "images").mkdir()
     make(b / "images" / "dummy_0.npy")
-    one_line(*cli(a, b), str(b / "images" / "dummy_0.npy"), words)
+    one_line(*compare_cli(a, b), str(b / "images" / "dummy_0.npy"), words)
 
 
 @pytest.mark.parametrize(
@@ -121,29 +110,29 @@ def test_a_hostile_fingerprint_is_one_line_and_exit_2(cli, tmp_path, make, words
         ("[" * 50_000, "cannot be read"),
     ],
 )
-def test_a_hostile_row_json_is_one_line_and_exit_2(cli, tmp_path, text, words):
+def test_a_hostile_row_json_is_one_line_and_exit_2(compare_cli, tmp_path, text, words):
     bench = gen.make_bench(tmp_path / "bench", [({"PRECISION": "fp32"}, {}), ({"PRECISION": "bf16"}, {})])
     good = gen.make_bench(tmp_path / "good", [({"PRECISION": "fp32"}, {}), ({"PRECISION": "bf16"}, {})])
     (bench / "test_2" / "row.json").write_text(text)
-    one_line(*cli(good, bench), str(bench / "test_2" / "row.json"), words)
+    one_line(*compare_cli(good, bench), str(bench / "test_2" / "row.json"), words)
 
 
-def test_row_folders_are_named_by_ascii_digits(cli, tmp_path):
+def test_row_folders_are_named_by_ascii_digits(compare_cli, tmp_path):
     bench = gen.make_bench(tmp_path / "bench", [({"PRECISION": "fp32"}, {})])
     (bench / "test_\N{SUPERSCRIPT TWO}").mkdir()  # str.isdigit() says yes, int() says no
-    rc, out, _ = cli(bench, bench)
+    rc, out, _ = compare_cli(bench, bench)
     assert rc == 0 and "a benchmark of 1 row(s)" in out
 
 
 @pytest.mark.parametrize("config", [None, {}])
-def test_a_run_without_its_configuration_is_not_compared_silently(cli, tmp_path, config):
+def test_a_run_without_its_configuration_is_not_compared_silently(compare_cli, tmp_path, config):
     """Issue 21, item 32: without a config the workload check was skipped in silence."""
     a = gen.make_run(tmp_path / "a")
     b = edit(
         gen.make_run(tmp_path / "b"),
         lambda d: {k: v for k, v in d.items() if k != "config"} | ({} if config is None else {"config": config}),
     )
-    one_line(*cli(a, b), "the workload cannot be checked: B has no config in results.json", "--force")
-    one_line(*cli(b, b), "A and B have no config")
-    rc, out, _ = cli(a, b, "--force")
+    one_line(*compare_cli(a, b), "the workload cannot be checked: B has no config in results.json", "--force")
+    one_line(*compare_cli(b, b), "A and B have no config")
+    rc, out, _ = compare_cli(a, b, "--force")
     assert rc == 0 and "workload unknown: B has no config in results.json (compared anyway: --force)" in out

@@ -68,6 +68,18 @@ class ExportNet(nn.Module):
         return self.net(img0, img1, scale=self.scale)
 
 
+def rest_of_blocks(n: IFNetV4, img0, img1, t, flow, mask, df, dm, scales):
+    """4.0's blocks after block 1's step (df, dm), then the merge: what both branches
+    of the large-motion test run (with the scales as given or doubled)."""
+    for i in range(1, n.arch.blocks):
+        if i > 1:
+            df, dm, _ = n.step(i, img0, img1, t, None, flow, mask, None, scales[i])
+        if n.ensemble:
+            df, dm = n.reversed_step(i, img0, img1, t, None, flow, mask, df, dm, scales[i])
+        flow, mask = n.combine(flow, mask, df, dm)
+    return n.merge(img0, img1, flow, mask)
+
+
 class ExportNet40(nn.Module):
     """IFNetV4 with its large-motion branch (4.0, 4.1) as torch.cond: both branches
     run the rest of the network (the later blocks use the doubled scales too), so
@@ -78,14 +90,7 @@ class ExportNet40(nn.Module):
         self.net, self.scale = net, scale
 
     def _rest(self, img0, img1, t, flow, mask, df, dm, scales):
-        n = self.net
-        for i in range(1, n.arch.blocks):
-            if i > 1:
-                df, dm, _ = n.step(i, img0, img1, t, None, flow, mask, None, scales[i])
-            if n.ensemble:
-                df, dm = n.reversed_step(i, img0, img1, t, None, flow, mask, df, dm, scales[i])
-            flow, mask = n.combine(flow, mask, df, dm)
-        return n.merge(img0, img1, flow, mask)
+        return rest_of_blocks(self.net, img0, img1, t, flow, mask, df, dm, scales)
 
     def _block1(self, img0, img1, t, scales, ensemble):
         flow, mask, _ = self.net.first(img0, img1, t, None, scales[0], ensemble)

@@ -57,14 +57,7 @@ class _Part(nn.Module):
         return flow, mask, df, dm
 
     def rest(self, img0, img1, t, flow, mask, df, dm, scales):
-        n = self.net
-        for i in range(1, n.arch.blocks):
-            if i > 1:
-                df, dm, _ = n.step(i, img0, img1, t, None, flow, mask, None, scales[i])
-            if n.ensemble:
-                df, dm = n.reversed_step(i, img0, img1, t, None, flow, mask, df, dm, scales[i])
-            flow, mask = n.combine(flow, mask, df, dm)
-        return n.merge(img0, img1, flow, mask)
+        return onnx_export.rest_of_blocks(self.net, img0, img1, t, flow, mask, df, dm, scales)
 
 
 class Head(_Part):

@@ -15,11 +15,12 @@ from rifebench.study.score import STATISTIC
 from rifebench.warning_codes import line
 
 
-def _f(x: float | None, spec: str) -> str:
+def figure(x: float | None, spec: str) -> str:
+    """A figure in a table cell; n/a when there is none (never a zero)."""
     return "n/a" if x is None else format(x, spec)
 
 
-def _with_ci(x: float | None, ci: Sequence[float] | None, spec: str, unit: str = "") -> str:
+def with_ci(x: float | None, ci: Sequence[float] | None, spec: str, unit: str = "") -> str:
     return "n/a" if x is None else f"{x:{spec}}{unit}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else "")
 
 
@@ -38,16 +39,16 @@ def table(rows: Sequence[StudyRow]) -> str:
             out.append(f"| {r.size} | {name} | failed: {r.error} ||||||||||| |")
             continue
         mem, added = r.peak_mem_bytes, r.peak_mem_added_bytes
-        psnr = "identical" if q.get("identical") else _f(q.get("psnr_db"), ".1f")
+        psnr = "identical" if q.get("identical") else figure(q.get("psnr_db"), ".1f")
         out.append(
             f"| {r.size} | {name} ({r.precision}{', random weights' if r.weights == 'random' else ''}) | "
-            f"{_with_ci(r.fps, r.fps_ci95, '.2f')} | "
-            f"{_f(r.ms_p50, '.0f')} ({_f(r.ms_min, '.0f')}) | "
-            f"{_with_ci(r.speedup, r.speedup_ci95, '.2f', 'x')} | "
-            f"{_f(r.speedup_cpu_time, '.2f')}{'x' if r.speedup_cpu_time else ''} | "
-            f"{psnr} | {_f(q.get('ssim'), '.5f')} | {_f(q.get('max_abs_err'), '.2e')} | "
-            f"{_f(mem / 2**20 if mem else None, '.0f')}"
-            f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {_f(r.warmup_s, '.1f')} | "
+            f"{with_ci(r.fps, r.fps_ci95, '.2f')} | "
+            f"{figure(r.ms_p50, '.0f')} ({figure(r.ms_min, '.0f')}) | "
+            f"{with_ci(r.speedup, r.speedup_ci95, '.2f', 'x')} | "
+            f"{figure(r.speedup_cpu_time, '.2f')}{'x' if r.speedup_cpu_time else ''} | "
+            f"{psnr} | {figure(q.get('ssim'), '.5f')} | {figure(q.get('max_abs_err'), '.2e')} | "
+            f"{figure(mem / 2**20 if mem else None, '.0f')}"
+            f"{'' if added is None else f' (+{added / 2**20:.0f})'} | {figure(r.warmup_s, '.1f')} | "
             f"{'; '.join(r.fallbacks) or '-'} | {_dataset(r)} |"
         )
     return "\n".join(out)

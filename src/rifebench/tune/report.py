@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rifebench.study.records import StudyRow
+from rifebench.study.report import figure, with_ci
 from rifebench.study.score import STATISTIC, bad_figure, speed
 from rifebench.tune.measure import Measured
 from rifebench.tune.space import Candidate
@@ -78,14 +79,6 @@ def command(row: Row, common: list[str], size: tuple[int, int]) -> str:
     return "./run_model.sh " + shlex.join(flags)
 
 
-def _f(x: float | None, spec: str) -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-def _ci(x: float | None, ci: list[float] | None, spec: str, unit: str = "") -> str:
-    return "n/a" if x is None else f"{x:{spec}}{unit}" + (f" [{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else "")
-
-
 def table(tbl: list[Row]) -> str:
     out = [
         "| candidate | streams | batch | pairs/s [95% CI] | speed-up [95% CI] | PSNR dB | drop dB | verdict |",
@@ -95,9 +88,9 @@ def table(tbl: list[Row]) -> str:
         f = r.figures
         out.append(
             f"| {r.candidate.name} | {r.candidate.streams} | {r.candidate.batch} | "
-            f"{_ci(f.get('fps'), f.get('fps_ci95'), '.2f')} | "
-            f"{_ci(f.get('speedup'), f.get('speedup_ci95'), '.2f', 'x')} | {_f(r.psnr_db, '.3f')} | "
-            f"{_f(r.drop_db, '+.3f')} | {r.verdict}{f': {r.error}' if r.error else ''} |"
+            f"{with_ci(f.get('fps'), f.get('fps_ci95'), '.2f')} | "
+            f"{with_ci(f.get('speedup'), f.get('speedup_ci95'), '.2f', 'x')} | {figure(r.psnr_db, '.3f')} | "
+            f"{figure(r.drop_db, '+.3f')} | {r.verdict}{f': {r.error}' if r.error else ''} |"
         )
     return "\n".join(out)
 
@@ -108,9 +101,9 @@ def answer(winner: Row | None, common: list[str], size: tuple[int, int], floor_d
     f = winner.figures
     return [
         f"fastest within {floor_db:g} dB of the reference's PSNR: {winner.candidate.name}: "
-        f"{_ci(f['fps'], f.get('fps_ci95'), '.2f')} pairs/s, "
-        f"{_ci(f.get('speedup'), f.get('speedup_ci95'), '.2f', 'x')} eager PyTorch fp32, "
-        f"PSNR drop {_f(winner.drop_db, '+.3f')} dB",
+        f"{with_ci(f['fps'], f.get('fps_ci95'), '.2f')} pairs/s, "
+        f"{with_ci(f.get('speedup'), f.get('speedup_ci95'), '.2f', 'x')} eager PyTorch fp32, "
+        f"PSNR drop {figure(winner.drop_db, '+.3f')} dB",
         f"reproduce: {command(winner, common, size)}",
         STATISTIC + ".",
     ]
