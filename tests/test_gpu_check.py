@@ -145,7 +145,8 @@ def test_random_weights_refuses_a_model_without_weights(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 1 and "--model 'null' takes no weights (accepted: 4.0, 4.6, paper)" in proc.stderr
+    assert proc.returncode == 1 and "--model 'null' takes no weights (accepted: 4.0, 4.1," in proc.stderr
+    assert "4.25, 4.25.lite, 4.25.heavy, 4.26, 4.26.heavy, 3.6, paper)" in proc.stderr
 
 
 def test_bare_loop_runs_any_model_and_checks_its_arguments(tmp_path, monkeypatch):

@@ -187,6 +187,7 @@ def test_the_shipped_reference_profile_is_in_the_references_own_format():
 def test_bench_runs_rows_from_an_installed_copy_outside_the_checkout(tmp_path):
     source = tmp_path / "source"  # built from a copy: a build in the checkout would leave build/ there
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(REPO / "profiles", source / "profiles")  # installed as rifebench.profiles
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     site = tmp_path / "site"
