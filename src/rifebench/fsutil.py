@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -80,6 +81,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# What a path can be besides a regular file, in words (a symlink only shows in an lstat mode).
+_KINDS = (
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def kind_name(mode: int) -> str:
+    """The kind of file a stat mode describes: "a regular file", "a folder", "a FIFO (named pipe)", ..."""
+    return next((name for test, name in _KINDS if test(mode)), "a regular file")
 
 
 def open_nofollow(path: str | os.PathLike, mode: int = 0o666):

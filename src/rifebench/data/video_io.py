@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import queue
 import re
-import stat
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rifebench.errors import RifebenchError
+from rifebench.fsutil import kind_name
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".y4m")
 MIN_FRAMES = 3
@@ -33,14 +33,6 @@ MAX_SIDE, MAX_PIXELS = 15360, 15360 * 8640
 MAX_SIZE_TEXT = f"frames of at most {MAX_SIDE}x8640 or 8640x{MAX_SIDE} pixels"
 _Y4M_SIZE = re.compile(rb"YUV4MPEG2 (?:[^\n]* )?W(\d+) H(\d+)")
 _END = object()
-
-_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
 
 
 class VideoError(RifebenchError, RuntimeError):
@@ -64,7 +56,7 @@ def kind_of(path) -> str | None:
         mode = os.stat(path).st_mode  # follows links; never opens, so a FIFO cannot block
     except OSError:
         return "a link to a missing file" if os.path.islink(path) else None
-    what = next((name for test, name in _KINDS if test(mode)), "a regular file")
+    what = kind_name(mode)
     return f"a link to {os.path.realpath(path)}, {what}" if os.path.islink(path) else what
 
 

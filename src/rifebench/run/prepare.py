@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rifebench.console import log
 from rifebench.errors import UsageError
+from rifebench.fsutil import kind_name
 from rifebench.warning_codes import warning
 
 if TYPE_CHECKING:
@@ -175,15 +176,7 @@ def _not_a_file(path: Path) -> str | None:
         return None
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
-    kinds = (
-        (stat.S_ISLNK, "a symlink"),
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    )
-    return next((what for test, what in kinds if test(mode)), None)
+    return None if stat.S_ISREG(mode) else kind_name(mode)
 
 
 def new_folders(path: str) -> list[Path]:
