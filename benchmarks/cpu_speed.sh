@@ -5,11 +5,12 @@
 # pairs/s and speed-up against eager PyTorch fp32 with 95% intervals, PSNR against fp32's output, and
 # for 4.0 the UCF101 mean PSNR (bundled triplets, against the ground truth) and its drop against torch
 # fp32. Then OpenVINO's THROUGHPUT hint against our own STREAMS (`rifebench tune` on 4.0 at 448x256) and
-# OpenVINO's own per-layer report of where the time goes (benchmarks/ov_profile.py). Everything lands
+# ONNX Runtime's static INT8 (QDQ) against its fp32 (benchmarks/ort_qdq.py), and OpenVINO's own per-layer
+# report of where the time goes (benchmarks/ov_profile.py). Everything lands
 # in one markdown file, OUT_DIR/cpu_speed.md.
 #   benchmarks/cpu_speed.sh [OUT_DIR]     (default ./output/cpu-speed-<UTC timestamp>)
 #   ROUNDS=6  PAIRS=1  THREADS=(the CPUs this shell may use)  UCF_DIR=../shared/data/ucf101_256x256
-#   UCF_TRIPLETS=50  SKIP_TUNE=0  SKIP_PROFILE=0
+#   UCF_TRIPLETS=50  SKIP_TUNE=0  SKIP_QDQ=0  SKIP_PROFILE=0
 # About 20 minutes on 2 quiet cores; the first run also exports and quantizes (cached beside the weights,
 # a few minutes more). Run it on a quiet machine: a run while another job uses the cores is not a
 # measurement. Without the UCF101 triplets (UCF_DIR), the ground-truth columns are left out.
@@ -54,10 +55,18 @@ if [[ "${SKIP_TUNE:-0}" != 1 && -d "$ucf" ]]; then
     --quality-pairs 24 --runtimes openvino --precisions fp32,bf16 --streams 1,2 --batches 1,2 \
     --rounds "$rounds" --min-psnr-drop 0.2 --output-dir "$out/tune-ov" --force >"$out/tune-ov.log" 2>&1 || rc=1
 fi
+if [[ "${SKIP_QDQ:-0}" != 1 ]]; then
+  # ONNX Runtime's own static INT8 (QDQ) against its fp32, to say whether it pays (it is refused in runs).
+  for model in 4.0 4.6; do
+    w=$w40; [[ $model == 4.6 ]] && w=$w46
+    "$py" benchmarks/ort_qdq.py --weights "$w" --model "$model" --size 448x256 --rounds "$rounds" \
+      >"$out/ort-qdq-$model.md" 2>"$out/ort-qdq-$model.log" || rc=1
+  done
+fi
 if [[ "${SKIP_PROFILE:-0}" != 1 ]]; then
   "$py" benchmarks/ov_profile.py --weights "$w40" --model 4.0 --size 448x256 --precisions fp32,bf16,int8 \
     >"$out/profile-4.0.md" 2>"$out/profile-4.0.log" || rc=1
-  # 4.0's large-motion If inside OpenVINO against the three graphs the harness now runs.
+  # 4.0's large-motion If inside OpenVINO (what fp32 and bf16 run) against the three graphs (what int8 runs).
   "$py" benchmarks/ov_profile.py --weights "$w40" --model 4.0 --size 448x256 --precisions fp32,bf16 \
     --pairs 12 --compare-if >"$out/if-vs-split.md" 2>"$out/if-vs-split.log" || rc=1
 fi
@@ -100,6 +109,8 @@ md += ["", f"{cpu or 'no study finished'}. 4.6 runs seeded random weights of its
        "weights are absent: its PSNR columns against the ground truth are then n/a. UCF101: the bundled "
        "ucf101_256x256 triplets at their own size, after the timed rounds.", ""]
 for name, title in (("tune-ov/tune.md", "OpenVINO THROUGHPUT hint (its own streams) against our STREAMS"),
+                    ("ort-qdq-4.0.md", "ONNX Runtime static INT8 (QDQ) against its fp32: 4.0, 448x256"),
+                    ("ort-qdq-4.6.md", "ONNX Runtime static INT8 (QDQ) against its fp32: 4.6, 448x256"),
                     ("profile-4.0.md", "Where the time goes: OpenVINO's per-layer report (4.0, 448x256)"),
                     ("if-vs-split.md", "4.0 in OpenVINO: the If graph against the three graphs")):
     f = out / name

@@ -53,16 +53,21 @@ def profile(weights: str, model: str, size: tuple[int, int], precision: str, pai
 
 
 def compare_if(weights: str, model: str, size: tuple[int, int], precision: str, pairs: int, threads: int) -> str:
+    from functools import partial
+
     import numpy as np
 
     from rifebench.models import export as onnx_export
+    from rifebench.runtimes import branches
     from rifebench.runtimes.ov_engine import OvEngine
 
     cfg, net, a, b = _prepared(weights, model, size, precision, threads)
     hw = tuple(a.shape[2:])
-    parts, decide = net.ov_sources(hw)
     key = onnx_export.make_key(cfg.spec, weights, 1, hw, "fp32", 1.0)
-    whole, _ = onnx_export.cached_export(net.ref, cfg.spec, key, onnx_export.cache_folders(weights))
+    folders = onnx_export.cache_folders(weights)
+    parts, _ = branches.cached_parts(net.ref, cfg.spec, key, folders)  # what int8 runs on
+    decide = partial(branches.is_large, net.ref)
+    whole, _ = onnx_export.cached_export(net.ref, cfg.spec, key, folders)  # what fp32 and bf16 run
     engines = {"If graph": OvEngine({"whole": whole}, "cpu", 0, precision, threads),
                "three graphs": OvEngine(parts, "cpu", 0, precision, threads, decide=decide)}  # fmt: skip
     outs = {name: e.run(a, b, 0.5).numpy() for name, e in engines.items()}

@@ -26,8 +26,8 @@ CONFIGS = [("fp32", False), ("bf16", False), ("bf16", True), ("fp16", False), ("
 def load_pair(height, width):
     import torch
 
-    from rifebench.data.images import read_image
     from rifebench.data.dummy import dummy_frames
+    from rifebench.data.images import read_image
 
     data = REPO.parent / "shared" / "data" / "mixed_448x256"
     if data.is_dir():
@@ -42,10 +42,10 @@ def load_pair(height, width):
 def main() -> None:
     import torch
 
+    from rifebench.data.dummy import dummy_frames
+    from rifebench.measure.quality import float_psnr
     from rifebench.models import zoo
     from rifebench.models.interp import Interpolator, resolve_dtype
-    from rifebench.measure.quality import float_psnr
-    from rifebench.data.dummy import dummy_frames
     from rifebench.models.weights import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -39,6 +39,14 @@ REGISTRY: dict[str, Code] = {
             "or ignore this for a speed-only run",
         ),
         Code(
+            "RANDOM_WEIGHTS",
+            "model {model} ran with seeded random weights of its official shapes (seed {seed}): no quality is "
+            "scored, and the speed is the release's only where its work does not depend on the weights (4.0's "
+            "large-motion re-run does)",
+            "fetch the official weights with ./get_model.sh --model {model} (installed: rifebench fetch-model) "
+            "and rerun without --random-weights",
+        ),
+        Code(
             "INT8_SYNTHETIC_CALIBRATION",
             "PRECISION=int8 is calibrated on {pairs} pairs of synthetic frames (no --calibration, no dataset or "
             "video in this run, no bundled triplets beside the checkout): activation ranges from a synthetic "

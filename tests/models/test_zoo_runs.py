@@ -123,6 +123,9 @@ def test_performance_mode_with_random_weights(tmp_path):
     assert doc["model"]["weights_path"] == str(models / "rife-4.25" / "random-seed0.pkl")
     assert doc["model"]["parameters"] == zoo.get(MODEL).inference_params and doc["model"]["modulus"] == 64
     assert doc["model"]["flops"]["gflop_per_pair"] > 0
+    # said where every report reads it: the warnings (console, results.yaml, summaries), not only the model section
+    assert [w["code"] for w in doc["warnings"]].count("RANDOM_WEIGHTS") == 1
+    assert "warning [RANDOM_WEIGHTS]: model 4.25 ran with seeded random weights" in log
 
 
 @pytest.mark.slow

@@ -104,6 +104,19 @@ def test_a_runtime_stream_names_its_set_up_phase_and_parity():
     )
     cached = rt | {"exports": [{"export_s": None, "cached": True}], "engines": [{"build_s": 2.0}]}
     assert "(cached graph, compile 2.0 s)" in runtime_line(cached)
+    int8 = rt | {
+        "graph_precision": "int8",
+        "int8": {"calibration_read_s": 0.4, "entries": [{"quantize_s": 15.6}, {"quantize_s": 3.0}]},
+        "parity": rt["parity"]
+        | {"psnr_db": 38.1, "threshold_db": 30.0, "check_pairs": {"pairs": 4, "psnr_db": 33.25, "scene": "moving"}},
+    }
+    assert runtime_line(int8) == (
+        "openvino 2026.4.1 (graph int8): set-up 48.2 s (export 23.5 s, quantize 19.0 s, compile 5.4 s); "
+        "parity 38.10 dB PSNR against PyTorch fp32, 33.25 dB on 4 check pairs (moving) (needs >= 30 dB)"
+    )
+    cached8 = int8 | {"exports": [{"export_s": None, "cached": True}], "engines": [{"build_s": 1.5}]}
+    cached8["int8"] = {"calibration_read_s": 0.3, "entries": [{"quantize_s": None, "cached": True}]}
+    assert "(cached graph, cached int8 graph, compile 1.2 s)" in runtime_line(cached8)
 
 
 def test_the_ready_line_and_the_header_name_the_runtime_phase(monkeypatch):

@@ -122,6 +122,30 @@ def test_openvino_throughput_hint_leaves_the_streams_to_openvino_and_int8_keeps_
     assert ov_engine.ov_config("cpu", "int8", 2)["INFERENCE_PRECISION_HINT"] == "f32"  # the warp stays f32
 
 
+@pytest.mark.skipif(not HAVE_OV, reason="openvino is not installed (./setup.sh --runtimes openvino)")
+def test_a_throughput_hint_spreads_a_batch_pair_by_pair_even_over_one_request(tmp_path):
+    """Under the throughput hint the graph takes one pair; a batch of 2 on a stream whose
+    one CPU gives OpenVINO a single request used to reach the graph whole and fail."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = [1, 3, 4, 4]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["img0", "img1"], ["s"]), helper.make_node("Mul", ["s", "timestep"], ["out"])],
+        "average",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("img0", "img1")]
+        + [helper.make_tensor_value_info("timestep", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+    )
+    path = tmp_path / "average.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    engine = ov_engine.OvEngine({"whole": str(path)}, "cpu", 0, "fp32", 1, hint="throughput")
+    engine.lanes, engine.pool = engine.lanes[:1], None  # the one-request case, whatever this CPU chose
+    a, b = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
+    assert np.allclose(engine.run(a, b, 0.5).numpy(), ((a + b) * 0.5).numpy())
+
+
 def test_graph_precision():
     assert graph_precision("onnxruntime", "fp16") == "fp16" and graph_precision("tensorrt", "fp16") == "fp16"
     assert graph_precision("openvino", "fp16") == "fp32" and graph_precision("openvino", "bf16") == "fp32"

@@ -408,3 +408,14 @@ def test_a_tiny_model_sweep_end_to_end(tmp_path, weights_40):
     assert rows[("4.25.lite", "channels_last")]["speedup"] is not None  # against its own model's baseline
     assert "| 64x64 | 4.25.lite baseline (fp32, random weights) |" in proc.stdout
     assert "![speed vs quality](study-64x64.png)" in (out / "study.md").read_text()
+
+
+def test_a_worker_failure_keeps_its_cause_on_one_line():
+    from rifebench.study.worker import one_line
+
+    ov = "Exception from src/inference/src/cpp/infer_request.cpp:224:\nCheck 'shape' failed:\n  batch 2 != 1\n"
+    assert one_line(f"RuntimeError: {ov}") == (
+        "RuntimeError: Exception from src/inference/src/cpp/infer_request.cpp:224: Check 'shape' failed: batch 2 != 1"
+    )
+    long = one_line("x" * 2000)
+    assert len(long) == 600 and long.endswith("...")

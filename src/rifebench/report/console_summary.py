@@ -119,11 +119,19 @@ def runtime_line(rt: dict[str, Any]) -> str:
     build_s = sum(e.get("build_s") or 0.0 for e in rt.get("engines") or [])  # export included
     cached = any(e.get("cached") for e in rt.get("exports") or [])
     parts = [f"export {export_s:.1f} s" if exports else ("cached graph" if cached else "no ONNX export")]
-    parts.append(f"compile {max(build_s - export_s, 0.0):.1f} s")
+    int8 = rt.get("int8") or {}
+    quantized = [e for e in int8.get("entries") or [] if e.get("quantize_s") is not None]
+    # reading the calibration frames belongs to quantizing, not to the runtime's compile
+    quantize_s = sum(e["quantize_s"] for e in quantized) + (int8.get("calibration_read_s") or 0.0)
+    if rt.get("int8"):
+        parts.append(f"quantize {quantize_s:.1f} s" if quantized else "cached int8 graph")
+    parts.append(f"compile {max(build_s - export_s - quantize_s, 0.0):.1f} s")
     setup = f"set-up {rt['setup_s']:.1f} s ({', '.join(parts)})" if rt.get("setup_s") is not None else ", ".join(parts)
     gate = rt.get("parity") or {}
     db = "identical" if gate.get("identical") else f"{f(gate.get('psnr_db'))} dB PSNR"
     need = gate.get("threshold_db")
-    parity = f"parity {db} against {gate.get('against') or 'PyTorch fp32'} (needs >= {f(need, 'g')} dB)"
+    check = gate.get("check_pairs")
+    also = f", {f(check.get('psnr_db'))} dB on {check.get('pairs')} check pairs ({check.get('scene')})" if check else ""
+    parity = f"parity {db} against {gate.get('against') or 'PyTorch fp32'}{also} (needs >= {f(need, 'g')} dB)"
     name = f"{rt.get('name')} {rt.get('version') or '(version unknown)'} (graph {rt.get('graph_precision')})"
     return f"{name}: {setup}; {parity}"

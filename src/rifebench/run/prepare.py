@@ -280,7 +280,8 @@ def check_weights(cfg: Config) -> tuple[ModelInfo, list[dict[str, Any]]]:
         from rifebench.models.zoo import RANDOM_SEED
 
         note = RANDOM_NOTE.format(seed=RANDOM_SEED)
-        return replace(info, weights=note, checksum={"basis": "random weights", "seed": RANDOM_SEED}), []
+        info = replace(info, weights=note, checksum={"basis": "random weights", "seed": RANDOM_SEED})
+        return info, [warning("RANDOM_WEIGHTS", model=spec.name, seed=RANDOM_SEED)]
     if held.matches is False:  # not the published file, or not the one the first fetch locked
         return info, [warning("WEIGHTS_NOT_OFFICIAL", path=str(path), model=spec.name, sha256=digest[:12])]
     return info, []

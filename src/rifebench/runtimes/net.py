@@ -82,15 +82,17 @@ class RuntimeNet(nn.Module):
         return path, net
 
     def ov_sources(self, hw) -> tuple[dict, object]:
-        """OpenVINO's graphs for this size: 4.0 as three (runtimes/branches.py), the others
-        as one; INT8 versions of them for PRECISION=int8 (runtimes/int8.py)."""
+        """OpenVINO's graphs for this size: one, with 4.0's large-motion branch as its `If`;
+        for PRECISION=int8, INT8 versions of them (runtimes/int8.py), 4.0 then as three graphs
+        (runtimes/branches.py), the form NNCF can quantize. In fp32 and bf16 the `If` graph is
+        the faster (benchmarks/ov_profile.py --compare-if: bf16 59 against 71 ms at 448x256)."""
         from rifebench.runtimes import int8
 
         o = self.opts
         batch = 1 if o["ov_hint"] == "throughput" else o["batch"]  # a lane runs one pair
         key = onnx_export.make_key(self.spec, o["weights"], batch, hw, "fp32", o["scale"])
         decide = None
-        if branches.splits(self.ref):
+        if o["precision"] == "int8" and branches.splits(self.ref):
             graphs, infos = branches.cached_parts(self.ref, self.spec, key, onnx_export.cache_folders(o["weights"]))
             self.exports += infos
             decide = partial(branches.is_large, self.ref)

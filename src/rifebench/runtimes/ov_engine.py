@@ -99,6 +99,9 @@ class OvEngine:
         self.lanes = [Lane(compiled) for _ in range(count)]
         self.pool = ThreadPoolExecutor(count, thread_name_prefix="ov-lane") if count > 1 else None
         self.decide, self.split = decide, "head" in sources
+        # Under a throughput hint the graph takes one pair (runtimes/net.py exports it at batch 1):
+        # a batch is always submitted pair by pair, over however many requests OpenVINO chose.
+        self.per_pair = hint != "latency"
         self.settings: dict[str, Any] = {
             "device": self.device,
             "hint": hint,
@@ -113,8 +116,9 @@ class OvEngine:
                 continue
 
     @property
-    def large_motion_count(self) -> int:
-        return sum(lane.reruns for lane in self.lanes)
+    def large_motion_count(self) -> int | None:
+        """Re-runs taken on the host (three graphs); None where the graph's `If` took them unseen."""
+        return sum(lane.reruns for lane in self.lanes) if self.split else None
 
     def run(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
         feeds = {
@@ -122,10 +126,13 @@ class OvEngine:
             "img1": img1.contiguous().numpy(),
             "timestep": np.array([t], dtype=np.float32),
         }
-        if self.pool is None:
+        if not self.per_pair:
             return torch.from_numpy(self._submission(self.lanes[0], feeds))
         # One pair per request, spread over the lanes: lane k runs pairs k, k + L, ...
         n, lanes = img0.shape[0], len(self.lanes)
+        if self.pool is None:  # one request (e.g. one CPU for this stream): the pairs in turn
+            outs = [self._submission(self.lanes[0], _pair(feeds, i)) for i in range(n)]
+            return torch.from_numpy(np.concatenate(outs))
 
         def lane_pairs(k: int) -> list[tuple[int, np.ndarray]]:
             return [(i, self._submission(self.lanes[k], _pair(feeds, i))) for i in range(k, n, lanes)]

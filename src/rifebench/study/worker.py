@@ -147,11 +147,18 @@ def _rounds(workers: list[Worker], rows: dict[str, StudyRow], args, label: str, 
 # Only plain data crosses the pipe: each answer is a dict of StudyRow fields.
 
 
+def one_line(text: str, limit: int = 600) -> str:
+    """A failure's whole message on one line: runtimes (OpenVINO) put the cause on the
+    lines after a bare "Exception from <file>:<line>:" header."""
+    joined = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 def _worker(conn: Connection, flags: list[str], size: tuple[int, int], seed: int, threads: int) -> None:
     try:
         _serve(conn, flags, size, seed, threads)
     except BaseException as exc:  # noqa: BLE001 - the parent must hear about every failure
-        conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        conn.send(("error", one_line(f"{type(exc).__name__}: {exc}")))
     finally:
         conn.close()
 
