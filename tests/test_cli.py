@@ -82,6 +82,7 @@ def test_unavailable_platform(tmp_path):
     assert_usage_error(proc, "'xpu' is not available", out=tmp_path)
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -49,6 +49,7 @@ def test_checkout_models_dir_is_repo_model(monkeypatch):
     assert weights.default_models_dir() == REPO / "model" == paths.default_models_dir()
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_installed_copy_keeps_weights_in_the_user_cache(tmp_path):
     target, cache, elsewhere = tmp_path / "site", tmp_path / "xdg", tmp_path / "cwd"
     elsewhere.mkdir()

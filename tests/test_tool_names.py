@@ -24,6 +24,7 @@ def test_the_installed_command_names_itself(sub):
     assert proc.stdout.startswith(f"usage: rifebench {sub} "), proc.stdout[:200]
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 @pytest.mark.parametrize("script", ["run_model.sh", "benchmark.sh"])
 def test_the_checkouts_scripts_keep_their_names(script):
     proc = subprocess.run([str(REPO / script), "--help"], capture_output=True, text=True, timeout=120)

@@ -115,6 +115,7 @@ def test_cells_columns_comments_and_environment(tmp_path):
     assert cfg["output_dir"] == str(tmp_path / "test_1")
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_shipped_profiles_are_valid_and_shaped_as_documented():
     names = sorted(p.name for p in (REPO / "profiles").glob("*.csv"))
     assert names == [
@@ -465,6 +466,7 @@ def test_dummy_fingerprints_against_row_1(tmp_path):
     assert "identical" in md and "inf" not in md
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_plots_are_chosen_by_the_profile_and_titled(tmp_path):
     import numpy as np
 

@@ -48,6 +48,7 @@ def problems(path: Path, environ=None) -> list[str]:
 # --- every row's start-up checks, before row 1 runs ------------------------------------------
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_a_row_asking_for_cuda_without_a_gpu_stops_the_benchmark_before_row_1(tmp_path):
     import torch
 

@@ -62,6 +62,7 @@ def test_weights_here_follows_the_published_checksum_and_the_lock(tmp_path, caps
     assert catalog.weights_here(zoo.get("4.0"), tmp_path) == "no: the file there is not the published one"
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_gflop_at_720p_for_a_few_releases(tmp_path, capsys):
     rows = {
         r["name"]: r

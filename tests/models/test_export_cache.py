@@ -123,6 +123,7 @@ def test_the_lock_is_never_truncated(tmp_path):
     assert (tmp_path / ".lock").read_bytes() == b"12345\n"
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 @exports
 def test_no_cache_file_is_written_through_a_planted_symlink(tmp_path):
     """Links at the graph's name, its key file's name and the temporary name the

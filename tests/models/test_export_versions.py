@@ -47,41 +47,47 @@ def test_the_sweep_covers_every_release_3_6_and_the_paper_model():
 
 
 HW = ("--data-height", "40", "--data-width", "72")
-# A child process that builds a stream as a run does: the export lands in the cache beside the weights.
+# A child process that starts a stream as a run does: its first input exports the graph into the
+# cache beside the weights.
 EXPORT_CHILD = """
 import sys
 from rifebench.config import resolve
-from rifebench.run.stream import build
+from rifebench.run.stream import build, make_source
+from rifebench.runtimes.net import parity
 name, weights, *hw = sys.argv[1:]
-build(resolve(["--model", name, "--dummy", "--platform", "cpu", "--precision", "fp32",
-               "--runtime", "onnxruntime", "--pretrained-weights", weights, *hw], {}))
+cfg = resolve(["--model", name, "--dummy", "--platform", "cpu", "--precision", "fp32",
+               "--runtime", "onnxruntime", "--pretrained-weights", weights, *hw], {})
+_, interp = build(cfg)
+parity(cfg, interp, make_source(cfg, interp, 0), cfg.num_inputs)  # the first input exports the graph
 """
 
 
 @pytest.fixture(scope="module")
-def zoo_weights(tmp_path_factory) -> dict[str, Path]:
-    """Each architecture's release file, exported ahead two at a time in child processes:
-    an export is one core's work (tracing), so the 2-core suite does two at once. The tests
-    then find their graph cached; a child that fails leaves the export (and its error) to
-    the test."""
+def zoo_weights(tmp_path_factory) -> dict[str, tuple[Path, str | None]]:
+    """Each architecture's release file, exported ahead two at a time in child processes
+    (an export is one core's tracing: the 2-core suite does two at once), with what a failed
+    child said (None: its graph is in the cache beside the weights)."""
     root = tmp_path_factory.mktemp("zoo")
-    weights = {}
+    weights, said = {}, {}
     for name in EXPORTED:
         path = root / name / "flownet.pkl"
         path.parent.mkdir()
         state = random_state(zoo.get(name).build(), seed=len(name))
         torch.save({f"module.{k}": v for k, v in state.items()}, path)
         weights[name] = path
-    pending, running = list(weights.items()), []
+    pending, running = list(weights), {}
     while pending or running:
         while pending and len(running) < 2:
-            name, path = pending.pop(0)
-            cmd = [sys.executable, "-c", EXPORT_CHILD, name, str(path), *HW]
-            running.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        while all(proc.poll() is None for proc in running):
+            name = pending.pop(0)
+            cmd = [sys.executable, "-c", EXPORT_CHILD, name, str(weights[name]), *HW]
+            running[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        while all(proc.poll() is None for proc in running.values()):
             time.sleep(0.2)
-        running = [proc for proc in running if proc.poll() is None]
-    return weights
+        for name in [n for n, proc in running.items() if proc.poll() is not None]:
+            proc = running.pop(name)
+            out, _ = proc.communicate()
+            said[name] = None if proc.returncode == 0 else f"exit {proc.returncode}\n{out}"
+    return {name: (path, said.get(name)) for name, path in weights.items()}
 
 
 @pytest.mark.parametrize("name", EXPORTED)
@@ -92,7 +98,8 @@ def test_exports_and_passes_the_parity_gate_on_both_cpu_runtimes(zoo_weights, na
     from rifebench.run.stream import build, make_source
     from rifebench.runtimes.net import parity
 
-    weights = zoo_weights[name]
+    weights, failed = zoo_weights[name]
+    assert failed is None, f"exporting {name} in a child process failed:\n{failed}"
     for runtime in ("onnxruntime", "openvino"):
         flags = ["--model", name, "--dummy", "--platform", "cpu", "--precision", "fp32", "--runtime", runtime]
         cfg = resolve([*flags, "--pretrained-weights", str(weights), *HW], {})
@@ -103,3 +110,4 @@ def test_exports_and_passes_the_parity_gate_on_both_cpu_runtimes(zoo_weights, na
         assert gate["passed"] and gate["threshold_db"] == PARITY_DB["fp32"], gate
         export = interp.net.describe()["exports"][-1]
         assert export["path"].endswith(".onnx") and export["beside_weights"]
+        assert export["cached"]  # the child's export, for both runtimes: one fp32 graph at batch 1

@@ -94,6 +94,7 @@ def test_parity_generated_frames(ours_36, ref_36, scale):
     compare("generated 140x100", ours_36, ref_36, img0, img1, scale)
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_parity_and_quality_real_frames(ours_36, ref_36, shared_data):
     """Real triplets at their size and cropped to 200x136; over Middlebury, DAVIS and Big
     Buck Bunny crops the official weights must beat the blend of the outer frames on the

@@ -49,6 +49,7 @@ def one_error_line(proc, code=2):
 # --- 1. one run per folder ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -128,6 +129,7 @@ def test_results_that_cannot_be_written_at_the_end_leave_nothing_running(tmp_pat
 # --- 4. symlinks planted in the folder ---------------------------------------------------
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 @pytest.mark.parametrize("name", ["output.log", "results.json", "results.yaml", "images", "previous"])
 def test_a_symlinked_output_file_is_refused(tmp_path, name):
     out, target = tmp_path / "out", tmp_path / "victim"

@@ -185,6 +185,7 @@ def test_killed_stream_ends_the_run_in_seconds(tmp_path, args):
         pytest.param("1:3:exit", "variable", "exited with status 3 without a result", marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_stream_that_raises_or_exits_fails_the_run(tmp_path, args, fault, given_by, reason):
     extra = ["--fault", fault] if given_by == "flag" else []
     env = clean_env(STREAMS=2, **({"FAULT": fault} if given_by == "variable" else {}))

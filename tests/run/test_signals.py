@@ -300,6 +300,7 @@ def test_a_subcommand_cut_short_names_itself_and_what_it_was_doing(tmp_path):
     )
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_run_model_sh_traps_a_signal_before_python_takes_over(tmp_path):
     run = Proc([str(REPO / "run_model.sh"), *NULL, "--output-dir", tmp_path])
     until = time.monotonic() + 20

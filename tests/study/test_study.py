@@ -101,6 +101,7 @@ def test_a_configuration_that_cannot_run_is_refused_before_any_worker(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: kept out of the fast tier
 def test_a_bad_config_exits_2_like_every_tool(tmp_path, capsys):
     """A configuration whose flags the harness refuses is a usage error: one line, exit 2."""
     args = ["--configs", "baseline,x", "--config", "x=--fault nonsense", "--sizes", "32x32"]
