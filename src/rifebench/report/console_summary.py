@@ -123,7 +123,7 @@ def runtime_line(rt: dict[str, Any]) -> str:
     quantized = [e for e in int8.get("entries") or [] if e.get("quantize_s") is not None]
     # reading the calibration frames belongs to quantizing, not to the runtime's compile
     quantize_s = sum(e["quantize_s"] for e in quantized) + (int8.get("calibration_read_s") or 0.0)
-    if rt.get("int8"):
+    if int8:
         parts.append(f"quantize {quantize_s:.1f} s" if quantized else "cached int8 graph")
     parts.append(f"compile {max(build_s - export_s - quantize_s, 0.0):.1f} s")
     setup = f"set-up {rt['setup_s']:.1f} s ({', '.join(parts)})" if rt.get("setup_s") is not None else ", ".join(parts)

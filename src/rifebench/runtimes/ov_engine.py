@@ -130,14 +130,13 @@ class OvEngine:
             return torch.from_numpy(self._submission(self.lanes[0], feeds))
         # One pair per request, spread over the lanes: lane k runs pairs k, k + L, ...
         n, lanes = img0.shape[0], len(self.lanes)
-        if self.pool is None:  # one request (e.g. one CPU for this stream): the pairs in turn
-            outs = [self._submission(self.lanes[0], _pair(feeds, i)) for i in range(n)]
-            return torch.from_numpy(np.concatenate(outs))
 
         def lane_pairs(k: int) -> list[tuple[int, np.ndarray]]:
             return [(i, self._submission(self.lanes[k], _pair(feeds, i))) for i in range(k, n, lanes)]
 
-        done = dict(pair for part in self.pool.map(lane_pairs, range(min(lanes, n))) for pair in part)
+        # One request (e.g. one CPU for this stream) has no pool: its lane runs the pairs in turn.
+        parts = self.pool.map(lane_pairs, range(min(lanes, n))) if self.pool else [lane_pairs(0)]
+        done = dict(pair for part in parts for pair in part)
         return torch.from_numpy(np.concatenate([done[i] for i in range(n)]))
 
     def layer_report(self) -> list[dict[str, Any]]:
